@@ -1,0 +1,103 @@
+"""``mediatools``: a thin click layer over the library API.
+
+Exit codes: 0 success (problems, if any, reported), 1 failure, 2 usage error,
+130 interrupted.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+
+import click
+
+from .. import __version__
+from ..errors import MediatoolsError, UsageError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ISSUES_URL = "https://github.com/mediatools/mediatools/issues"
+
+
+def _version_message() -> str:
+    from ..ffmpeg import ffmpeg_path, ffmpeg_version
+    try:
+        return f"mediatools {__version__}\nffmpeg {ffmpeg_version()} ({ffmpeg_path()})"
+    except MediatoolsError as exc:
+        return f"mediatools {__version__}\nffmpeg: {exc}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog="Exit codes: 0 success (problems reported), 1 failure, 2 usage error, 130 interrupted.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, message="%(version)s", prog_name="mediatools", callback=None)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Agora Cloud Recording (individual audio) → audio people can use.
+
+    fetch, inspect, merge, mix and verify recordings made of per-uid M3U8
+    playlists and ~15 s MPEG-TS slices.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+# --version prints which ffmpeg is used, too
+for p in cli.params:
+    if p.name == "version":
+        def _cb(ctx, param, value):  # noqa: ANN001
+            if value and not ctx.resilient_parsing:
+                click.echo(_version_message())
+                ctx.exit()
+        p.callback = _cb
+
+
+def _handle_term(signum, frame):  # noqa: ANN001
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _handle_term)
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="mediatools", standalone_mode=False)
+        code = EXIT_OK
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("mediatools: interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except click.UsageError as exc:
+        exc.show()
+        code = EXIT_USAGE
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("mediatools: interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except UsageError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"mediatools: error: {exc}", err=True)
+        code = EXIT_USAGE
+    except MediatoolsError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"mediatools: error: {exc}", err=True)
+        code = EXIT_FAIL
+    except BrokenPipeError:
+        code = EXIT_FAIL
+    except Exception as exc:  # unexpected: say how to report it
+        if debug:
+            traceback.print_exc()
+        click.echo(f"mediatools: internal error: {type(exc).__name__}: {exc} "
+                   f"(rerun with --debug and report it at {ISSUES_URL})", err=True)
+        code = EXIT_FAIL
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+# Commands register themselves on `cli` when imported.
+from . import inspect_cmd, synth_cmd  # noqa: E402,F401

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import click
+
+from . import cli
+from .common import emit_json, json_option, sid_option, strict_option, uid_option
+from ..errors import Strictness, UsageError
+from ..recording import discover
+from ..report import SCHEMA, probe_runs, recording_dict, render_text
+from ..sources import local_source
+from ..timeline import DEFAULT_TOLERANCE_MS, build_timeline
+
+
+@cli.command("inspect")
+@click.argument("source")
+@sid_option
+@uid_option
+@json_option
+@strict_option
+@click.option("--tolerance-ms", type=float, default=DEFAULT_TOLERANCE_MS, show_default=True,
+              help="Slices whose file-name time is further than this from the previous slice's end start a new run.")
+@click.option("--no-probe", is_flag=True, help="Do not run ffmpeg to read codec, rate and channels.")
+@click.pass_context
+def inspect_cmd(ctx: click.Context, source: str, sid: str | None, uids: tuple[str, ...], as_json: bool,
+                strict: bool, tolerance_ms: float, no_probe: bool) -> None:
+    """Show a recording as a timeline: users, runs, gaps, codecs, problems.
+
+    SOURCE is a folder holding Agora files (searched recursively) or an s3:// URL.
+    Every recording found is shown unless --sid picks one.
+    """
+    folder = local_source(ctx, source, sid=sid, uids=list(uids))
+    recs = discover(folder, tolerance_ms=tolerance_ms)
+    if sid:
+        recs = [r for r in recs if r.sid == sid]
+        if not recs:
+            raise UsageError(f"no recording with sid {sid}", file=str(folder))
+    if not recs:
+        from ..errors import MediatoolsError
+        raise MediatoolsError("no Agora audio recording found (no *__uid_s_*__uid_e_audio* files)",
+                              file=str(folder), code="not_a_recording")
+    docs = []
+    for rec in recs:
+        if not no_probe:
+            probe_runs(rec)
+        if strict:
+            Strictness(True).extend(rec.problems)
+        tl = build_timeline(rec, list(uids) or None)
+        docs.append(recording_dict(rec, tl))
+    doc = {"schema": SCHEMA, "root": str(folder), "recordings": docs}
+    if as_json:
+        emit_json(doc)
+    else:
+        click.echo(render_text(doc))

@@ -1,0 +1,271 @@
+"""Discovery: a folder of Agora files → :class:`~mediatools.model.Recording` objects.
+
+The rules for abnormal uploads (AGORA_FORMAT.md) live here and each repair is reported:
+re-uploaded playlists (the larger of the unsuffixed and the highest-index version wins),
+``bak<n>`` failover playlists joined to their user, slices listed nowhere kept by their
+file-name time, users with no playlist rebuilt from slice names, duplicate and
+out-of-order entries, and slices that are missing, empty or not MPEG-TS.
+Playlist entries are only ever used as *names* to look up in the folder index, so an
+entry can never point outside the folder.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .errors import MediatoolsError, Problem, Strictness, UsageError
+from .model import (SLICE_GARBAGE, SLICE_MISSING, SLICE_OK, SLICE_TRUNCATED, SLICE_ZERO, Recording,
+                    Slice, UserTrack)
+from .naming import AgoraName, NameError_, looks_like_agora, parse_name
+from .playlist import PlaylistError, parse_playlist
+from .timeline import DEFAULT_TOLERANCE_MS, resolve_overlaps, split_runs
+
+#: A slice whose file-name time is this far from its user's median is an outlier.
+OUTLIER_MS = 12 * 3600 * 1000
+TS_PACKET = 188
+
+Measure = Callable[[Path], float]
+
+
+@dataclass
+class _Track:
+    """Everything found on disk for one (sid, cname, uid, type)."""
+    playlists: dict[int | None, list[tuple[AgoraName, Path]]] = field(default_factory=lambda: defaultdict(list))
+    slices: dict[str, tuple[AgoraName, Path]] = field(default_factory=dict)
+
+
+def scan(root: Path, problems: list[Problem]) -> dict[tuple[str, str, str, str], _Track]:
+    """Index every Agora-named file below ``root`` by user track."""
+    if not root.exists():
+        raise MediatoolsError("no such folder", file=str(root), code="not_found")
+    if not root.is_dir():
+        raise MediatoolsError("not a folder", file=str(root), code="not_a_folder")
+    tracks: dict[tuple[str, str, str, str], _Track] = defaultdict(_Track)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fn in sorted(filenames):
+            if not looks_like_agora(fn) or fn.startswith("."):
+                continue
+            path = Path(dirpath) / fn
+            try:
+                n = parse_name(fn)
+            except NameError_ as exc:
+                problems.append(Problem(exc.code, fn, str(exc).split(": ", 1)[-1], "skipped"))
+                continue
+            t = tracks[n.key]
+            if n.kind == "playlist":
+                t.playlists[n.bak].append((n, path))
+            elif fn in t.slices:
+                problems.append(Problem("duplicate_file", fn, f"also found at {path.relative_to(root)}; "
+                                        "first copy used", "skipped"))
+            else:
+                t.slices[fn] = (n, path)
+    return tracks
+
+
+def choose_playlist(versions: list[tuple[AgoraName, Path]]) -> tuple[AgoraName, Path, list[Problem]]:
+    """Documented rule: compare the highest-index re-upload with the unsuffixed one; larger wins."""
+    plain = [v for v in versions if v[0].index is None]
+    reup = sorted((v for v in versions if v[0].index is not None), key=lambda v: (v[0].index, v[0].tick))
+    if not reup:
+        return plain[0][0], plain[0][1], []
+    newest = reup[-1]
+    if not plain:
+        chosen = newest
+        why = "no unsuffixed playlist"
+    else:
+        size_p, size_n = _size(plain[0][1]), _size(newest[1])
+        chosen = newest if size_n > size_p else plain[0]
+        why = f"{newest[1].name} is {size_n} bytes, {plain[0][1].name} is {size_p} bytes; larger used"
+    others = [v for v in versions if v is not chosen]
+    probs = [Problem("reuploaded_playlist", chosen[1].name,
+                     f"{len(others)} other version(s) ({', '.join(o[1].name for o in others)}): {why}", "repaired")]
+    return chosen[0], chosen[1], probs
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return -1
+
+
+def check_slice_file(path: Path) -> tuple[str, int | None, str | None]:
+    """Cheap validity check without decoding: status, size, reason."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return SLICE_ZERO, 0, "zero-byte slice"
+        if path.suffix == ".ts":
+            with open(path, "rb") as fh:
+                head = fh.read(TS_PACKET + 1)
+            if head[:1] != b"\x47" or (len(head) > TS_PACKET and head[TS_PACKET:TS_PACKET + 1] != b"\x47"):
+                return SLICE_GARBAGE, size, "not an MPEG-TS file (no 0x47 sync byte)"
+            if size % TS_PACKET:
+                return SLICE_TRUNCATED, size, (f"truncated: {size} bytes is not a whole number of "
+                                               f"{TS_PACKET}-byte TS packets")
+        return SLICE_OK, size, None
+    except OSError as exc:
+        return SLICE_MISSING, None, f"unreadable: {exc.strerror}"
+
+
+def _default_measure(path: Path) -> float:
+    from .ffmpeg import decoded_duration
+    return decoded_duration(path)
+
+
+def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: float = DEFAULT_TOLERANCE_MS,
+                measure: Measure | None = _default_measure) -> tuple[UserTrack, list[Problem]]:
+    sid, cname, uid, ttype = key
+    problems: list[Problem] = []
+    listed: dict[str, Slice] = {}
+    used_playlists: list[str] = []
+
+    def add(p: Problem) -> None:
+        problems.append(Problem(p.code, p.file, p.message, p.action, uid))
+
+    for bak in sorted(t.playlists, key=lambda b: -1 if b is None else b):
+        pname, ppath, probs = choose_playlist(t.playlists[bak])
+        for p in probs:
+            add(p)
+        try:
+            pl = parse_playlist(ppath.read_bytes(), ppath.name)
+        except PlaylistError as exc:
+            add(Problem(exc.code, ppath.name, str(exc).split(": ", 1)[-1], "skipped"))
+            continue
+        except OSError as exc:
+            add(Problem("unreadable", ppath.name, exc.strerror or str(exc), "skipped"))
+            continue
+        used_playlists.append(ppath.name)
+        for p in pl.problems:
+            add(p)
+        last_utc = None
+        for e in pl.entries:
+            name = posixpath.basename(e.uri.replace("\\", "/").split("?", 1)[0])
+            try:
+                n = parse_name(name)
+            except NameError_ as exc:
+                add(Problem(exc.code, pl.name, f"entry {e.uri!r}: {str(exc).split(': ', 1)[-1]}", "skipped"))
+                continue
+            if n.kind != "slice" or n.key != key:
+                add(Problem("foreign_entry", pl.name, f"entry {name} belongs to another track", "skipped"))
+                continue
+            if name in listed:
+                add(Problem("duplicate_entry", pl.name, f"entry {name} listed more than once", "skipped"))
+                continue
+            if last_utc is not None and n.utc_ms < last_utc:
+                add(Problem("out_of_order", pl.name, f"entry {name} is listed before earlier slices; "
+                            "order restored by file-name time", "repaired"))
+            last_utc = n.utc_ms if last_utc is None else max(last_utc, n.utc_ms)
+            dur = e.extinf_s * 1000.0 if e.extinf_s is not None else None
+            listed[name] = Slice(name=name, utc_ms=n.utc_ms, duration_ms=dur, source=n.source,
+                                 playlist=pl.name, discontinuity=e.discontinuity or e.event_time_ms is not None)
+
+    if not t.playlists:
+        add(Problem("no_playlist", f"{sid}_{cname}__uid_s_{uid}__uid_e_{ttype}.m3u8",
+                    f"no playlist for uid {uid}; rebuilt from {len(t.slices)} slice name(s)", "repaired"))
+    elif not used_playlists and t.slices:
+        add(Problem("no_usable_playlist", f"uid {uid}", "no readable playlist; rebuilt from slice names",
+                    "repaired"))
+
+    for name, (n, path) in t.slices.items():
+        if name not in listed:
+            s = Slice(name=name, utc_ms=n.utc_ms, duration_ms=None, source=n.source, playlist=None,
+                      discontinuity=True)
+            listed[name] = s
+            if t.playlists and used_playlists:
+                add(Problem("orphan_slice", name, "in the folder but listed in no playlist; kept by its "
+                            "file-name time", "repaired"))
+
+    slices = sorted(listed.values(), key=lambda s: (s.utc_ms, s.source, s.name))
+    if slices:
+        median = statistics.median_low([s.utc_ms for s in slices])
+    for s in slices:
+        found = t.slices.get(s.name)
+        if found is None:
+            s.status = SLICE_MISSING
+            add(Problem("missing_slice", s.name, f"listed in {s.playlist} but not in the folder", "skipped"))
+            continue
+        s.path = found[1]
+        s.status, s.size, why = check_slice_file(s.path)
+        if why:
+            add(Problem(s.status, s.name, why, "skipped"))
+            continue
+        if abs(s.utc_ms - median) > OUTLIER_MS:
+            s.status = "utc_outlier"
+            add(Problem("utc_outlier", s.name, f"file-name time is {abs(s.utc_ms - median) / 3.6e6:.1f} h "
+                        "from the rest of the user's slices", "skipped"))
+            continue
+        if s.duration_ms is None:
+            if measure is None:
+                s.status = "no_duration"
+                add(Problem("no_duration", s.name, "no usable EXTINF and measuring is off", "skipped"))
+                continue
+            try:
+                s.duration_ms = measure(s.path) * 1000.0
+            except MediatoolsError as exc:
+                s.status = SLICE_GARBAGE
+                add(Problem("undecodable", s.name, str(exc).split(": ", 1)[-1], "skipped"))
+                continue
+            if s.duration_ms <= 0:
+                s.status = SLICE_GARBAGE
+                add(Problem("undecodable", s.name, "decodes to no audio", "skipped"))
+
+    runs = []
+    for src in sorted({s.source for s in slices}):
+        runs += split_runs([s for s in slices if s.source == src], tolerance_ms)
+    runs, probs = resolve_overlaps(runs, uid)
+    problems += probs
+    if slices and not runs:
+        add(Problem("no_audio", f"uid {uid}", "no usable slice: user has no audio", "reported"))
+    return UserTrack(uid=uid, track_type=ttype, runs=runs, playlists=used_playlists, slices=slices), problems
+
+
+def discover(root: str | Path, *, track_type: str = "audio", tolerance_ms: float = DEFAULT_TOLERANCE_MS,
+             measure: Measure | None = _default_measure) -> list[Recording]:
+    """Every recording (sid, cname) found below ``root``, users sorted by first instant."""
+    root = Path(root)
+    scan_problems: list[Problem] = []
+    tracks = scan(root, scan_problems)
+    by_rec: dict[tuple[str, str], list[tuple[UserTrack, list[Problem]]]] = defaultdict(list)
+    for key, t in sorted(tracks.items()):
+        if key[3] != track_type:
+            continue
+        by_rec[(key[0], key[1])].append(build_track(key, t, tolerance_ms=tolerance_ms, measure=measure))
+    recs = []
+    for (sid, cname), items in sorted(by_rec.items()):
+        users = sorted((u for u, _ in items), key=lambda u: (u.first_ms is None, u.first_ms or 0, u.uid))
+        probs = list(scan_problems) + [p for _, ps in items for p in ps]
+        recs.append(Recording(sid=sid, cname=cname, root=root, users=users, problems=probs))
+    return recs
+
+
+def load_recording(root: str | Path, *, sid: str | None = None, strict: bool = False,
+                   track_type: str = "audio", tolerance_ms: float = DEFAULT_TOLERANCE_MS,
+                   measure: Measure | None = _default_measure) -> Recording:
+    """The one recording a command works on; ``--sid`` picks among several."""
+    recs = discover(root, track_type=track_type, tolerance_ms=tolerance_ms, measure=measure)
+    if sid is not None:
+        recs = [r for r in recs if r.sid == sid]
+        if not recs:
+            found = ", ".join(sorted({r.sid for r in discover(root, track_type=track_type, measure=None)})) or "none"
+            raise UsageError(f"no recording with sid {sid} (sids found: {found})", file=str(root))
+    if not recs:
+        raise MediatoolsError(f"no Agora {track_type} recording found (no *__uid_s_*__uid_e_{track_type}* files)",
+                              file=str(root), code="not_a_recording")
+    if len(recs) > 1:
+        names = ", ".join(f"{r.sid} ({r.cname})" for r in recs)
+        raise UsageError(f"{len(recs)} recordings here; choose one with --sid: {names}", file=str(root))
+    rec = recs[0]
+    if strict:
+        Strictness(strict=True).extend(rec.problems)
+    return rec
+
+
+def iter_usable(slices: Iterable[Slice]) -> Iterable[Slice]:
+    return (s for s in slices if s.status == SLICE_OK)
