@@ -96,9 +96,9 @@ def _runs_with_gaps(rng: np.random.Generator, start: float, end: float, gaps: in
     for c in cuts:
         g = float(rng.uniform(2.0, min(9.0, length / (4 * (gaps + 1)))))
         c = max(c, t + 3.0)
-        runs.append((round(t, 3), round(c - t, 3)))
+        runs.append((round(float(t), 3), round(float(c - t), 3)))
         t = c + g
-    runs.append((round(t, 3), round(end - t, 3)))
+    runs.append((round(float(t), 3), round(float(end - t), 3)))
     return [r for r in runs if r[1] > 1.0]
 
 
