@@ -70,6 +70,24 @@ def _attrs(value: str) -> dict[str, str]:
     return out
 
 
+def _sanitize_extinf(text: str, name: str, problems: list[Problem]) -> str:
+    """m3u8 rejects a whole playlist on one non-numeric EXTINF; mark such entries unusable instead."""
+    out = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.startswith("#EXTINF:"):
+            value = line[len("#EXTINF:"):].split(",", 1)[0].strip()
+            try:
+                ok = math.isfinite(float(value))
+            except ValueError:
+                ok = False
+            if not ok:
+                problems.append(Problem("bad_extinf", name, f"line {lineno}: EXTINF {value!r} is not a number",
+                                        "ignored"))
+                line = "#EXTINF:nan"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def parse_playlist(text: str | bytes, name: str = "<playlist>") -> Playlist:
     """Parse playlist text. Raises :class:`PlaylistError`; soft issues go to ``problems``."""
     problems: list[Problem] = []
@@ -87,6 +105,7 @@ def parse_playlist(text: str | bytes, name: str = "<playlist>") -> Playlist:
         raise PlaylistError("not an M3U8 playlist (no #EXTM3U header)", file=name, code="not_m3u8")
 
     events: list[tuple[int, str | None, int | None]] = []  # (segment index, event, time)
+    text = _sanitize_extinf(text, name, problems)
 
     def agora_tags(line: str, lineno: int, data: dict, state: dict) -> bool:
         if line.startswith(_TRACK_EVENT):
@@ -117,9 +136,8 @@ def parse_playlist(text: str | bytes, name: str = "<playlist>") -> Playlist:
         uri = str(seg.get("uri") or "").strip()
         dur = seg.get("duration")
         extinf: float | None
-        if not isinstance(dur, (int, float)) or math.isnan(dur) or math.isinf(dur):
-            extinf = None
-            problems.append(Problem("bad_extinf", name, f"entry {uri}: EXTINF {dur!r} is not a number", "ignored"))
+        if not isinstance(dur, (int, float)) or not math.isfinite(dur):
+            extinf = None  # already reported by _sanitize_extinf
         elif dur <= 0 or dur > MAX_EXTINF_S:
             extinf = None
             problems.append(Problem("bad_extinf", name, f"entry {uri}: EXTINF {dur:g} s is out of range "

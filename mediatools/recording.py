@@ -176,7 +176,7 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
     for name, (n, path) in t.slices.items():
         if name not in listed:
             s = Slice(name=name, utc_ms=n.utc_ms, duration_ms=None, source=n.source, playlist=None,
-                      discontinuity=True)
+                      discontinuity=False)  # joins a run when its time is contiguous
             listed[name] = s
             if t.playlists and used_playlists:
                 add(Problem("orphan_slice", name, "in the folder but listed in no playlist; kept by its "

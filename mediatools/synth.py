@@ -235,7 +235,9 @@ def _synth_user(spec: SynthSpec, u: UserSpec, ui: int, out: Path, faults: list[F
                                   event="START")
                 entries.setdefault(family, []).append(e)
                 pieces.append({"utc_ms": utc, "duration_ms": s.duration_s * 1000.0, "name": name, "run": ri,
-                               "slice": si, "ok": True, "run_start": si == 0, "sample_rate": u.sample_rate})
+                               "slice": si, "ok": True, "sample_rate": u.sample_rate,
+                               # a failover copy is a new stream: it opens a run of its own
+                               "run_start": si == 0 or (bak_at is not None and si == bak_at.slice)})
                 if bak_at is not None and si == bak_at.slice:
                     orig_copy = slice_name(spec.sid, spec.cname, u.uid, utc)
                     if bak_at.kind == "bak_overlap":
@@ -264,6 +266,7 @@ def _synth_user(spec: SynthSpec, u: UserSpec, ui: int, out: Path, faults: list[F
 
     _apply_slice_faults(out, faults, pieces, entries, u)
     _write_playlists(spec, u, out, entries, kinds)
+    _unlisted_durations(out, pieces, entries, kinds)
     runs = _truth_runs(pieces, out if measure_onsets else None, u)
     return {"uid": u.uid, "freq": u.freq, "codec": u.codec, "sample_rate": u.sample_rate,
             "channels": u.channels, "runs": runs,
@@ -343,6 +346,17 @@ def _write_playlists(spec: SynthSpec, u: UserSpec, out: Path, entries: dict[str,
             (out / playlist_name(spec.sid, spec.cname, u.uid, tick=tick + 7, index=1)).write_text(text)
         else:
             (out / name).write_text(text)
+
+
+def _unlisted_durations(out: Path, pieces: list[dict], entries: dict[str, list[PlaylistEntry]],
+                        kinds: set[str]) -> None:
+    """A slice no playlist lists has no EXTINF: its duration is its decoded length."""
+    from .ffmpeg import decoded_duration
+
+    listed = set() if "no_playlist" in kinds else {e.uri for fam in entries.values() for e in fam}
+    for p in pieces:
+        if p["ok"] and p["name"] not in listed:
+            p["duration_ms"] = decoded_duration(out / p["name"]) * 1000.0
 
 
 def _truth_runs(pieces: list[dict], out: Path | None, u: UserSpec) -> list[dict]:

@@ -1,0 +1,128 @@
+"""Fault cases for the matrix: each builds a broken recording from a clean synthetic one.
+
+A case returns the folder and what must come out: the problem code, the uid it hits, and
+the truth runs that must survive (start/offset in ms) — so every command can be checked
+against the same expectations.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mediatools.naming import parse_name
+
+SYNTH_FAULTS = {  # case name → synth fault kind (user index 0, run 0, slice 1)
+    "missing_slice": "missing_slice",
+    "truncated_slice": "truncated_slice",
+    "garbage_slice": "garbage_slice",
+    "zero_byte_slice": "zero_byte_slice",
+    "no_endlist": "no_endlist",
+    "duplicate_entry": "duplicate_entry",
+    "out_of_order": "out_of_order",
+    "bak_overlap": "bak_overlap",
+    "bak_gap": "bak_gap",
+    "reupload": "reupload",
+    "no_playlist": "no_playlist",
+    "orphan_slice": "orphan_slice",
+    "codec_change": "codec_change",
+}
+EXPECTED_CODE = {
+    "missing_slice": "missing_slice", "truncated_slice": "truncated", "garbage_slice": "garbage",
+    "zero_byte_slice": "zero_bytes", "no_endlist": "no_endlist", "duplicate_entry": "duplicate_entry",
+    "out_of_order": "out_of_order", "bak_overlap": "overlap_cut", "bak_gap": "failover_joined",
+    "reupload": "reuploaded_playlist", "no_playlist": "no_playlist", "orphan_slice": "orphan_slice",
+    "codec_change": "format_change",
+    # hand-made below
+    "empty_playlist": "empty_playlist", "not_m3u8": "not_m3u8", "non_utf8": "non_utf8",
+    "extinf_negative": "bad_extinf", "extinf_zero": "bad_extinf", "extinf_absurd": "bad_extinf",
+    "extinf_nan": "bad_extinf", "utc_impossible": "bad_utc", "utc_far": "utc_outlier",
+    "playlist_no_slices": "no_audio",
+}
+
+
+@dataclass
+class Case:
+    name: str
+    folder: Path
+    code: str
+    uid: str
+    truth: dict
+    survivors: dict[str, list[dict]] = field(default_factory=dict)  # uid → expected runs
+
+
+def _playlist(folder: Path, uid: str) -> Path:
+    for p in sorted(folder.glob("*.m3u8")):
+        n = parse_name(p.name)
+        if n.uid == uid and n.bak is None and n.index is None:
+            return p
+    raise FileNotFoundError(uid)
+
+
+def _edit_playlist(fn: Callable[[str], str]) -> Callable[[Path, str], None]:
+    def apply(folder: Path, uid: str) -> None:
+        p = _playlist(folder, uid)
+        p.write_text(fn(p.read_text()))
+    return apply
+
+
+def _nth_extinf(value: str, n: int = 1) -> Callable[[str], str]:
+    def fn(text: str) -> str:
+        lines = text.splitlines()
+        idx = [i for i, ln in enumerate(lines) if ln.startswith("#EXTINF:")][n]
+        lines[idx] = f"#EXTINF:{value}"
+        return "\n".join(lines) + "\n"
+    return fn
+
+
+def _non_utf8(folder: Path, uid: str) -> None:
+    p = _playlist(folder, uid)
+    p.write_bytes(p.read_bytes().replace(b"#EXT-X-ALLOW-CACHE:YES", b"#EXT-X-ALLOW-CACHE:\xff\xfeYES"))
+
+
+def _rename_slice(new_utc: str, which: int = 2) -> Callable[[Path, str], None]:
+    def apply(folder: Path, uid: str) -> None:
+        p = _playlist(folder, uid)
+        text = p.read_text()
+        slices = [ln for ln in text.splitlines() if ln.endswith(".ts")]
+        old = slices[which]
+        new = old[:-20] + new_utc + ".ts"
+        (folder / old).rename(folder / new)
+        p.write_text(text.replace(old, new))
+    return apply
+
+
+def _delete_all_slices(folder: Path, uid: str) -> None:
+    for f in folder.glob("*.ts"):
+        if parse_name(f.name).uid == uid:
+            f.unlink()
+
+
+def _empty_playlist(folder: Path, uid: str) -> None:
+    p = _playlist(folder, uid)
+    p.write_text("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:18\n#EXT-X-ENDLIST\n")
+
+
+HAND_MADE: dict[str, Callable[[Path, str], None]] = {
+    "empty_playlist": _empty_playlist,
+    "not_m3u8": lambda f, u: _playlist(f, u).write_text("<html>Access Denied</html>\n"),
+    "non_utf8": _non_utf8,
+    "extinf_negative": _edit_playlist(_nth_extinf("-15.000000")),
+    "extinf_zero": _edit_playlist(_nth_extinf("0")),
+    "extinf_absurd": _edit_playlist(_nth_extinf("1e9")),
+    "extinf_nan": _edit_playlist(_nth_extinf("abc")),
+    "utc_impossible": _rename_slice("20261314092653589"),
+    "utc_far": _rename_slice("20300101000000000"),
+    "playlist_no_slices": _delete_all_slices,
+}
+
+
+def copy_recording(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def load_truth(folder: Path) -> dict:
+    return json.loads((folder / "truth.json").read_text())
