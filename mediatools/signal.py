@@ -18,35 +18,59 @@ TONE_FREQS = (500.0, 1100.0, 1700.0, 2300.0, 2900.0, 3500.0, 4100.0, 4700.0,
 
 def decode_pcm(path: str | Path, rate: int, channels: int = 1, *, start_s: float | None = None,
                duration_s: float | None = None, inputs_args: list[str] | None = None) -> np.ndarray:
-    """Decode any file ffmpeg reads to float32 samples (frames × channels, or 1-D for mono)."""
-    from .ffmpeg import FFmpegError, base_cmd, last_line
+    """Decode any file ffmpeg reads to float32 samples (frames × channels, or 1-D for mono).
 
+    Channel conversion is done here, not by ffmpeg (whose defaults change levels by ±3 dB):
+    mono is the mean of the source channels; more channels repeat a mono source.
+    """
+    from .ffmpeg import FFmpegError, base_cmd, last_line, probe
+
+    src_ch = probe(str(path))[0].channels or 1
     args = base_cmd() + (inputs_args or [])
     if start_s is not None:
         args += ["-ss", f"{start_s:.6f}"]
     if duration_s is not None:
         args += ["-t", f"{duration_s:.6f}"]
-    args += ["-i", str(path), "-map", "0:a:0", "-ac", str(channels), "-ar", str(rate), "-f", "f32le", "-"]
+    args += ["-i", str(path), "-map", "0:a:0", "-ar", str(rate), "-f", "f32le", "-"]
     proc = subprocess.run(args, capture_output=True)
     if proc.returncode != 0:
         raise FFmpegError(f"cannot decode: {last_line(proc.stderr)}", file=Path(str(path)).name)
-    a = np.frombuffer(proc.stdout, dtype=np.float32)
-    return a if channels == 1 else a.reshape(-1, channels)
+    a = np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, src_ch)
+    if channels == 1:
+        return a[:, 0].copy() if src_ch == 1 else a.mean(axis=1, dtype=np.float32)
+    if src_ch == channels:
+        return a
+    if src_ch == 1:
+        return np.repeat(a, channels, axis=1)
+    raise ValueError(f"cannot map {src_ch} channels to {channels}")
 
 
-def envelope(x: np.ndarray, rate: int, freq: float, window_ms: float = 4.0) -> np.ndarray:
-    """Amplitude of the ``freq`` component over time (same length as ``x``), centred window."""
+def envelope(x: np.ndarray, rate: int, freq: float, window_ms: float = 5.0) -> np.ndarray:
+    """Amplitude of the ``freq`` component over time (same length as ``x``).
+
+    Complex demodulation smoothed by two passes of a ``window_ms`` boxcar (a triangular
+    kernel, centred, so a step's half-level crossing stays at the step). Its nulls fall at
+    multiples of 1/window (200 Hz for 5 ms): every spacing in TONE_FREQS' first eight, so
+    other users' tones do not leak into the measurement.
+    """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim > 1:
         x = x.mean(axis=1)
     n = np.arange(len(x))
     z = x * np.exp(-2j * np.pi * freq * n / rate)
     w = max(1, int(round(window_ms * rate / 1000.0)))
+    z = _boxcar(_boxcar(z, w), w)
+    return 2.0 * np.abs(z)
+
+
+def _boxcar(z: np.ndarray, w: int) -> np.ndarray:
+    """Centred moving average of length ``w`` (zeros outside the signal)."""
+    n = np.arange(len(z))
     c = np.concatenate(([0j], np.cumsum(z)))
     half = w // 2
-    lo = np.clip(n - half, 0, len(x))
-    hi = np.clip(n - half + w, 0, len(x))
-    return 2.0 * np.abs(c[hi] - c[lo]) / w
+    lo = np.clip(n - half, 0, len(z))
+    hi = np.clip(n - half + w, 0, len(z))
+    return (c[hi] - c[lo]) / w
 
 
 def active_spans(env: np.ndarray, rate: int, *, threshold: float | None = None,

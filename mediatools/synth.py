@@ -267,7 +267,7 @@ def _synth_user(spec: SynthSpec, u: UserSpec, ui: int, out: Path, faults: list[F
     _apply_slice_faults(out, faults, pieces, entries, u)
     _write_playlists(spec, u, out, entries, kinds)
     _unlisted_durations(out, pieces, entries, kinds)
-    runs = _truth_runs(pieces, out if measure_onsets else None, u)
+    runs = _truth_runs(pieces, out if measure_onsets else None, u, spec.amplitude)
     return {"uid": u.uid, "freq": u.freq, "codec": u.codec, "sample_rate": u.sample_rate,
             "channels": u.channels, "runs": runs,
             "faulted_slices": [{"name": p["name"], "fault": p["fault"]} for p in pieces if p.get("fault")]}
@@ -359,7 +359,7 @@ def _unlisted_durations(out: Path, pieces: list[dict], entries: dict[str, list[P
             p["duration_ms"] = decoded_duration(out / p["name"]) * 1000.0
 
 
-def _truth_runs(pieces: list[dict], out: Path | None, u: UserSpec) -> list[dict]:
+def _truth_runs(pieces: list[dict], out: Path | None, u: UserSpec, amplitude: float = 0.25) -> list[dict]:
     """Maximal chains of healthy, contiguous slices = the runs the timeline must find."""
     pieces = sorted(pieces, key=lambda p: p["utc_ms"])
     runs: list[list[dict]] = []
@@ -378,17 +378,18 @@ def _truth_runs(pieces: list[dict], out: Path | None, u: UserSpec) -> list[dict]
         dur = sum(p["duration_ms"] for p in chain)
         onset = None
         if out is not None:
-            onset = _measure_onset(out, chain, u)
+            onset = _measure_onset(out, chain, u, amplitude)
         result.append({"start_ms": start, "duration_ms": round(dur, 3),
                        "onset_ms": None if onset is None else round(start + onset, 3),
                        "slices": [p["name"] for p in chain]})
     return result
 
 
-def _measure_onset(out: Path, chain: list[dict], u: UserSpec) -> float | None:
+def _measure_onset(out: Path, chain: list[dict], u: UserSpec, amplitude: float) -> float | None:
     """Where the tone becomes audible when this run is decoded per the contract."""
     from .signal import decode_pcm, onset_ms
 
     files = "|".join(str(out / p["name"]) for p in chain[:2])
     x = decode_pcm(f"concat:{files}", 48000, 1, duration_s=2.0)
-    return onset_ms(x, 48000, u.freq)
+    # threshold at half the known tone amplitude, the same rule tests apply to outputs
+    return onset_ms(x, 48000, u.freq, level=amplitude)
