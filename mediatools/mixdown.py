@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .atomic import atomic_path
-from .errors import MediatoolsError, Problem
+from .errors import MediatoolsError, Problem, UsageError
 from .ffmpeg import base_cmd, last_line
 from .timeline import Timeline, UserTimeline
 
@@ -50,8 +50,8 @@ FORMATS: dict[str, OutputFormat] = {
 def format_for(path: str | Path, explicit: str | None = None) -> OutputFormat:
     name = (explicit or Path(path).suffix.lstrip(".")).lower()
     if name not in FORMATS:
-        raise MediatoolsError(f"unknown output format {name!r} (use one of {', '.join(FORMATS)})",
-                              file=str(path), code="bad_format")
+        raise UsageError(f"unknown output format {name!r} (use one of {', '.join(FORMATS)})",
+                         file=str(path), code="bad_format")
     return FORMATS[name]
 
 

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import click
+
+from . import cli
+from .common import (emit_json, json_option, quiet_option, report_problems, show_progress, sid_option,
+                     strict_option)
+from ..agora_config import load_transcode_options
+from ..errors import Problem, UsageError
+from ..mix import NORMALIZE, MixOptions, mix
+from ..mixdown import FORMATS
+from ..sources import local_source
+
+
+def _gains(values: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    for v in values:
+        uid, sep, db = v.rpartition("=")
+        try:
+            if not sep or not uid:
+                raise ValueError
+            out[uid] = float(db)
+        except ValueError:
+            raise UsageError(f"--gain takes UID=DB, got {v!r}") from None
+    return out
+
+
+@cli.command("mix")
+@click.argument("source")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="Output file; the format follows the suffix (.m4a .mp3 .aac .wav .flac .opus .ogg).")
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), help="Override the suffix.")
+@sid_option
+@click.option("--uid", "uids", multiple=True, help="Only this uid (repeatable).")
+@click.option("--exclude-uid", "exclude", multiple=True, help="Leave this uid out (repeatable).")
+@click.option("--sample-rate", type=int, default=None, help="Output rate in Hz.  [default: 48000]")
+@click.option("--channels", type=click.IntRange(1, 2), default=None, help="1 or 2.  [default: 2]")
+@click.option("--bitrate", help="e.g. 128k (default per format: 128k AAC/MP3, 96k Opus).")
+@click.option("--gain", "gains", multiple=True, metavar="UID=DB", help="Per-user gain in dB (repeatable).")
+@click.option("--normalize", type=click.Choice(NORMALIZE), default="limit", show_default=True,
+              help="limit: sum unscaled, peak limiter so nothing clips; ebu: EBU R128 loudness; none.")
+@click.option("--start", help="Cut from here: seconds / H:MM:SS.mmm from the start, or UTC.")
+@click.option("--end", help="Cut up to here (same forms as --start).")
+@click.option("--transcode-options", type=click.Path(exists=True, dir_okay=False),
+              help="Agora transcodeOptions JSON (or a whole start request): format, rate, bitrate, channels.")
+@strict_option
+@json_option
+@quiet_option
+@click.pass_context
+def mix_cmd(ctx: click.Context, source: str, out: str, fmt: str | None, sid: str | None, uids: tuple[str, ...],
+            exclude: tuple[str, ...], sample_rate: int | None, channels: int | None, bitrate: str | None,
+            gains: tuple[str, ...], normalize: str, start: str | None, end: str | None,
+            transcode_options: str | None, strict: bool, as_json: bool, quiet: bool) -> None:
+    """Mix every user onto one wall-clock timeline (silence where nobody spoke).
+
+    The local alternative to Agora's cloud postpone mixing: t=0 of OUT is the session
+    origin (the first instant anyone was recorded); each run sits at its file-name UTC.
+    """
+    opts = MixOptions(sid=sid, uids=list(uids), exclude_uids=list(exclude), format=fmt, bitrate=bitrate,
+                      gains_db=_gains(gains), normalize=normalize, start=start, end=end, strict=strict)
+    if transcode_options:
+        t = load_transcode_options(transcode_options)
+        opts.format = fmt or t.format or opts.format
+        opts.sample_rate = t.sample_rate or opts.sample_rate
+        opts.channels = t.channels or opts.channels
+        if t.bitrate and not bitrate:
+            opts.bitrate = str(t.bitrate)
+    opts.sample_rate = sample_rate or opts.sample_rate
+    opts.channels = channels or opts.channels
+    folder = local_source(ctx, source, sid=sid, uids=list(uids))
+    if show_progress(quiet):
+        with click.progressbar(length=1000, label="mixing", file=click.get_text_stream("stderr"),
+                               show_eta=True) as bar:
+            state = {"shown": 0}
+
+            def progress(done: int, total: int) -> None:
+                pos = int(1000 * done / max(total, 1))
+                bar.update(pos - state["shown"])
+                state["shown"] = pos
+
+            report = mix(folder, out, opts, progress=progress)
+    else:
+        report = mix(folder, out, opts)
+    report_problems([Problem(**p) for p in report["problems"]], quiet=quiet or as_json)
+    if as_json:
+        emit_json(report)
+    elif not quiet:
+        click.echo(f"wrote {report['output']} ({report['format']}, {report['duration_ms'] / 1000:.3f} s, "
+                   f"{len(report['users'])} users, {len(report['problems'])} problems)", err=True)

@@ -1,0 +1,32 @@
+"""``--start/--end`` values: an offset from the session origin or an absolute UTC time."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from .errors import UsageError
+from .naming import parse_utc
+
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
+
+
+def parse_time(value: str, origin_ms: int) -> float:
+    """→ ms from the origin. Accepts ``90``, ``90.5s``, ``1:30``, ``0:01:30.500``,
+    ``2026-03-14T09:27:00.000Z`` and ``YYYYMMDDHHMMSSmmm``."""
+    v = value.strip()
+    try:
+        if re.fullmatch(r"\d{17}", v):
+            return float(parse_utc(v) - origin_ms)
+        if "T" in v or re.fullmatch(r"\d{4}-\d{2}-\d{2}.*", v):
+            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            return dt.timestamp() * 1000.0 - origin_ms
+        m = _CLOCK.match(v)
+        if m:
+            h, mi, s = int(m[1] or 0), int(m[2]), float(m[3])
+            return (h * 3600 + mi * 60 + s) * 1000.0
+        return float(v.rstrip("s")) * 1000.0
+    except ValueError:
+        raise UsageError(f"cannot read time {value!r} (use seconds, H:MM:SS.mmm, ISO 8601 UTC or "
+                         "YYYYMMDDHHMMSSmmm)") from None
