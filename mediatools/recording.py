@@ -221,9 +221,25 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
         runs += split_runs([s for s in slices if s.source == src], tolerance_ms)
     runs, probs = resolve_overlaps(runs, uid)
     problems += probs
+    problems += _failover_notes(runs, uid)
     if slices and not runs:
         add(Problem("no_audio", f"uid {uid}", "no usable slice: user has no audio", "reported"))
     return UserTrack(uid=uid, track_type=ttype, runs=runs, playlists=used_playlists, slices=slices), problems
+
+
+def _failover_notes(runs: list, uid: str) -> list[Problem]:
+    """Say where each bak<n> failover run was joined: after a gap, or cut into (overlap_cut)."""
+    notes = []
+    for prev, r in zip(runs, runs[1:]):
+        src = r.slices[0].source
+        if src == "original" or src == prev.slices[-1].source:
+            continue
+        gap = r.start_ms - prev.end_ms
+        what = f"gap of {gap:.0f} ms before it (silence)" if gap > 0.5 else "contiguous with the previous run"
+        pl = r.slices[0].playlist or r.slices[0].name
+        notes.append(Problem("failover_joined", pl, f"{src} failover run at {r.start_ms} joined to uid {uid}: {what}",
+                             "repaired", uid))
+    return notes
 
 
 def discover(root: str | Path, *, track_type: str = "audio", tolerance_ms: float = DEFAULT_TOLERANCE_MS,
