@@ -1,0 +1,207 @@
+"""``merge``: one playable file per user, copying the sender's audio where the codec allows.
+
+AAC users going to m4a/aac/ts are copied frame by frame (:mod:`mediatools.splice`);
+everything else (Opus for now, codec changes, other formats, ``--reencode``,
+``--start/--end``) is transcoded sample-exactly through :func:`mediatools.mixdown.render_mix`.
+"""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .atomic import atomic_path
+from .errors import MediatoolsError, Strictness, UsageError
+from .mixdown import FORMATS, OutputFormat, render_mix
+from .model import Recording
+from .naming import iso_utc
+from .recording import load_recording
+from .report import probe_runs
+from .splice import FRAME, remux_adts, run_frames, silence_frames
+from .timeline import DEFAULT_TOLERANCE_MS, PlacedRun, Timeline, UserTimeline, build_timeline
+from .timespec import parse_time
+
+SCHEMA = "mediatools.merge/1"
+MERGE_FORMATS = ("m4a", "aac", "mp3", "wav", "flac", "opus", "ogg", "ts")
+COPY_FORMATS = {"aac": ("m4a", "aac", "ts")}
+_TS = OutputFormat("ts", "mpegts", "aac", "128k", priming=1024)
+
+
+@dataclass
+class MergeOptions:
+    sid: str | None = None
+    uids: list[str] = field(default_factory=list)
+    format: str | None = None          # default: m4a for AAC, ogg for Opus
+    gaps: str = "keep"                 # keep | drop
+    align: str = "user"                # user | session
+    start: str | None = None
+    end: str | None = None
+    strict: bool = False
+    reencode: bool = False
+    tolerance_ms: float = DEFAULT_TOLERANCE_MS
+
+
+def safe_name(uid: str, taken: set[str]) -> str:
+    """A file-system-safe, unique stem for ``uid`` (no separators, dots-only or control chars)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", uid).lstrip(".")[:100] or "uid"
+    name, i = stem, 2
+    while name.lower() in taken:
+        name, i = f"{stem}-{i}", i + 1
+    taken.add(name.lower())
+    return name
+
+
+class _Span(Timeline):
+    """A timeline whose span is fixed (session-aligned stems all last the session span)."""
+
+    def __init__(self, origin_ms: int, users: list[UserTimeline], span: float):
+        super().__init__(origin_ms, users, [])
+        self._span = span
+
+    @property
+    def span_ms(self) -> float:  # type: ignore[override]
+        return self._span
+
+
+def _layout(ut: UserTimeline, gaps: str, align: str, session_span: float) -> tuple[UserTimeline, float, float]:
+    """Where each run sits in the user's file: (runs re-placed, file start, file end) in session ms."""
+    if gaps == "keep":
+        runs = ut.runs
+    else:
+        pos = ut.first_offset_ms if align == "user" else 0.0
+        runs = []
+        for pr in ut.runs:
+            runs.append(PlacedRun(pr.index, pr.start_ms, pos, pr.duration_ms, pr.run))
+            pos += pr.duration_ms
+    lt = UserTimeline(ut.uid, runs, [], ut.track)
+    if align == "session":
+        return lt, 0.0, session_span
+    return lt, ut.first_offset_ms, lt.last_offset_ms
+
+
+def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOptions | None = None, *,
+          progress: Callable[[int, int], None] | None = None) -> dict:
+    """Write ``<uid>.<ext>`` per selected user and ``merge.json`` into ``outdir``; return the report."""
+    o = options or MergeOptions()
+    if o.gaps not in ("keep", "drop"):
+        raise UsageError("--gaps must be keep or drop")
+    if o.align not in ("user", "session"):
+        raise UsageError("--align must be user or session")
+    if o.format and o.format not in MERGE_FORMATS:
+        raise UsageError(f"unknown format {o.format!r} (use one of {', '.join(MERGE_FORMATS)})")
+    outdir = Path(outdir)
+    if not outdir.is_dir():
+        raise MediatoolsError("output folder does not exist", file=str(outdir), code="no_output_dir")
+    rec = source if isinstance(source, Recording) else load_recording(
+        source, sid=o.sid, tolerance_ms=o.tolerance_ms)
+    probe_runs(rec)
+    checker = Strictness(o.strict)
+    checker.extend(rec.problems)
+    tl = build_timeline(rec, o.uids or None)
+    start_ms = parse_time(o.start, tl.origin_ms) if o.start else None
+    end_ms = parse_time(o.end, tl.origin_ms) if o.end else None
+    if (start_ms is not None and start_ms < 0) or (start_ms is not None and end_ms is not None and end_ms <= start_ms):
+        raise UsageError("--start/--end must satisfy 0 <= start < end")
+    taken: set[str] = {"merge"}
+    users = []
+    total = sum(len(u.runs) for u in tl.users) or 1
+    done = 0
+    for ut in tl.users:
+        stem = safe_name(ut.uid, taken)
+        if not ut.runs:
+            users.append({"uid": ut.uid, "file": None, "mode": None, "reason": "no usable audio", "runs": []})
+            continue
+        sigs = {(r.media.codec, r.media.sample_rate, r.media.channels) for r in ut.track.runs if r.media}
+        media = ut.track.media
+        codec = media.codec if media else "aac"
+        fmt_name = o.format or ("ogg" if codec == "opus" else "m4a")
+        out = outdir / f"{stem}.{fmt_name}"
+        lt, f0, f1 = _layout(ut, o.gaps, o.align, tl.span_ms)
+        if start_ms is not None:
+            f0 = max(f0, start_ms)
+        if end_ms is not None:
+            f1 = min(f1, end_ms)
+        reason = None
+        if o.reencode:
+            reason = "--reencode"
+        elif len(sigs) > 1:
+            reason = "codec or format changes inside the recording"
+        elif fmt_name not in COPY_FORMATS.get(codec, ()):
+            reason = f"{codec} cannot be copied into {fmt_name}"
+        elif start_ms is not None or end_ms is not None:
+            reason = "--start/--end cut inside frames"
+        if reason is None:
+            runs = _copy(lt, out, fmt_name, media.sample_rate, media.channels, f0, f1)
+            mode = "copy"
+        else:
+            runs = _transcode(lt, out, fmt_name, media, f0, f1)
+            mode = "transcode"
+        done += len(ut.runs)
+        if progress:
+            progress(done, total)
+        users.append({"uid": ut.uid, "file": out.name, "mode": mode, "reason": reason,
+                      "codec": codec, "sample_rate": media.sample_rate if media else None,
+                      "channels": media.channels if media else None,
+                      "file_start_offset_ms": round(f0, 3), "duration_ms": runs["duration_ms"],
+                      "runs": runs["runs"],
+                      "gaps": [{"offset_ms": round(g.offset_ms, 3), "duration_ms": round(g.duration_ms, 3)}
+                               for g in ut.gaps],
+                      "problems": [p.to_dict() for p in rec.problems if p.uid == ut.uid]})
+    report = {"schema": SCHEMA, "outdir": str(outdir), "sid": rec.sid, "cname": rec.cname,
+              "origin_ms": tl.origin_ms, "origin_utc": iso_utc(tl.origin_ms), "span_ms": round(tl.span_ms, 3),
+              "gaps": o.gaps, "align": o.align, "files": {u["uid"]: u["file"] for u in users},
+              "users": users, "problems": [p.to_dict() for p in rec.problems]}
+    with atomic_path(outdir / "merge.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    return report
+
+
+def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: float, f1: float) -> dict:
+    """Splice copied run frames and silence frames; placement quantised to ±half a frame."""
+    frame_ms = FRAME * 1000.0 / rate
+    pieces: list[tuple[str, object]] = []
+    pos = 0  # frames written
+    runs = []
+    for pr in lt.runs:
+        target = (pr.offset_ms - f0) * rate / 1000.0
+        n = max(0, int(round(target / FRAME - pos)))
+        if n:
+            pieces.append(("sil", n))
+            pos += n
+        frames = run_frames(pr.run, rate)
+        pieces.append(("run", frames))
+        runs.append({"index": pr.index, "start_utc": iso_utc(pr.start_ms), "file_offset_ms": round(pos * frame_ms, 3), "duration_ms": round(pr.duration_ms, 3),
+                     "placement_error_ms": round(pos * frame_ms - (pr.offset_ms - f0), 3),
+                     "frames": len(frames)})
+        pos += len(frames)
+    tail = int(round((f1 - f0) * rate / 1000.0 / FRAME - pos))
+    if tail > 0:
+        pieces.append(("sil", tail))
+        pos += tail
+    biggest = max([p[1] for p in pieces if p[0] == "sil"], default=0)
+    sil = silence_frames(biggest, rate, channels)  # type: ignore[arg-type]
+    with atomic_path(out) as tmp, tempfile.TemporaryDirectory(dir=out.parent, prefix=".mediatools-tmp-") as td:
+        adts = Path(td) / "a.aac" if fmt != "aac" else tmp
+        with open(adts, "wb") as fh:
+            for kind, val in pieces:
+                fh.write(b"".join(sil[:val] if kind == "sil" else val))  # type: ignore[index,arg-type]
+        if fmt != "aac":
+            remux_adts(adts, tmp, fmt)
+    return {"duration_ms": round(pos * frame_ms, 3), "runs": runs}
+
+
+def _transcode(lt: UserTimeline, out: Path, fmt_name: str, media, f0: float, f1: float) -> dict:  # noqa: ANN001
+    fmt = _TS if fmt_name == "ts" else FORMATS[fmt_name]
+    rate = media.sample_rate if media else 48000
+    if fmt.rates and rate not in fmt.rates:
+        rate = 48000
+    channels = media.channels if media else 1
+    res = render_mix(_Span(0, [lt], f1), out, fmt=fmt, rate=rate, channels=channels, normalize="none",
+                     window_start_ms=f0, window_end_ms=f1)
+    segs = res.users[0]["runs"] if res.users else []
+    runs = [{"index": pr.index, "start_utc": iso_utc(pr.start_ms), "file_offset_ms": s["offset_ms"], "duration_ms": s["duration_ms"],
+             "placement_error_ms": 0.0} for pr, s in zip([r for r in lt.runs if r.end_offset_ms > f0 and r.offset_ms < f1], segs)]
+    return {"duration_ms": res.duration_ms, "runs": runs}

@@ -1,0 +1,74 @@
+"""Frame-level AAC copy: runs as ADTS frames, silence frames spliced between them.
+
+Why ADTS: it is a plain sequence of self-delimiting frames, so runs and silence join
+byte-wise and any container (m4a, ts, raw aac) is one ``-c copy`` remux away.
+Placement is quantised to whole frames (1024 samples): each silence filler is chosen
+so the cumulative error never exceeds half a frame.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from .errors import MediatoolsError
+from .ffmpeg import base_cmd, last_line
+from .model import Run
+
+FRAME = 1024
+
+
+def split_adts(data: bytes) -> list[bytes]:
+    """ADTS stream → list of frames (header included)."""
+    frames, i, n = [], 0, len(data)
+    while i + 7 <= n:
+        if data[i] != 0xFF or (data[i + 1] & 0xF0) != 0xF0:
+            raise MediatoolsError("ADTS sync lost", code="adts_sync")
+        length = ((data[i + 3] & 0x03) << 11) | (data[i + 4] << 3) | (data[i + 5] >> 5)
+        if length < 7:
+            raise MediatoolsError("bad ADTS frame length", code="adts_sync")
+        frames.append(data[i:i + length])
+        i += length
+    return frames
+
+
+def run_frames(run: Run, rate: int) -> list[bytes]:
+    """The run's AAC frames, copied (no decode), cut to the run's duration."""
+    src = "concat:" + "|".join(str(s.path) for s in run.slices)
+    proc = subprocess.run(base_cmd() + ["-i", src, "-map", "0:a:0", "-c", "copy", "-f", "adts", "-"],
+                          capture_output=True)
+    if proc.returncode != 0 or not proc.stdout:
+        raise MediatoolsError(f"cannot copy audio ({last_line(proc.stderr)})", file=run.slices[0].name,
+                              code="copy_failed")
+    frames = split_adts(proc.stdout)
+    need = -(-int(round(run.duration_ms * rate / 1000.0)) // FRAME)
+    return frames[:max(1, need)]
+
+
+def silence_frames(n: int, rate: int, channels: int) -> list[bytes]:
+    """``n`` AAC-LC frames of digital silence at the stream's own parameters."""
+    if n <= 0:
+        return []
+    samples = (n + 1) * FRAME
+    layout = "mono" if channels == 1 else "stereo"
+    proc = subprocess.run(base_cmd() + ["-f", "lavfi", "-i", f"anullsrc=r={rate}:cl={layout}",
+                                        "-t", f"{samples / rate:.6f}", "-c:a", "aac", "-b:a", "32k",
+                                        "-f", "adts", "-"], capture_output=True)
+    if proc.returncode != 0:
+        raise MediatoolsError(f"cannot encode silence ({last_line(proc.stderr)})", code="encode_failed")
+    frames = split_adts(proc.stdout)
+    while len(frames) < n:
+        frames += frames[-1:] * (n - len(frames))
+    return frames[:n]
+
+
+MUXERS = {"m4a": "ipod", "aac": "adts", "ts": "mpegts"}
+
+
+def remux_adts(adts: Path, out: Path, fmt: str) -> None:
+    """Copy an ADTS stream into ``fmt``'s container (no re-encoding)."""
+    args = base_cmd() + ["-f", "aac", "-i", str(adts), "-c", "copy"]
+    if fmt == "m4a":
+        args += ["-movflags", "+faststart"]
+    proc = subprocess.run(args + ["-f", MUXERS[fmt], "-y", str(out)], capture_output=True)
+    if proc.returncode != 0:
+        raise MediatoolsError(f"remux failed ({last_line(proc.stderr)})", file=out.name, code="remux_failed")
