@@ -201,11 +201,19 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
                     cut = min(skip, n)
                     acc = acc[cut * channels:]
                     skip -= cut
-                enc.stdin.write(acc.tobytes())
+                try:
+                    enc.stdin.write(acc.tobytes())
+                except BrokenPipeError:  # the encoder died (disk full, bad option): say why
+                    enc.wait()
+                    raise MediatoolsError(f"encoding failed: {last_line(b''.join(errs.get(enc.pid, [])))}",
+                                          file=str(out), code="encode_failed") from None
                 done += n
                 if progress:
                     progress(done, total)
-            enc.stdin.close()
+            try:
+                enc.stdin.close()
+            except BrokenPipeError:
+                pass
             for p, _, _ in readers:
                 p.wait()
             enc.wait()

@@ -124,3 +124,125 @@ def test_readme_fault_section_matches_policy():
     from mediatools.faults import markdown
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert markdown() in readme, "README section is stale: regenerate with `python -m mediatools.faults`"
+
+
+# ---------------------------------------------------------------- mix column
+
+def _audible_onsets_ok(x, truth_user, rate=48000, tol_ms=2.0, shift_ms=0.0):
+    from mediatools.signal import active_spans, envelope
+    spans = active_spans(envelope(x, rate, truth_user["freq"]), rate, threshold=0.125)
+    prev_end = None
+    for run in truth_user["runs"]:
+        contiguous = prev_end is not None and abs(run["offset_ms"] - prev_end) < 1.0
+        prev_end = run["offset_ms"] + run["duration_ms"]
+        if contiguous or run.get("onset_offset_ms") is None:
+            continue
+        want = run["onset_offset_ms"] - shift_ms
+        got = min(spans, key=lambda s: abs(s[0] - want))[0]
+        assert abs(got - want) <= tol_ms, (truth_user["uid"], want, got)
+
+
+@pytest.mark.parametrize("name", ALL_CASES)
+def test_mix_tolerant_keeps_survivors_in_place(name, fault_case, tmp_path):
+    from mediatools.atomic import stray_temp_files
+    from mediatools.signal import decode_pcm
+    folder, truth, uid = fault_case(name)
+    before = _snapshot(folder)
+    out = tmp_path / "mix.wav"
+    proc = run_cli("mix", str(folder), "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert (EXPECTED_CODE[name], uid) in {(p["code"], p["uid"]) for p in rep["problems"]}
+    x = decode_pcm(out, 48000, 1)
+    # a user left with no audio no longer defines the origin: the session starts later
+    shift = rep["origin_ms"] - truth["origin_ms"]
+    assert shift == 0 or name == "playlist_no_slices"
+    _audible_onsets_ok(x, truth["users"][1], shift_ms=shift)  # the untouched user, to ±2 ms
+    if name in SYNTH_FAULTS:
+        _audible_onsets_ok(x, truth["users"][0])      # the faulted user's surviving runs, to ±2 ms
+    assert stray_temp_files(tmp_path) == [] and _snapshot(folder) == before
+
+
+@pytest.mark.parametrize("name", ["missing_slice", "garbage_slice", "not_m3u8", "reupload"])
+def test_mix_strict_fails_without_output(name, fault_case, tmp_path):
+    from mediatools.atomic import stray_temp_files
+    folder, truth, uid = fault_case(name)
+    out = tmp_path / "mix.m4a"
+    proc = run_cli("mix", str(folder), "-o", str(out), "--strict")
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not out.exists() and stray_temp_files(tmp_path) == []
+
+
+def test_two_recordings_in_one_folder(base_recording, make_recording, tmp_path):
+    a, ta = base_recording
+    b, tb = make_recording("matrix_other_sid", spec_hook=lambda s: setattr(s, "sid", "0a1b2c3d4e5f"), **PLAN)
+    both = tmp_path / "both"
+    both.mkdir()
+    for src in (a, b):
+        for f in src.glob("*.*"):
+            if f.suffix in (".ts", ".m3u8"):
+                (both / f.name).write_bytes(f.read_bytes())
+    proc = run_cli("mix", str(both), "-o", str(tmp_path / "m.wav"))
+    assert proc.returncode == 2
+    assert ta["sid"] in proc.stderr and "0a1b2c3d4e5f" in proc.stderr and "--sid" in proc.stderr
+    doc = json.loads(run_cli("inspect", str(both), "--json", check=True).stdout)
+    assert sorted(r["sid"] for r in doc["recordings"]) == sorted([ta["sid"], "0a1b2c3d4e5f"])
+    run_cli("mix", str(both), "-o", str(tmp_path / "m.wav"), "--sid", "0a1b2c3d4e5f", check=True)
+
+
+def test_unwritable_output_folder(base_recording, tmp_path):
+    folder, _ = base_recording
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        proc = run_cli("mix", str(folder), "-o", str(ro / "m.m4a"))
+        if os.geteuid() == 0 and proc.returncode == 0:
+            pytest.skip("root ignores directory permissions")
+        assert proc.returncode == 1
+        assert proc.stderr.strip().startswith(f"mediatools: error: {ro}") and "Traceback" not in proc.stderr
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o700)
+
+
+def test_full_disk_leaves_no_partial_output(base_recording, tmp_path):
+    """A size-limited filesystem (tmpfs, 64 KiB) fills up mid-encode."""
+    import subprocess
+    from mediatools.atomic import stray_temp_files
+    folder, _ = base_recording
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        proc = run_cli("mix", str(folder), "-o", str(mnt / "m.wav"))
+        assert proc.returncode == 1, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert not (mnt / "m.wav").exists() and stray_temp_files(mnt) == []
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupted_mix_exits_130_and_cleans_up(sig, make_recording, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from mediatools.atomic import stray_temp_files
+    folder, _ = make_recording("matrix_long", users=3, duration_s=240.0, seed=2, gaps=1)
+    out = tmp_path / "m.flac"
+    p = subprocess.Popen([sys.executable, "-m", "mediatools", "mix", str(folder), "-o", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not stray_temp_files(tmp_path) and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists() and stray_temp_files(tmp_path) == []
