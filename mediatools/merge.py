@@ -83,7 +83,7 @@ def _layout(ut: UserTimeline, gaps: str, align: str, session_span: float) -> tup
 
 
 def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOptions | None = None, *,
-          progress: Callable[[int, int], None] | None = None) -> dict:
+          progress: Callable[[int, int], None] | None = None, create_outdir: bool = False) -> dict:
     """Write ``<uid>.<ext>`` per selected user and ``merge.json`` into ``outdir``; return the report."""
     o = options or MergeOptions()
     if o.gaps not in ("keep", "drop"):
@@ -93,7 +93,7 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
     if o.format and o.format not in MERGE_FORMATS:
         raise UsageError(f"unknown format {o.format!r} (use one of {', '.join(MERGE_FORMATS)})")
     outdir = Path(outdir)
-    if not outdir.is_dir():
+    if not outdir.is_dir() and not create_outdir:
         raise MediatoolsError("output folder does not exist", file=str(outdir), code="no_output_dir")
     rec = source if isinstance(source, Recording) else load_recording(
         source, sid=o.sid, tolerance_ms=o.tolerance_ms)
@@ -105,6 +105,11 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
     end_ms = parse_time(o.end, tl.origin_ms) if o.end else None
     if (start_ms is not None and start_ms < 0) or (start_ms is not None and end_ms is not None and end_ms <= start_ms):
         raise UsageError("--start/--end must satisfy 0 <= start < end")
+    if not outdir.is_dir():  # only now: a strict failure above leaves nothing behind
+        try:
+            outdir.mkdir(parents=True)
+        except OSError as exc:
+            raise MediatoolsError(f"cannot create ({exc.strerror})", file=str(outdir), code="unwritable") from None
     taken: set[str] = {"merge"}
     users = []
     total = sum(len(u.runs) for u in tl.users) or 1

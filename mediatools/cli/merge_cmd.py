@@ -33,12 +33,9 @@ def merge_cmd(ctx: click.Context, source: str, outdir: str, fmt: str | None, sid
               uids: tuple[str, ...], gaps: str, align: str, start: str | None, end: str | None,
               reencode: bool, strict: bool, as_json: bool, quiet: bool) -> None:
     """One file per user: the user's runs, copied without re-encoding where the codec allows."""
-    import os
-
     opts = MergeOptions(sid=sid, uids=list(uids), format=fmt, gaps=gaps, align=align, start=start, end=end,
                         strict=strict, reencode=reencode)
     folder = local_source(ctx, source, sid=sid, uids=list(uids))
-    os.makedirs(outdir, exist_ok=True)
     if show_progress(quiet):
         with click.progressbar(length=1000, label="merging", file=click.get_text_stream("stderr")) as bar:
             state = {"shown": 0}
@@ -48,9 +45,9 @@ def merge_cmd(ctx: click.Context, source: str, outdir: str, fmt: str | None, sid
                 bar.update(pos - state["shown"])
                 state["shown"] = pos
 
-            report = merge(folder, outdir, opts, progress=progress)
+            report = merge(folder, outdir, opts, progress=progress, create_outdir=True)
     else:
-        report = merge(folder, outdir, opts)
+        report = merge(folder, outdir, opts, create_outdir=True)
     report_problems([Problem(**p) for p in report["problems"]], quiet=quiet or as_json)
     if as_json:
         emit_json(report)
