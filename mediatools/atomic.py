@@ -32,12 +32,19 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         try:
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal modes
             os.replace(tmp_path, target)
         except OSError as exc:
             raise MediatoolsError(f"cannot write ({exc.strerror})", file=str(target), code="unwritable") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def stray_temp_files(folder: str | Path) -> list[Path]:

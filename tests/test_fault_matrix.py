@@ -246,3 +246,21 @@ def test_interrupted_mix_exits_130_and_cleans_up(sig, make_recording, tmp_path):
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists() and stray_temp_files(tmp_path) == []
+
+
+def test_demo_runs_the_main_job(tmp_path):
+    """The quick start's `make demo`: synth → inspect → merge → mix, outputs where it says."""
+    out = tmp_path / "demo"
+    proc = run_cli("demo", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "call.m4a").stat().st_size > 100_000
+    merged = json.loads((out / "merged" / "merge.json").read_text())
+    assert len(merged["users"]) == 4 and all((out / "merged" / u["file"]).exists() for u in merged["users"])
+    assert str(out / "call.m4a") in proc.stdout
+    assert oct((out / "call.m4a").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m

@@ -100,4 +100,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Commands register themselves on `cli` when imported.
-from . import inspect_cmd, mix_cmd, synth_cmd  # noqa: E402,F401
+from . import demo_cmd, inspect_cmd, merge_cmd, mix_cmd, synth_cmd  # noqa: E402,F401
