@@ -135,7 +135,8 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
         elif len(sigs) > 1:
             reason = "codec or format changes inside the recording"
         elif fmt_name not in COPY_FORMATS.get(codec, ()):
-            reason = f"{codec} cannot be copied into {fmt_name}"
+            reason = (f"{codec} frame copy is not implemented yet" if codec not in COPY_FORMATS
+                      else f"{codec} cannot be copied into {fmt_name}")
         elif start_ms is not None or end_ms is not None:
             reason = "--start/--end cut inside frames"
         if reason is None:

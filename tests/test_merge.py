@@ -58,7 +58,7 @@ def test_keep_user_copy_and_placement(rec, tmp_path):
         if tu["codec"] == "aac":
             assert u["mode"] == "copy" and u["reason"] is None and path.suffix == ".m4a"
         else:
-            assert u["mode"] == "transcode" and "opus" in u["reason"] and path.suffix == ".ogg"
+            assert u["mode"] == "transcode" and u["reason"] == "opus frame copy is not implemented yet" and path.suffix == ".ogg"
         first = tu["runs"][0]["offset_ms"]
         last = max(r["offset_ms"] + r["duration_ms"] for r in tu["runs"])
         dur = len(decode_pcm(path, 48000)) / 48.0
@@ -169,3 +169,18 @@ def test_safe_names():
     assert safe_name("..", taken) == "uid"
     assert safe_name("x\ny", taken) == "x_y"
     assert safe_name("merge", taken) == "merge-2"
+
+
+def test_ts_copy_and_start_end_transcode(rec, tmp_path):
+    folder, truth = rec
+    tu = truth["users"][0]
+    ts = _merge(folder, tmp_path / "ts", "--format", "ts", "--uid", tu["uid"])
+    u = ts["users"][0]
+    assert u["mode"] == "copy" and u["file"].endswith(".ts")
+    first = tu["runs"][0]["offset_ms"]
+    for e in _onset_errors(tmp_path / "ts" / u["file"], tu, first):
+        assert abs(e) <= _frame_ms(tu) / 2 + 2.0
+    cut = _merge(folder, tmp_path / "cut", "--uid", tu["uid"], "--start", "5", "--end", "30", "--align", "session")
+    u = cut["users"][0]
+    assert u["mode"] == "transcode" and u["reason"] == "--start/--end cut inside frames"
+    assert abs(len(decode_pcm(tmp_path / "cut" / u["file"], 48000)) / 48.0 - 25000.0) <= 2.0
