@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/mediatools demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 fuzz: $(STAMP)
 	MEDIATOOLS_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests -k fuzz
