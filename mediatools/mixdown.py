@@ -1,15 +1,16 @@
 """Mixing every user onto one wall-clock timeline, streaming, in bounded memory.
 
-Pipeline (all cores busy, nothing whole in RAM): one ffmpeg *decoder* per user renders
-that user's entire timeline — each run decoded as one stream, trimmed to its duration,
-resampled, channel-converted explicitly, placed sample-exactly with silence between —
-as raw float PCM on a pipe; Python sums fixed-size blocks with per-user gains (numpy)
-and feeds one ffmpeg *encoder* that limits/normalizes and writes the output under a
-temporary name.
+Pipeline (both cores busy, nothing whole in RAM): each run is decoded by its own ffmpeg,
+started just before the mix reaches it, as one stream (its TS slices joined), resampled
+and trimmed to its exact samples, at its own channel count. Python places the runs
+sample-exactly in fixed-size blocks — silence costs nothing, channel conversion is
+explicit (a mono user at its own level in every channel, stereo → mono as (L+R)/2) —
+applies per-user gains with numpy and feeds one ffmpeg *encoder* that limits or
+normalizes and writes under a temporary name.
 """
 from __future__ import annotations
 
-import shutil
+import queue
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -55,20 +56,6 @@ def format_for(path: str | Path, explicit: str | None = None) -> OutputFormat:
     return FORMATS[name]
 
 
-def pan_filter(src_channels: int, dst_channels: int) -> str:
-    """Explicit channel conversion: mono at its own level in every channel; stereo→mono is (L+R)/2."""
-    if dst_channels == 1:
-        if src_channels == 1:
-            return "pan=mono|c0=c0"
-        terms = "+".join(f"{1.0 / src_channels:.6f}*c{i}" for i in range(src_channels))
-        return f"pan=mono|c0={terms}"
-    if dst_channels == 2:
-        if src_channels == 1:
-            return "pan=stereo|c0=c0|c1=c0"
-        return "pan=stereo|c0=c0|c1=c1"
-    raise MediatoolsError(f"{dst_channels} output channels not supported (1 or 2)", code="bad_channels")
-
-
 @dataclass
 class Segment:
     """One placed run of one user, in output samples."""
@@ -76,6 +63,7 @@ class Segment:
     length: int
     slices: list[Path]
     src_channels: int
+    src_rate: int | None = None
 
 
 def user_segments(ut: UserTimeline, rate: int, *, window_start_ms: float = 0.0,
@@ -89,40 +77,64 @@ def user_segments(ut: UserTimeline, rate: int, *, window_start_ms: float = 0.0,
         lo, hi = max(start_ms, 0.0), end_ms if limit is None else min(end_ms, limit)
         if hi <= lo:
             continue
-        ch = pr.run.media.channels if pr.run.media else 1
+        ch = min(pr.run.media.channels, 2) if pr.run.media else 1
         segs.append(Segment(start=int(round(start_ms * rate / 1000.0)),
                             length=int(round(end_ms * rate / 1000.0)) - int(round(start_ms * rate / 1000.0)),
-                            slices=[s.path for s in pr.run.slices if s.path is not None], src_channels=ch))
+                            slices=[s.path for s in pr.run.slices if s.path is not None], src_channels=ch,
+                            src_rate=pr.run.media.sample_rate if pr.run.media else None))
     return segs
 
 
-def decoder_cmd(segs: list[Segment], rate: int, channels: int, total: int) -> list[str]:
-    """One ffmpeg rendering a user's whole timeline [0, total) as f32le."""
-    layout = "mono" if channels == 1 else "stereo"
-    args = base_cmd()
-    parts, labels, pos = [], [], 0
-    for i, seg in enumerate(segs):
-        args += ["-i", "concat:" + "|".join(str(p) for p in seg.slices)]
-    for i, seg in enumerate(segs):
-        skip = max(0, -seg.start)      # run begins before the window
-        start = max(seg.start, 0)
-        if start > pos:
-            parts.append(f"anullsrc=r={rate}:cl={layout},atrim=end_sample={start - pos}[g{i}]")
-            labels.append(f"[g{i}]")
-        keep = min(seg.length - skip, total - start)
-        if keep <= 0:
-            continue
-        parts.append(f"[{i}:a:0]aresample={rate},{pan_filter(seg.src_channels, channels)},"
-                     f"atrim=start_sample={skip}:end_sample={skip + keep},asetpts=N/SR/TB,"
-                     f"apad=whole_len={keep}[r{i}]")
-        labels.append(f"[r{i}]")
-        pos = start + keep
-    if pos < total:
-        parts.append(f"anullsrc=r={rate}:cl={layout},atrim=end_sample={total - pos}[tail]")
-        labels.append("[tail]")
-    parts.append(f"{''.join(labels)}concat=n={len(labels)}:v=0:a=1[out]")
-    return args + ["-filter_complex", ";".join(parts), "-map", "[out]", "-f", "f32le", "-ac", str(channels),
-                   "-ar", str(rate), "pipe:1"]
+def segment_cmd(seg: Segment, rate: int, src_rate: int | None) -> list[str]:
+    """One ffmpeg decoding a run as one stream: resampled, trimmed to its samples, native channels."""
+    skip = max(0, -seg.start)
+    filters = [] if src_rate == rate else [f"aresample={rate}"]
+    filters.append(f"atrim=start_sample={skip}:end_sample={seg.length}")
+    return base_cmd() + ["-i", "concat:" + "|".join(str(p) for p in seg.slices), "-map", "0:a:0",
+                         "-af", ",".join(filters), "-ac", str(seg.src_channels), "-f", "f32le", "-ar", str(rate),
+                         "pipe:1"]
+
+
+class _Source:
+    """A run being decoded: started when the mix reaches it, read block by block."""
+
+    def __init__(self, seg: Segment, rate: int, src_rate: int | None, gain: float, uid: str):
+        self.seg, self.gain, self.uid = seg, gain, uid
+        self.start = max(seg.start, 0)
+        self.end = seg.start + seg.length
+        self.cmd = segment_cmd(seg, rate, src_rate)
+        self.proc: subprocess.Popen | None = None
+        self.err: list[bytes] = []
+        self.pos = self.start          # next output sample this source will deliver
+        self.dry = False               # decoder ended early: the rest is silence (the run is shorter)
+
+    def open(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        _grow_pipe(self.proc.stdout)
+        threading.Thread(target=lambda: self.err.append(self.proc.stderr.read()), daemon=True).start()
+
+    def read(self, n: int, channels: int) -> np.ndarray:
+        """Next ``n`` frames, shaped (n, 1) or (n, channels) for broadcasting into the mix."""
+        ch = self.seg.src_channels
+        want = n * ch * 4
+        buf = b"" if self.dry else _read_exact(self.proc.stdout, want)
+        if len(buf) < want:
+            self.dry = True
+        x = np.frombuffer(buf[: len(buf) - len(buf) % (4 * ch)], dtype=np.float32).reshape(-1, ch)
+        if len(x) < n:
+            x = np.concatenate([x, np.zeros((n - len(x), ch), np.float32)])
+        if ch == 2 and channels == 1:
+            x = x.mean(axis=1, keepdims=True)   # (L+R)/2
+        # a mono column broadcasts into every output channel at its own level
+        self.pos += n
+        return x
+
+    def close(self) -> None:
+        if self.proc:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.proc.stdout.close()
 
 
 def encoder_cmd(fmt: OutputFormat, rate: int, channels: int, bitrate: str | None, normalize: str,
@@ -167,79 +179,136 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
     for ut in tl.users:
         segs = user_segments(ut, rate, window_start_ms=window_start_ms, window_end_ms=end_ms)
         users.append((ut, segs))
-    procs: list[subprocess.Popen] = []
-    errs: dict[int, list[bytes]] = {}
+    sources: list[_Source] = []
+    for ut, segs in users:
+        g = 10 ** (gains.get(ut.uid, 0.0) / 20.0)
+        for seg in segs:
+            sources.append(_Source(seg, rate, seg.src_rate, g, ut.uid))
+    sources.sort(key=lambda s: s.start)
+    enc_err: list[bytes] = []
     with atomic_path(out) as tmp:
         enc = subprocess.Popen(encoder_cmd(fmt, rate, channels, bitrate, normalize, tmp),
                                stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        procs.append(enc)
+        threading.Thread(target=lambda: enc_err.append(enc.stderr.read()), daemon=True).start()
+        _grow_pipe(enc.stdin)
+        writer = _Writer(enc.stdin)
+        active: list[_Source] = []
+        nxt = 0
         try:
-            readers = []
-            for ut, segs in users:
-                if not segs:
-                    continue
-                p = subprocess.Popen(decoder_cmd(segs, rate, channels, total), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, bufsize=0)
-                procs.append(p)
-                readers.append((p, 10 ** (gains.get(ut.uid, 0.0) / 20.0), ut.uid))
-            _drain_stderr(procs, errs)
             skip = fmt.priming  # raw ADTS cannot signal the encoder delay: feed it that much later audio
             done = 0
-            frame_bytes = 4 * channels
             while done < total:
                 n = min(BLOCK, total - done)
-                acc = np.zeros(n * channels, dtype=np.float32)
-                for p, g, uid in readers:
-                    buf = _read_exact(p.stdout, n * frame_bytes)
-                    if len(buf) != n * frame_bytes:
-                        p.wait()
-                        raise MediatoolsError(f"decoding uid {uid} failed: "
-                                              f"{last_line(b''.join(errs.get(p.pid, [])))}", code="decode_failed")
-                    x = np.frombuffer(buf, dtype=np.float32)
-                    acc += x if g == 1.0 else x * np.float32(g)
+                while nxt < len(sources) and sources[nxt].start < done + n + BLOCK:  # open one block ahead
+                    sources[nxt].open()
+                    active.append(sources[nxt])
+                    nxt += 1
+                acc = np.zeros((n, channels), dtype=np.float32)
+                for src in active:
+                    a, b = max(src.pos, done), min(src.end, done + n)
+                    if b <= a:
+                        continue
+                    x = src.read(b - a, channels)
+                    acc[a - done:b - done] += x if src.gain == 1.0 else x * np.float32(src.gain)
+                for src in [s for s in active if s.pos >= s.end]:
+                    src.close()
+                    if src.proc.returncode not in (0, -9) and not src.dry:
+                        raise MediatoolsError(f"decoding uid {src.uid} failed: {last_line(b''.join(src.err))}",
+                                              file=src.seg.slices[0].name, code="decode_failed")
+                    active.remove(src)
+                data = acc.reshape(-1)
                 if skip:
                     cut = min(skip, n)
-                    acc = acc[cut * channels:]
+                    data = data[cut * channels:]
                     skip -= cut
-                try:
-                    enc.stdin.write(acc.tobytes())
-                except BrokenPipeError:  # the encoder died (disk full, bad option): say why
+                if not writer.put(data.tobytes()):  # the encoder died (disk full, bad option): say why
                     enc.wait()
-                    raise MediatoolsError(f"encoding failed: {last_line(b''.join(errs.get(enc.pid, [])))}",
-                                          file=str(out), code="encode_failed") from None
+                    raise MediatoolsError(f"encoding failed: {last_line(b''.join(enc_err))}",
+                                          file=str(out), code="encode_failed")
                 done += n
                 if progress:
                     progress(done, total)
-            try:
-                enc.stdin.close()
-            except BrokenPipeError:
-                pass
-            for p, _, _ in readers:
-                p.wait()
+            if not writer.close():
+                enc.wait()
+                raise MediatoolsError(f"encoding failed: {last_line(b''.join(enc_err))}", file=str(out),
+                                      code="encode_failed")
             enc.wait()
             if enc.returncode != 0:
-                raise MediatoolsError(f"encoding failed: {last_line(b''.join(errs.get(enc.pid, [])))}",
-                                      file=str(out), code="encode_failed")
+                raise MediatoolsError(f"encoding failed: {last_line(b''.join(enc_err))}", file=str(out),
+                                      code="encode_failed")
         except BaseException:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-            for p in procs:
-                p.wait()
+            if enc.poll() is None:
+                enc.kill()
+            enc.wait()
+            writer.abort()
             raise
         finally:
-            for p in procs:
-                for s in (p.stdin, p.stdout):
-                    if s and not s.closed:
-                        try:
-                            s.close()
-                        except OSError:
-                            pass
+            for src in active + sources[nxt:]:
+                src.close()
+            if enc.stdin and not enc.stdin.closed:
+                try:
+                    enc.stdin.close()
+                except OSError:
+                    pass
     placed = [{"uid": ut.uid, "gain_db": gains.get(ut.uid, 0.0),
                "runs": [{"offset_ms": round(s.start * 1000.0 / rate, 3), "duration_ms": round(s.length * 1000.0 / rate, 3)}
                         for s in segs]} for ut, segs in users]
     return MixResult(output=out, format=fmt.name, sample_rate=rate, channels=channels,
                      duration_ms=round(total * 1000.0 / rate, 3), users=placed, problems=list(tl.problems))
+
+
+class _Writer:
+    """Feeds the encoder from a thread, so mixing the next blocks overlaps encoding."""
+
+    def __init__(self, stream, depth: int = 8):  # noqa: ANN001
+        self.stream, self.q, self.failed = stream, queue.Queue(maxsize=depth), False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                break
+            if self.failed:
+                continue
+            try:
+                self.stream.write(item)
+            except (BrokenPipeError, OSError):
+                self.failed = True
+        try:
+            self.stream.close()
+        except (BrokenPipeError, OSError):
+            self.failed = True
+
+    def put(self, data: bytes) -> bool:
+        if self.failed:
+            return False
+        self.q.put(data)
+        return not self.failed
+
+    def close(self) -> bool:
+        self.q.put(None)
+        self.thread.join()
+        return not self.failed
+
+    def abort(self) -> None:
+        self.failed = True
+        try:
+            while True:
+                self.q.get_nowait()
+        except queue.Empty:
+            pass
+        self.q.put(None)
+
+
+def _grow_pipe(stream) -> None:  # noqa: ANN001
+    """1 MiB pipes: fewer wake-ups between the processes (Linux only; harmless elsewhere)."""
+    try:
+        import fcntl
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (OSError, ImportError, ValueError):
+        pass
 
 
 def _read_exact(stream, n: int) -> bytes:  # noqa: ANN001
@@ -251,11 +320,3 @@ def _read_exact(stream, n: int) -> bytes:  # noqa: ANN001
         chunks.append(b)
         got += len(b)
     return b"".join(chunks)
-
-
-def _drain_stderr(procs: list[subprocess.Popen], errs: dict[int, list[bytes]]) -> None:
-    """Keep stderr pipes from filling (ffmpeg would block) and keep the text for errors."""
-    for p in procs:
-        buf: list[bytes] = []
-        errs[p.pid] = buf
-        threading.Thread(target=lambda s=p.stderr, b=buf: b.append(s.read()), daemon=True).start()

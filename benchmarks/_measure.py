@@ -1,0 +1,71 @@
+"""Shared benchmark plumbing: run a command, sample the whole process tree's memory
+(proportional set size, so a binary shared by several processes counts once), report
+wall time, CPU seconds (user+sys of the tree) and the peak."""
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Measure:
+    name: str
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+
+    def row(self, ref: "Measure | None" = None) -> str:
+        ratio = f"  ×{self.wall_s / ref.wall_s:5.2f} wall  ×{self.cpu_s / ref.cpu_s:5.2f} cpu" if ref else ""
+        return f"{self.name:<34} wall {self.wall_s:7.2f} s  cpu {self.cpu_s:7.2f} s  peak {self.peak_rss_mb:7.1f} MB{ratio}"
+
+
+def _tree_rss_kb(root: int) -> int:
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            # PSS: shared pages (the same ffmpeg binary in many processes) counted once
+            for line in (d / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    rss[int(d.name)] = int(line.split()[1])
+            parents[int(d.name)] = ppid
+        except (OSError, ValueError, IndexError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += [c for c, p in parents.items() if p == pid]
+    return total
+
+
+def measure(name: str, cmd: list[str], env: dict | None = None) -> Measure:
+    """Run ``cmd`` to completion; fail loudly if it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+            stop.wait(0.05)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{name} failed: {err.strip().splitlines()[-1:] or err}")
+    return Measure(name, wall, ru.ru_utime + ru.ru_stime, peak[0] / 1024.0)
