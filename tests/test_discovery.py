@@ -1,0 +1,81 @@
+"""Synthesized recordings: the timeline equals truth.json to the millisecond, across codecs,
+rates, channel counts, uid kinds and playlist dialects."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mediatools.recording import load_recording
+from mediatools.report import probe_runs
+from mediatools.timeline import build_timeline
+
+from conftest import run_cli
+
+
+def check_against_truth(folder, truth):
+    rec = load_recording(folder)
+    tl = build_timeline(rec)
+    assert tl.origin_ms == truth["origin_ms"]
+    assert tl.span_ms == pytest.approx(truth["span_ms"], abs=1.0)
+    for tu in truth["users"]:
+        ut = tl.user(tu["uid"])
+        assert [r.start_ms for r in ut.runs] == [r["start_ms"] for r in tu["runs"]]
+        assert [r.offset_ms for r in ut.runs] == [r["offset_ms"] for r in tu["runs"]]
+        assert [r.duration_ms for r in ut.runs] == pytest.approx([r["duration_ms"] for r in tu["runs"]], abs=1.0)
+    return rec
+
+
+@pytest.mark.parametrize("name, kw", [
+    ("aac_mono_48k", dict(codec="aac", sample_rates=[48000], channels=[1])),
+    ("aac_stereo_32k", dict(codec="aac", sample_rates=[32000], channels=[2])),
+    ("aac_mono_16k", dict(codec="aac", sample_rates=[16000], channels=[1])),
+    ("opus_mono_16k_stereo_48k", dict(codec="opus", sample_rates=[16000, 48000], channels=[1, 2])),
+    ("mixed_string_uids", dict(codec="mixed", sample_rates=[48000, 16000], channels=[2, 1], string_uids=True)),
+])
+def test_timeline_equals_truth(name, kw, make_recording):
+    folder, truth = make_recording(f"disc_{name}", users=2, duration_s=32.0, seed=11, **kw)
+    rec = check_against_truth(folder, truth)
+    probe_runs(rec)
+    for tu in truth["users"]:
+        m = rec.user(tu["uid"]).media
+        assert m.codec == tu["codec"] and m.channels == tu["channels"]
+        assert m.sample_rate == (48000 if tu["codec"] == "opus" else tu["sample_rate"])  # Opus decodes at 48k
+
+
+@pytest.mark.parametrize("dialect", ["comma", "unix_time"])
+def test_playlist_dialects(dialect, make_recording):
+    def hook(spec):
+        spec.extinf_comma = dialect == "comma"
+        spec.time_format = "unix" if dialect == "unix_time" else "utc"
+    folder, truth = make_recording(f"disc_{dialect}", users=2, duration_s=25.0, seed=5, spec_hook=hook)
+    text = next(folder.glob("*.m3u8")).read_text()
+    extinf = [ln for ln in text.splitlines() if ln.startswith("#EXTINF:")]
+    assert all(ln.endswith(",") == (dialect == "comma") for ln in extinf)
+    times = [ln.rsplit("TIME=", 1)[1] for ln in text.splitlines() if "TIME=" in ln]
+    assert times and all(len(t) == (13 if dialect == "unix_time" else 17) for t in times)
+    check_against_truth(folder, truth)
+    assert not load_recording(folder).problems
+
+
+def test_bak_overlap_cuts_original_at_failover_start(make_recording):
+    from mediatools.synth import Fault
+    folder, truth = make_recording("disc_bak_overlap3", users=1, duration_s=50.0, seed=4, gaps=0,
+                                   faults=[Fault("bak_overlap", "0", 0, 1)])
+    rec = check_against_truth(folder, truth)
+    runs = rec.users[0].runs
+    assert [r.sources for r in runs] == [["original"], ["bak0"]]
+    assert runs[0].end_ms == runs[1].start_ms  # audio continuous across the failover
+    codes = [p.code for p in rec.problems]
+    assert "overlap_cut" in codes and "failover_joined" in codes
+
+
+def test_several_recordings_are_listed(make_recording, tmp_path):
+    a, ta = make_recording("disc_sid_a", users=1, duration_s=20.0, seed=1)
+    both = tmp_path / "both"
+    (both / "x").mkdir(parents=True)
+    for f in a.glob("*.*"):
+        (both / f.name).write_bytes(f.read_bytes())
+        (both / "x" / f.name.replace(ta["sid"], "feedface")).write_bytes(f.read_bytes())
+    doc = json.loads(run_cli("inspect", str(both), "--json", "--no-probe", check=True).stdout)
+    assert [r["sid"] for r in doc["recordings"]] == sorted([ta["sid"], "feedface"])
