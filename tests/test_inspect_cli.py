@@ -1,0 +1,109 @@
+"""`mediatools inspect`: the JSON schema, the human view, and every error path."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+
+RUN_KEYS = {"index": int, "start_ms": int, "start_utc": str, "offset_ms": int, "duration_ms": float,
+            "end_offset_ms": float, "slices": list, "sources": list, "drift_ms": float, "codec": str,
+            "sample_rate": int, "channels": int}
+USER_KEYS = {"uid": str, "track_type": str, "codec": str, "sample_rate": int, "channels": int, "talk_ms": float,
+             "first_offset_ms": float, "last_offset_ms": float, "first_utc": str, "last_utc": str,
+             "playlists": list, "slices": int, "usable_slices": int, "runs": list, "gaps": list}
+REC_KEYS = {"sid": str, "cname": str, "origin_ms": int, "origin_utc": str, "span_ms": float, "users": list,
+            "problems": list}
+
+
+def _typed(d: dict, keys: dict) -> None:
+    assert set(d) == set(keys), set(d) ^ set(keys)
+    for k, t in keys.items():
+        assert isinstance(d[k], (t, int) if t is float else t), (k, d[k])
+
+
+def test_json_schema(basic_recording):
+    folder, truth = basic_recording
+    doc = json.loads(run_cli("inspect", str(folder), "--json", check=True).stdout)
+    assert doc["schema"] == "mediatools.inspect/1" and doc["root"] == str(folder)
+    (rec,) = doc["recordings"]
+    _typed(rec, REC_KEYS)
+    for u in rec["users"]:
+        _typed(u, USER_KEYS)
+        for r in u["runs"]:
+            _typed(r, RUN_KEYS)
+        for g in u["gaps"]:
+            _typed(g, {"offset_ms": float, "duration_ms": float})
+    by_first = sorted(truth["users"], key=lambda u: u["runs"][0]["start_ms"])
+    assert [u["uid"] for u in rec["users"]] == [u["uid"] for u in by_first]  # listed by first instant
+    assert rec["origin_utc"].endswith("Z") and rec["origin_ms"] == truth["origin_ms"]
+
+
+def test_human_view_one_line_per_user(basic_recording):
+    folder, truth = basic_recording
+    out = run_cli("inspect", str(folder), check=True).stdout
+    lines = [ln for ln in out.splitlines() if ln.startswith("  uid ")]
+    assert len(lines) == len(truth["users"])
+    for ln, u in zip(lines, sorted(truth["users"], key=lambda u: u["runs"][0]["start_ms"])):
+        assert ln.split()[1] == u["uid"] and "aac 48000 Hz 1ch" in ln and f"runs {len(u['runs'])}" in ln
+    assert "problems: none" in out
+
+
+def test_uid_filter(basic_recording):
+    folder, truth = basic_recording
+    uid = truth["users"][1]["uid"]
+    doc = json.loads(run_cli("inspect", str(folder), "--json", "--uid", uid, check=True).stdout)
+    assert [u["uid"] for u in doc["recordings"][0]["users"]] == [uid]
+
+
+@pytest.mark.parametrize("setup, code, msg", [
+    (lambda d: d / "nope", 1, "mediatools: error: {p}: no such file or folder"),
+    (lambda d: (d / "f.txt").write_text("x") and d / "f.txt", 1,
+     "mediatools: error: {p}: not a folder (SOURCE is the folder holding the recording)"),
+    (lambda d: d, 1, "mediatools: error: {p}: no Agora audio recording found (no *__uid_s_*__uid_e_audio* files)"),
+])
+def test_error_paths(setup, code, msg, tmp_path):
+    p = setup(tmp_path)
+    proc = run_cli("inspect", str(p))
+    assert proc.returncode == code
+    assert proc.stderr.strip() == msg.format(p=p)
+
+
+def test_unknown_sid_and_uid_are_usage_errors(basic_recording):
+    folder, truth = basic_recording
+    proc = run_cli("inspect", str(folder), "--sid", "nosuch")
+    assert proc.returncode == 2 and proc.stderr.strip() == f"mediatools: error: {folder}: no recording with sid nosuch"
+    proc = run_cli("inspect", str(folder), "--uid", "999")
+    assert proc.returncode == 2 and "uid 999 not in recording" in proc.stderr
+
+
+def test_unreadable_playlist_tolerant_strict_and_debug(basic_recording, tmp_path):
+    import shutil
+    folder, truth = basic_recording
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    pl = sorted(bad.glob("*.m3u8"))[0]
+    pl.write_bytes(b"\x00\x01 not a playlist")
+    proc = run_cli("inspect", str(bad), "--json")
+    assert proc.returncode == 0
+    probs = json.loads(proc.stdout)["recordings"][0]["problems"]
+    assert {"code": "not_m3u8", "file": pl.name, "message": "not an M3U8 playlist (no #EXTM3U header)",
+            "action": "skipped", "uid": truth["users"][0]["uid"]} in probs
+    proc = run_cli("inspect", str(bad), "--strict")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"mediatools: error: {pl.name}: not an M3U8 playlist (no #EXTM3U header)"
+    proc = run_cli("--debug", "inspect", str(bad), "--strict")
+    assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+def test_version_names_ffmpeg():
+    out = run_cli("--version", check=True).stdout
+    assert out.startswith("mediatools 0.1.0\nffmpeg ") and "(" in out
+
+
+def test_help_documents_exit_codes():
+    out = " ".join(run_cli("--help", check=True).stdout.split())
+    assert "Exit codes: 0 success (problems reported), 1 failure, 2 usage error, 130 interrupted." in out
+    for cmd in ("inspect", "merge", "mix", "synth", "demo"):
+        assert cmd in out
