@@ -1,0 +1,82 @@
+"""Compact spectral features for comparing a mix with its recording.
+
+Audio is decoded at a modest rate and reduced, as it streams, to band energies every
+10 ms (24 log-spaced bands): a 60-minute file becomes ~35 MB, never the waveform.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from .ffmpeg import FFmpegError, base_cmd, last_line
+
+RATE = 16000
+HOP = 160           # 10 ms
+WIN = 512           # 32 ms
+EDGES = np.geomspace(100.0, 7800.0, 25)
+_BINS = np.fft.rfftfreq(WIN, 1.0 / RATE)
+_BAND_OF = np.digitize(_BINS, EDGES) - 1   # -1 or 24 = outside
+_WINDOW = np.hanning(WIN).astype(np.float32)
+HOP_MS = HOP * 1000.0 / RATE
+
+
+def band_energies(x: np.ndarray) -> np.ndarray:
+    """(frames × 24) energies of a mono block; frame i covers samples [i*HOP, i*HOP+WIN)."""
+    if len(x) < WIN:
+        x = np.concatenate([x, np.zeros(WIN - len(x), np.float32)])
+    n = 1 + (len(x) - WIN) // HOP
+    frames = np.lib.stride_tricks.as_strided(x, shape=(n, WIN), strides=(x.strides[0] * HOP, x.strides[0]))
+    spec = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2
+    out = np.zeros((n, len(EDGES) - 1), np.float32)
+    for b in range(len(EDGES) - 1):
+        m = _BAND_OF == b
+        if m.any():
+            out[:, b] = spec[:, m].sum(axis=1)
+    return out
+
+
+def stream_features(args: list[str], what: str, *, block_s: float = 20.0) -> tuple[np.ndarray, int]:
+    """Decode with ffmpeg ``args`` (inputs) to 16 kHz mono, streaming; → (features, samples)."""
+    # ffmpeg's own downmix level does not matter here: only shapes are compared, never levels
+    cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", "f32le", "pipe:1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    chunks: list[np.ndarray] = []
+    carry = np.zeros(0, np.float32)
+    total = 0
+    step = int(block_s * RATE) // HOP * HOP
+    while True:
+        buf = proc.stdout.read(step * 4)
+        if not buf:
+            break
+        x = np.frombuffer(buf[: len(buf) // 4 * 4], np.float32)
+        total += len(x)
+        data = np.concatenate([carry, x])
+        usable = (len(data) - WIN) // HOP + 1 if len(data) >= WIN else 0
+        if usable > 0:
+            chunks.append(band_energies(data[: (usable - 1) * HOP + WIN]))
+            carry = data[usable * HOP:]
+        else:
+            carry = data
+    err = proc.stderr.read()
+    proc.wait()
+    if proc.returncode != 0:
+        raise FFmpegError(f"cannot decode {what}: {last_line(err)}", file=what, code="unreadable")
+    if len(carry):
+        chunks.append(band_energies(np.concatenate([carry, np.zeros(WIN, np.float32)]))[: max(1, len(carry) // HOP)])
+    feats = np.concatenate(chunks) if chunks else np.zeros((0, len(EDGES) - 1), np.float32)
+    return feats, total
+
+
+def file_features(path: str | Path) -> tuple[np.ndarray, int]:
+    return stream_features(["-i", str(path)], Path(path).name)
+
+
+def run_features(slices: list[Path], duration_ms: float, lead_samples: int = 0) -> np.ndarray:
+    """A run decoded per the contract (one stream, trimmed to its duration), delayed by
+    ``lead_samples`` so its frames fall on the same 10 ms grid as the mix's."""
+    af = ["-af", f"adelay=delays={lead_samples}S:all=1"] if lead_samples else []
+    feats, _ = stream_features(["-i", "concat:" + "|".join(map(str, slices))] + af +
+                               ["-t", f"{duration_ms / 1000 + lead_samples / RATE:.6f}"], slices[0].name)
+    return feats[: int(round(duration_ms / HOP_MS)) + 1]

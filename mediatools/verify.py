@@ -1,0 +1,205 @@
+"""``verify``: is a mix (Agora's postpone mix, or ours) complete and aligned with its recording?
+
+Checks, each pass/fail with the measured value: format/rate/channels (against
+``transcodeOptions`` when given), duration vs the recording's span, the global offset
+(found by cross-correlation, not assumed), every run of every user present at its
+place, and silence where nobody spoke. Both sides are reduced to 10 ms band energies
+(:mod:`mediatools.features`), so memory stays small for any length.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .agora_config import TranscodeOptions
+from .errors import MediatoolsError
+from .features import HOP_MS, file_features, run_features
+from .ffmpeg import probe
+from .model import Recording
+from .recording import load_recording
+from .timeline import build_timeline
+
+SCHEMA = "mediatools.verify/1"
+PRESENCE_MIN = 0.5          # correlation a run must reach to count as present
+SEARCH_S = 30.0             # global offset search range, ±
+RUN_SEARCH_MS = 1000.0      # per-run search range around the global offset, ±
+CONTEXT = 50                # frames of context either side of a run (0.5 s)
+SILENCE_DB = -50.0
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    measured: object
+    expected: object
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    mix: str
+    sid: str
+    checks: list[Check] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "mix": self.mix, "sid": self.sid, "passed": self.passed,
+                "checks": [asdict(c) for c in self.checks], "runs": self.runs}
+
+
+_CODEC_OF = {"mp3": "mp3", "m4a": "aac", "aac": "aac"}
+
+
+def verify(mixfile: str | Path, source: str | Path | Recording, *, sid: str | None = None,
+           tolerance_ms: float = 40.0, expected: TranscodeOptions | None = None) -> VerifyReport:
+    mixfile = Path(mixfile)
+    if not mixfile.is_file():
+        raise MediatoolsError("no such file", file=str(mixfile), code="not_found")
+    rec = source if isinstance(source, Recording) else load_recording(source, sid=sid)
+    tl = build_timeline(rec)
+    rep = VerifyReport(mix=str(mixfile), sid=rec.sid)
+    info, _ = probe(mixfile)
+
+    # 1. format, rate, channels
+    if expected:
+        for name, got, want in [("format", info.codec, _CODEC_OF.get(expected.format or "", expected.format)),
+                                ("sample_rate", info.sample_rate, expected.sample_rate),
+                                ("channels", info.channels, expected.channels)]:
+            if want is not None:
+                rep.checks.append(Check(name, got == want, got, want,
+                                        f"{name} is {got}, expected {want}" if got != want else f"{name} {got}"))
+    else:
+        rep.checks.append(Check("format", True, f"{info.codec} {info.sample_rate} Hz {info.channels} ch", None,
+                                "no transcodeOptions given: format not checked"))
+
+    mix, samples = file_features(mixfile)
+    dur_ms = samples * 1000.0 / 16000
+    # 2. duration
+    d = dur_ms - tl.span_ms
+    rep.checks.append(Check("duration", abs(d) <= tolerance_ms + 50.0, round(dur_ms, 1), round(tl.span_ms, 1),
+                            f"mix is {dur_ms / 1000:.3f} s, recording spans {tl.span_ms / 1000:.3f} s "
+                            f"({d:+.0f} ms)"))
+
+    # reference: every run's features at its place
+    runs = []
+    ref_env = np.zeros(max(len(mix), int(tl.span_ms / HOP_MS) + 1), np.float32)
+    for ut in tl.users:
+        for pr in ut.runs:
+            at = int(pr.offset_ms // HOP_MS)
+            lead = int(round((pr.offset_ms - at * HOP_MS) * 16))  # samples at 16 kHz past the grid line
+            f = run_features([s.path for s in pr.run.slices], pr.duration_ms, lead)
+            seg = f.sum(axis=1)[: max(0, len(ref_env) - at)]
+            ref_env[at:at + len(seg)] += seg
+            runs.append((ut.uid, pr, f, at))
+
+    # 3. global offset: coarse by cross-correlating energy envelopes, refined by the runs
+    lag, score = _xcorr_lag(_norm(np.log1p(mix.sum(axis=1) * 1e4)), _norm(np.log1p(ref_env * 1e4)),
+                            int(SEARCH_S * 1000 / HOP_MS))
+    search = int(RUN_SEARCH_MS / HOP_MS)
+    margin = CONTEXT + search  # the mix is silent before its start and after its end
+    padded = np.concatenate([np.zeros((margin, mix.shape[1]), np.float32), mix,
+                             np.zeros((margin, mix.shape[1]), np.float32)])
+    placed_runs = [(uid, pr, *_place_run(padded, f, at + lag + margin, search)) for uid, pr, f, at in runs]
+    local = [off for _, _, off, pres in placed_runs if off is not None and pres >= PRESENCE_MIN]
+    fine = float(np.median(local)) if local else 0.0
+    offset_ms = (lag + fine) * HOP_MS
+    matched = score >= 0.3 and len(local) > 0
+    rep.checks.append(Check("global_offset", matched and abs(offset_ms) <= tolerance_ms, round(offset_ms, 1), 0.0,
+                            f"mix starts {offset_ms:+.1f} ms against the session origin (correlation {score:.2f})"
+                            if matched else f"mix does not match this recording (correlation {score:.2f})"))
+
+    # 4. every run present at its place (relative to the mix's own start)
+    missing, misplaced = [], []
+    for uid, pr, off, pres in placed_runs:
+        err = None if off is None else (off - fine) * HOP_MS
+        present = pres >= PRESENCE_MIN
+        placed = present and err is not None and abs(err) <= tolerance_ms
+        rep.runs.append({"uid": uid, "run": pr.index, "offset_ms": round(pr.offset_ms, 1),
+                         "duration_ms": round(pr.duration_ms, 1), "presence": round(float(pres), 3),
+                         "error_ms": None if err is None else round(float(err), 1), "present": present,
+                         "placed": placed})
+        if not present:
+            missing.append(f"uid {uid} run {pr.index} at {pr.offset_ms / 1000:.3f} s (presence {pres:.2f})")
+        elif not placed:
+            misplaced.append(f"uid {uid} run {pr.index} at {pr.offset_ms / 1000:.3f} s off by {err:+.0f} ms")
+    users_missing = sorted({r["uid"] for r in rep.runs} - {r["uid"] for r in rep.runs if r["present"]})
+    rep.checks.append(Check("users_present", not users_missing, len({r["uid"] for r in rep.runs}) - len(users_missing),
+                            len({r["uid"] for r in rep.runs}),
+                            f"missing user(s): {', '.join(users_missing)}" if users_missing else "every user found"))
+    rep.checks.append(Check("runs_present", not missing, len(rep.runs) - len(missing), len(rep.runs),
+                            "missing: " + "; ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+                            if missing else "every run found"))
+    rep.checks.append(Check("runs_aligned", not misplaced, len(rep.runs) - len(missing) - len(misplaced),
+                            len(rep.runs) - len(missing),
+                            "misplaced: " + "; ".join(misplaced[:5]) + (" …" if len(misplaced) > 5 else "")
+                            if misplaced else f"every run within ±{tolerance_ms:.0f} ms"))
+
+    # 5. silence where nobody spoke
+    active = np.zeros(len(mix), bool)
+    pad = int(100 / HOP_MS)
+    for uid, pr, f, at in runs:
+        a, b = at + lag - pad, at + lag + len(f) + pad
+        active[max(a, 0):max(min(b, len(mix)), 0)] = True
+    quiet = ~active
+    loud_db = -120.0
+    if quiet.any():
+        rms = np.sqrt(mix[quiet].sum(axis=1) / (256 * 96)) + 1e-12  # Hann-window energy → RMS approx
+        loud_db = float(20 * np.log10(np.percentile(rms, 99)))
+    rep.checks.append(Check("silence", loud_db <= SILENCE_DB, round(loud_db, 1), SILENCE_DB,
+                            f"where nobody spoke the mix peaks at {loud_db:.1f} dBFS"))
+    return rep
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    s = x.std()
+    return (x - x.mean()) / s if s > 0 else x * 0
+
+
+def _xcorr_lag(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """Lag L (frames) maximising corr(a[t+L], b[t]), and that correlation."""
+    n = len(a) + len(b)
+    size = 1 << (n - 1).bit_length()
+    c = np.fft.irfft(np.fft.rfft(a, size) * np.conj(np.fft.rfft(b, size)), size)
+    lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
+    vals = c[lags % size]
+    i = int(np.argmax(vals))
+    return int(lags[i]), float(vals[i] / min(len(a), len(b)))
+
+
+def _place_run(mix: np.ndarray, ref: np.ndarray, at: int, search: int) -> tuple[float | None, float]:
+    """Best lag (frames, sub-frame) and correlation of a run's dominant bands in the mix."""
+    prof = ref.mean(axis=0)
+    if not len(ref) or prof.max() <= 0:
+        return None, 0.0
+    bands = np.flatnonzero(prof >= 0.1 * prof.max())
+    r = np.concatenate([np.zeros((CONTEXT, len(bands)), np.float32), ref[:, bands],
+                        np.zeros((CONTEXT, len(bands)), np.float32)])
+    r = np.sqrt(r)  # amplitudes: other users' energy in shared bands weighs less
+    rv = (r - r.mean(axis=0)).ravel()
+    rn = np.linalg.norm(rv)
+    scores = np.full(2 * search + 1, -1.0)
+    for k, lag in enumerate(range(-search, search + 1)):
+        a = at - CONTEXT + lag
+        if a < 0 or a + len(r) > len(mix):
+            continue
+        m = np.sqrt(mix[a:a + len(r)][:, bands])
+        mv = (m - m.mean(axis=0)).ravel()
+        den = rn * np.linalg.norm(mv)
+        scores[k] = float(rv @ mv / den) if den > 0 else 0.0
+    k = int(np.argmax(scores))
+    best = scores[k]
+    if best <= -1.0:
+        return None, 0.0
+    frac = 0.0
+    if 0 < k < len(scores) - 1 and scores[k - 1] > -1 and scores[k + 1] > -1:
+        den = scores[k - 1] - 2 * best + scores[k + 1]
+        frac = 0.5 * (scores[k - 1] - scores[k + 1]) / den if den < 0 else 0.0
+    return k - search + frac, best
