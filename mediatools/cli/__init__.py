@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="mediatools", standalone_mode=False)
-        code = EXIT_OK
+        # with standalone_mode=False click returns ctx.exit()'s code instead of raising
+        rv = cli.main(args=args, prog_name="mediatools", standalone_mode=False)
+        code = rv if isinstance(rv, int) else EXIT_OK
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.Abort:
@@ -100,4 +101,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Commands register themselves on `cli` when imported.
-from . import demo_cmd, inspect_cmd, merge_cmd, mix_cmd, synth_cmd  # noqa: E402,F401
+from . import demo_cmd, inspect_cmd, merge_cmd, mix_cmd, synth_cmd, verify_cmd  # noqa: E402,F401

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import click
+
+from . import cli
+from .common import emit_json, json_option, sid_option
+from ..agora_config import load_transcode_options
+from ..sources import local_source
+from ..verify import verify
+
+
+@cli.command("verify")
+@click.argument("mixfile", type=click.Path(dir_okay=False))
+@click.argument("source")
+@sid_option
+@click.option("--tolerance-ms", type=float, default=40.0, show_default=True,
+              help="Allowed misplacement of the mix and of each run.")
+@click.option("--transcode-options", type=click.Path(exists=True, dir_okay=False),
+              help="Agora transcodeOptions JSON (or the start request): format, rate, channels to expect.")
+@json_option
+@click.pass_context
+def verify_cmd(ctx: click.Context, mixfile: str, source: str, sid: str | None, tolerance_ms: float,
+               transcode_options: str | None, as_json: bool) -> None:
+    """Check a mix (Agora's postpone mix, or ours) against the recording it came from.
+
+    Checks format, duration, the mix's global offset, that every run of every user
+    is present at its place, and silence where nobody spoke. Exit 0 when every
+    check passes, 1 when any fails (one line per failed check on stderr).
+    """
+    expected = load_transcode_options(transcode_options) if transcode_options else None
+    folder = local_source(ctx, source, sid=sid)
+    rep = verify(mixfile, folder, sid=sid, tolerance_ms=tolerance_ms, expected=expected)
+    if as_json:
+        emit_json(rep.to_dict())
+    else:
+        for c in rep.checks:
+            click.echo(f"{'PASS' if c.passed else 'FAIL'}  {c.name:<14} {c.message}")
+        click.echo(f"verdict: {'the mix is complete and aligned' if rep.passed else 'the mix FAILS'} "
+                   f"({sum(c.passed for c in rep.checks)}/{len(rep.checks)} checks)")
+    for c in rep.checks:
+        if not c.passed:
+            click.echo(f"mediatools: verify: {c.name}: {c.message}", err=True)
+    if not rep.passed:
+        ctx.exit(1)

@@ -1,0 +1,133 @@
+"""Issue 6: verify passes independent mixes and names each defect."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mediatools.ffmpeg import ffmpeg_path
+
+from conftest import run_cli
+
+PLAN = dict(users=3, duration_s=50.0, seed=8, gaps=1)
+
+
+@pytest.fixture(scope="session")
+def recordings(make_recording):
+    return {"tone": make_recording("ver_tone", **PLAN),
+            "speech": make_recording("ver_speech", signal="speech", **PLAN)}
+
+
+def ffmpeg_mix(folder: Path, truth: dict, out: Path, *, drop_uid: str | None = None, shift: dict | None = None,
+               drop_run: tuple[str, int] | None = None, lead_ms: float = 0.0, end_ms: float | None = None,
+               codec: str = "libmp3lame", bitrate: str = "96k", channels: int = 1, rate: int = 48000) -> Path:
+    """A mix made without mediatools: per run `-i concat:`, atrim, adelay, amix=normalize=0."""
+    args, chains, labels = [ffmpeg_path(), "-v", "error", "-y"], [], []
+    k = 0
+    for u in truth["users"]:
+        if u["uid"] == drop_uid:
+            continue
+        for i, r in enumerate(u["runs"]):
+            if drop_run == (u["uid"], i):
+                continue
+            delay = r["offset_ms"] + lead_ms + (shift or {}).get(u["uid"], 0.0)
+            args += ["-i", "concat:" + "|".join(str(folder / s) for s in r["slices"])]
+            chains.append(f"[{k}:a]asetpts=N/SR/TB,atrim=end={r['duration_ms'] / 1000:.6f},aresample={rate},"
+                          f"adelay=delays={max(delay, 0):.3f}:all=1[a{k}]")
+            labels.append(f"[a{k}]")
+            k += 1
+    span = truth["span_ms"] + lead_ms if end_ms is None else end_ms
+    graph = ";".join(chains) + f";{''.join(labels)}amix=inputs={k}:normalize=0:duration=longest," \
+                               f"apad=whole_dur={span / 1000:.6f},atrim=end={span / 1000:.6f}[out]"
+    subprocess.run(args + ["-filter_complex", graph, "-map", "[out]", "-ac", str(channels), "-ar", str(rate),
+                           "-c:a", codec, "-b:a", bitrate, "-t", f"{span / 1000:.6f}", str(out)],
+                   check=True, timeout=120)
+    return out
+
+
+def verify(mixfile: Path, folder: Path, *extra: str) -> tuple[int, dict, str]:
+    proc = run_cli("verify", str(mixfile), str(folder), "--json", *extra)
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def failed(doc: dict) -> set[str]:
+    return {c["name"] for c in doc["checks"] if not c["passed"]}
+
+
+@pytest.mark.parametrize("kind", ["tone", "speech"])
+@pytest.mark.parametrize("fmt, codec, ch", [("mp3", "libmp3lame", 1), ("m4a", "aac", 2)])
+def test_independent_mix_passes(kind, fmt, codec, ch, recordings, tmp_path):
+    folder, truth = recordings[kind]
+    mix = ffmpeg_mix(folder, truth, tmp_path / f"ok.{fmt}", codec=codec, channels=ch)
+    code, doc, err = verify(mix, folder)
+    assert code == 0, err
+    assert doc["passed"] and failed(doc) == set()
+    assert all(abs(r["error_ms"]) <= 10 for r in doc["runs"]), doc["runs"]
+    assert abs(next(c for c in doc["checks"] if c["name"] == "global_offset")["measured"]) <= 10
+
+
+@pytest.mark.parametrize("kind", ["tone", "speech"])
+@pytest.mark.parametrize("defect, want", [
+    ("user_missing", {"users_present", "runs_present"}),
+    ("user_shifted_300ms", {"runs_aligned"}),
+    ("run_missing", {"runs_present"}),
+    ("mix_shifted_2s", {"global_offset", "duration"}),
+    ("truncated_30s", {"duration", "runs_present"}),
+    ("other_recording", {"global_offset"}),
+])
+def test_each_defect_is_caught_and_named(kind, defect, want, recordings, make_recording, tmp_path):
+    folder, truth = recordings[kind]
+    u1 = truth["users"][1]["uid"]
+    out = tmp_path / "bad.mp3"
+    if defect == "user_missing":
+        ffmpeg_mix(folder, truth, out, drop_uid=u1)
+    elif defect == "user_shifted_300ms":
+        ffmpeg_mix(folder, truth, out, shift={u1: 300.0})
+    elif defect == "run_missing":
+        ffmpeg_mix(folder, truth, out, drop_run=(u1, 1))
+    elif defect == "mix_shifted_2s":
+        ffmpeg_mix(folder, truth, out, lead_ms=2000.0)
+    elif defect == "truncated_30s":
+        ffmpeg_mix(folder, truth, out, end_ms=truth["span_ms"] - 30000.0)
+    else:
+        other, otruth = make_recording(f"ver_other_{kind}", signal=kind if kind == "speech" else "tone",
+                                       **{**PLAN, "seed": 99})
+        ffmpeg_mix(other, otruth, out)
+    code, doc, err = verify(out, folder)
+    assert code == 1
+    assert want <= failed(doc), (defect, failed(doc))
+    for name in want:
+        assert f"mediatools: verify: {name}: " in err
+    if defect == "user_shifted_300ms":
+        errs = [r["error_ms"] for r in doc["runs"] if r["uid"] == u1]
+        assert all(abs(e - 300) <= 15 for e in errs), errs
+    if defect == "mix_shifted_2s":
+        assert next(c for c in doc["checks"] if c["name"] == "global_offset")["measured"] == pytest.approx(2000, abs=15)
+    if defect == "run_missing":
+        missing = [r for r in doc["runs"] if not r["present"]]
+        assert [(r["uid"], r["run"]) for r in missing] == [(u1, 1)]
+
+
+def test_transcode_options_mismatch_named(recordings, tmp_path):
+    folder, truth = recordings["tone"]
+    mix = ffmpeg_mix(folder, truth, tmp_path / "c.mp3", channels=1, rate=44100)
+    opts = tmp_path / "opts.json"
+    opts.write_text(json.dumps({"transcodeOptions": {"container": {"format": "mp3"},
+                                                     "audio": {"sampleRate": "48000", "bitrate": "48000",
+                                                               "channels": "2"}}}))
+    code, doc, err = verify(mix, folder, "--transcode-options", str(opts))
+    assert code == 1 and failed(doc) == {"sample_rate", "channels"}
+    assert "mediatools: verify: sample_rate: sample_rate is 44100, expected 48000" in err
+    assert "mediatools: verify: channels: channels is 1, expected 2" in err
+
+
+@pytest.mark.parametrize("kind", ["tone", "speech"])
+def test_our_own_mix_verifies_clean(kind, recordings, tmp_path):
+    folder, _ = recordings[kind]
+    out = tmp_path / "ours.m4a"
+    run_cli("mix", str(folder), "-o", str(out), check=True)
+    code, doc, err = verify(out, folder)
+    assert code == 0, err
+    assert all(abs(r["error_ms"]) <= 5 for r in doc["runs"]), doc["runs"]
