@@ -6,6 +6,7 @@ Audio is decoded at a modest rate and reduced, as it streams, to band energies e
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ def stream_features(args: list[str], what: str, *, block_s: float = 20.0) -> tup
     """Decode with ffmpeg ``args`` (inputs) to 16 kHz mono, streaming; → (features, samples)."""
     # ffmpeg's own downmix level does not matter here: only shapes are compared, never levels
     cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", "f32le", "pipe:1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # stderr to a file: a damaged input can print more than a pipe holds and stall ffmpeg
+    errf = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf)
     chunks: list[np.ndarray] = []
     carry = np.zeros(0, np.float32)
     total = 0
@@ -59,8 +62,10 @@ def stream_features(args: list[str], what: str, *, block_s: float = 20.0) -> tup
             carry = data[usable * HOP:]
         else:
             carry = data
-    err = proc.stderr.read()
     proc.wait()
+    errf.seek(0)
+    err = errf.read()
+    errf.close()
     if proc.returncode != 0:
         raise FFmpegError(f"cannot decode {what}: {last_line(err)}", file=what, code="unreadable")
     if len(carry):

@@ -8,6 +8,8 @@ place, and silence where nobody spoke. Both sides are reduced to 10 ms band ener
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,7 @@ SEARCH_S = 30.0             # global offset search range, ±
 RUN_SEARCH_MS = 1000.0      # per-run search range around the global offset, ±
 CONTEXT = 50                # frames of context either side of a run (0.5 s)
 SILENCE_DB = -50.0
+BITRATE_TOLERANCE = 0.25     # average file bitrate against transcodeOptions' bitrate
 
 
 @dataclass
@@ -96,26 +99,48 @@ def verify(mixfile: str | Path, source: str | Path | Recording, *, sid: str | No
                             f"mix is {dur_ms / 1000:.3f} s, recording spans {tl.span_ms / 1000:.3f} s "
                             f"({d:+.0f} ms)"))
 
+    if expected and expected.bitrate and dur_ms > 0:
+        # average over the file: encoders are VBR or padded, so ask for the right ballpark only
+        got = int(mixfile.stat().st_size * 8 / (dur_ms / 1000))
+        ok = abs(got - expected.bitrate) <= BITRATE_TOLERANCE * expected.bitrate
+        rep.checks.append(Check("bitrate", ok, got, expected.bitrate,
+                                f"bitrate is {got / 1000:.0f} kb/s, expected {expected.bitrate / 1000:.0f} kb/s"
+                                f"{'' if ok else f' (beyond ±{BITRATE_TOLERANCE:.0%})'}"))
+
     # reference: every run's features at its place
-    runs = []
-    ref = np.zeros((max(len(mix), int(tl.span_ms / HOP_MS) + 1), mix.shape[1]), np.float32)
-    for ut in tl.users:
-        for pr in ut.runs:
-            at = int(pr.offset_ms // HOP_MS)
-            lead = int(round((pr.offset_ms - at * HOP_MS) * 16))  # samples at 16 kHz past the grid line
-            f = run_features([s.path for s in pr.run.slices], pr.duration_ms, lead)
+    def features_of(pr):  # noqa: ANN001, ANN202
+        at = int(pr.offset_ms // HOP_MS)
+        lead = int(round((pr.offset_ms - at * HOP_MS) * 16))  # samples at 16 kHz past the grid line
+        return at, run_features([s.path for s in pr.run.slices], pr.duration_ms, lead)
+
+    # decoding dominates: one ffmpeg per core; results come back in order
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        jobs = [(ut.uid, pr, pool.submit(features_of, pr)) for ut in tl.users for pr in ut.runs]
+        runs = []
+        ref = np.zeros((max(len(mix), int(tl.span_ms / HOP_MS) + 1), mix.shape[1]), np.float32)
+        for uid, pr, job in jobs:
+            at, f = job.result()
             seg = f[: max(0, len(ref) - at)]
             ref[at:at + len(seg)] += seg
-            runs.append((ut.uid, pr, f, at))
+            runs.append((uid, pr, f, at))
 
     # 3. global offset: coarse by cross-correlating energy envelopes, refined by the runs
     lag, score = _xcorr_lag(mix, ref, int(SEARCH_S * 1000 / HOP_MS))
-    del ref
     search = int(RUN_SEARCH_MS / HOP_MS)
-    margin = CONTEXT + search  # the mix is silent before its start and after its end
-    padded = np.concatenate([np.zeros((margin, mix.shape[1]), np.float32), mix,
-                             np.zeros((margin, mix.shape[1]), np.float32)])
-    placed_runs = [(uid, pr, *_place_run(padded, f, at + lag + margin, search)) for uid, pr, f, at in runs]
+    margin = CONTEXT + search
+    # the mix on the reference's grid (silence outside the mix), at the reference's level
+    n = len(ref)
+    aligned = np.zeros((n + 2 * margin, mix.shape[1]), np.float32)
+    src_a, src_b = max(lag, 0), min(len(mix), lag + n)
+    if src_b > src_a:
+        aligned[margin + src_a - lag:margin + src_b - lag] = mix[src_a:src_b]
+    rr = float(np.vdot(ref, ref))
+    gain = float(np.vdot(aligned[margin:margin + n], ref)) / rr if rr > 0 else 1.0
+    if gain > 0:
+        aligned /= gain
+    aligned[margin:margin + n] -= ref  # what the mix holds beyond the expected sum: ~0 when right
+    del ref
+    placed_runs = [(uid, pr, *_place_run(aligned, f, at + margin, search)) for uid, pr, f, at in runs]
     local = [off for _, _, off, pres in placed_runs if off is not None and pres >= PRESENCE_MIN]
     fine = float(np.median(local)) if local else 0.0
     offset_ms = (lag + fine) * HOP_MS
@@ -190,26 +215,33 @@ def _xcorr_lag(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[int, float]:
     return int(lags[i]), float(vals[i] / den)
 
 
-def _place_run(mix: np.ndarray, ref: np.ndarray, at: int, search: int) -> tuple[float | None, float]:
-    """Best lag (frames, sub-frame) and correlation of a run's dominant bands in the mix."""
-    prof = ref.mean(axis=0)
-    if not len(ref) or prof.max() <= 0:
+def _place_run(resid: np.ndarray, run: np.ndarray, at: int, search: int) -> tuple[float | None, float]:
+    """Best lag (frames, sub-frame) of a run and how much of it the mix holds.
+
+    ``resid`` is the mix minus every run's expected energy, so adding this run back
+    leaves the mix minus the *other* users: their talk does not mask this one, however
+    many share its bands. Presence is the squared cosine between that and the run's
+    energy over its dominant bands (scale free: a cloud mix may level users its own way).
+    """
+    prof = run.mean(axis=0)
+    if not len(run) or prof.max() <= 0:
         return None, 0.0
     bands = np.flatnonzero(prof >= 0.1 * prof.max())
-    r = np.concatenate([np.zeros((CONTEXT, len(bands)), np.float32), ref[:, bands],
+    r = np.concatenate([np.zeros((CONTEXT, len(bands)), np.float32), run[:, bands],
                         np.zeros((CONTEXT, len(bands)), np.float32)])
-    r = np.sqrt(r)  # amplitudes: other users' energy in shared bands weighs less
-    rv = (r - r.mean(axis=0)).ravel()
-    rn = np.linalg.norm(rv)
+    rn = float(np.linalg.norm(r))
+    lo = at - CONTEXT - search
+    win = resid[max(lo, 0):at - CONTEXT + search + len(r), bands].copy()
+    if lo < 0:
+        win = np.concatenate([np.zeros((-lo, len(bands)), np.float32), win])
+    win[search + CONTEXT:search + CONTEXT + len(run)] += run[:, bands]  # others removed, this run kept
     scores = np.full(2 * search + 1, -1.0)
-    for k, lag in enumerate(range(-search, search + 1)):
-        a = at - CONTEXT + lag
-        if a < 0 or a + len(r) > len(mix):
+    for k in range(2 * search + 1):
+        seg = win[k:k + len(r)]
+        if len(seg) < len(r):
             continue
-        m = np.sqrt(mix[a:a + len(r)][:, bands])
-        mv = (m - m.mean(axis=0)).ravel()
-        den = rn * np.linalg.norm(mv)
-        scores[k] = float(rv @ mv / den) if den > 0 else 0.0
+        den = rn * float(np.linalg.norm(seg))
+        scores[k] = float(np.vdot(seg, r)) / den if den > 0 else 0.0
     k = int(np.argmax(scores))
     best = scores[k]
     if best <= -1.0:
@@ -218,4 +250,4 @@ def _place_run(mix: np.ndarray, ref: np.ndarray, at: int, search: int) -> tuple[
     if 0 < k < len(scores) - 1 and scores[k - 1] > -1 and scores[k + 1] > -1:
         den = scores[k - 1] - 2 * best + scores[k + 1]
         frac = 0.5 * (scores[k - 1] - scores[k + 1]) / den if den < 0 else 0.0
-    return k - search + frac, best
+    return k - search + frac, max(best, 0.0) ** 2

@@ -161,6 +161,10 @@ def test_mix_tolerant_keeps_survivors_in_place(name, fault_case, tmp_path):
     if name in SYNTH_FAULTS:
         _audible_onsets_ok(x, truth["users"][0])      # the faulted user's surviving runs, to ±2 ms
     assert stray_temp_files(tmp_path) == [] and _snapshot(folder) == before
+    # verify column: our own mix of the damaged recording checks clean against it
+    ver = run_cli("verify", str(out), str(folder), "--json")
+    assert ver.returncode == 0, ver.stderr
+    assert json.loads(ver.stdout)["passed"] is True
 
 
 @pytest.mark.parametrize("name", ["missing_slice", "garbage_slice", "not_m3u8", "reupload"])

@@ -118,9 +118,22 @@ def test_transcode_options_mismatch_named(recordings, tmp_path):
                                                      "audio": {"sampleRate": "48000", "bitrate": "48000",
                                                                "channels": "2"}}}))
     code, doc, err = verify(mix, folder, "--transcode-options", str(opts))
-    assert code == 1 and failed(doc) == {"sample_rate", "channels"}
+    assert code == 1 and failed(doc) == {"sample_rate", "channels", "bitrate"}
     assert "mediatools: verify: sample_rate: sample_rate is 44100, expected 48000" in err
     assert "mediatools: verify: channels: channels is 1, expected 2" in err
+    assert "mediatools: verify: bitrate: bitrate is 96 kb/s, expected 48 kb/s (beyond ±25%)" in err
+
+
+def test_transcode_options_match_passes(recordings, tmp_path):
+    folder, truth = recordings["tone"]
+    mix = ffmpeg_mix(folder, truth, tmp_path / "c.m4a", codec="aac", bitrate="64k", channels=2)
+    opts = tmp_path / "opts.json"
+    opts.write_text(json.dumps({"transcodeOptions": {"container": {"format": "m4a"},
+                                                     "audio": {"sampleRate": "48000", "bitrate": "64000",
+                                                               "channels": "2"}}}))
+    code, doc, err = verify(mix, folder, "--transcode-options", str(opts))
+    assert code == 0, err
+    assert {c["name"] for c in doc["checks"]} >= {"format", "sample_rate", "channels", "bitrate"}
 
 
 @pytest.mark.parametrize("kind", ["tone", "speech"])
