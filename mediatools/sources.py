@@ -1,14 +1,57 @@
-"""SOURCE arguments: a local folder now; ``s3://`` URLs are fetched to a cache first."""
+"""SOURCE arguments: a local folder, or an ``s3://`` URL fetched into a reusable cache."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any
 
-from .errors import MediatoolsError
+import click
+
+from .errors import MediatoolsError, UsageError
 
 
-def local_source(ctx, source: str, *, sid: str | None = None, uids: list[str] | None = None) -> Path:  # noqa: ANN001
-    if source.startswith("s3://"):
-        raise MediatoolsError("s3:// sources are not supported yet", file=source, code="unsupported")
+def s3_target(source: str | None, opts: dict[str, Any]):  # noqa: ANN201
+    """(S3Location, Settings) from a SOURCE and the shared S3 options."""
+    from .storage import load_agora_storage_config, parse_s3_url, settings_from_options
+    from .storage.location import S3Location, with_overrides
+
+    cfg_file = opts.get("agora_storage_config")
+    if cfg_file:
+        loc, settings = load_agora_storage_config(cfg_file, endpoint_url=opts.get("endpoint_url"),
+                                                  region=opts.get("region"))
+        settings = with_overrides(settings, profile=opts.get("profile"),
+                                  unsigned=opts.get("no_sign_request") or None)
+        if source:
+            given = parse_s3_url(source)
+            loc = S3Location(given.bucket, given.prefix or loc.prefix)
+        return loc, settings
+    if not source:
+        raise UsageError("give s3://BUCKET/PREFIX or --agora-storage-config FILE")
+    loc = parse_s3_url(source)
+    settings = settings_from_options(endpoint_url=opts.get("endpoint_url"), region=opts.get("region"),
+                                     profile=opts.get("profile"), vendor=opts.get("vendor"),
+                                     region_code=opts.get("region_code"),
+                                     unsigned=bool(opts.get("no_sign_request")))
+    return loc, settings
+
+
+def cache_folder(cache_dir: str | None, endpoint: str | None, bucket: str) -> Path:
+    """One folder per endpoint and bucket, so equal bucket names on two stores never mix."""
+    if cache_dir:
+        root = Path(cache_dir)
+    else:
+        from platformdirs import user_cache_dir
+        root = Path(user_cache_dir("mediatools")) / "s3"
+    host = "aws" if not endpoint else hashlib.sha1(endpoint.encode()).hexdigest()[:10]
+    return root / host / bucket
+
+
+def local_source(ctx: click.Context | None, source: str, *, sid: str | None = None,
+                 uids: list[str] | None = None) -> Path:
+    """A folder holding the recording; ``s3://`` sources are fetched (or refreshed) into the cache first."""
+    opts = dict(ctx.meta.get("s3", {})) if ctx is not None else {}
+    if source.startswith("s3://") or (opts.get("agora_storage_config") and not Path(source).exists()):
+        return _fetch_to_cache(source if source.startswith("s3://") else None, opts, sid=sid, uids=uids)
     p = Path(source)
     if not p.exists():
         raise MediatoolsError("no such file or folder", file=source, code="not_found")
@@ -16,3 +59,22 @@ def local_source(ctx, source: str, *, sid: str | None = None, uids: list[str] | 
         raise MediatoolsError("not a folder (SOURCE is the folder holding the recording)", file=source,
                               code="not_a_folder")
     return p
+
+
+def _fetch_to_cache(source: str | None, opts: dict[str, Any], *, sid: str | None, uids: list[str] | None) -> Path:
+    from .storage import Selection, fetch
+
+    loc, settings = s3_target(source, opts)
+    folder = cache_folder(opts.get("cache_dir"), settings.endpoint_url, loc.bucket)
+    base = loc.prefix if (not loc.prefix or loc.prefix.endswith("/")) else loc.prefix[:loc.prefix.rfind("/") + 1]
+    dest = folder / base if base else folder
+    dest.mkdir(parents=True, exist_ok=True)
+    rep = fetch(loc, dest, settings=settings, selection=Selection(sid=sid, uids=frozenset(uids or ())),
+                jobs=opts.get("jobs") or 32, retries=opts.get("retries") or 5)
+    click.echo(f"mediatools: {loc.url}: {len(rep.fetched)} fetched, {len(rep.skipped)} reused from cache "
+               f"{dest}", err=True)
+    if rep.failed:
+        f = rep.failed[0]
+        raise MediatoolsError(f"{f['error']} ({len(rep.failed)} file(s) could not be fetched)", file=f["file"],
+                              code="s3_failed")
+    return dest

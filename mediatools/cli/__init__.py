@@ -101,4 +101,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Commands register themselves on `cli` when imported.
-from . import demo_cmd, inspect_cmd, merge_cmd, mix_cmd, synth_cmd, verify_cmd  # noqa: E402,F401
+from . import demo_cmd, fetch_cmd, inspect_cmd, merge_cmd, mix_cmd, synth_cmd, verify_cmd  # noqa: E402,F401

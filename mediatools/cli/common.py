@@ -46,3 +46,42 @@ def report_problems(problems: list[Problem], *, quiet: bool = False) -> None:
 
 def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault("s3", {})[param.name] = value
+    return value
+
+
+_S3_OPTIONS = [
+    click.option("--endpoint-url", metavar="URL", expose_value=False, callback=_remember,
+                 help="S3-compatible endpoint (MinIO, OSS, COS, OBS, BOS, GCS interop, …)."),
+    click.option("--region", expose_value=False, callback=_remember, help="Region name, e.g. eu-west-1."),
+    click.option("--profile", expose_value=False, callback=_remember, help="Named profile from ~/.aws."),
+    click.option("--vendor", type=int, expose_value=False, callback=_remember,
+                 help="Agora storageConfig.vendor (1 AWS, 2 OSS, 3 COS, 6 GCS, 7 OBS, 8 BOS, 11 any S3)."),
+    click.option("--region-code", type=int, expose_value=False, callback=_remember,
+                 help="Agora storageConfig.region code for --vendor."),
+    click.option("--agora-storage-config", type=click.Path(exists=True, dir_okay=False), expose_value=False,
+                 callback=_remember,
+                 help="JSON storageConfig (or a whole start request): bucket, prefix, vendor, region, keys."),
+    click.option("--no-sign-request", is_flag=True, expose_value=False, callback=_remember,
+                 help="Anonymous requests (public buckets)."),
+    click.option("--jobs", "-j", type=click.IntRange(1, 256), default=32, show_default=True,
+                 expose_value=False, callback=_remember, help="Requests in flight."),
+    click.option("--retries", type=click.IntRange(1, 20), default=5, show_default=True, expose_value=False,
+                 callback=_remember, help="Attempts per request (throttling, 5xx, broken bodies)."),
+]
+
+
+def s3_options(f: Callable) -> Callable:
+    """Where a bucket is and how to reach it; values land in ``ctx.meta['s3']``."""
+    for opt in reversed(_S3_OPTIONS):
+        f = opt(f)
+    return f
+
+
+def cache_dir_option(f: Callable) -> Callable:
+    return click.option("--cache-dir", type=click.Path(file_okay=False), expose_value=False, callback=_remember,
+                        help="Where s3:// sources are fetched to and reused "
+                             "[default: the user cache folder, mediatools/s3].")(f)

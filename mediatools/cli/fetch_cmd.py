@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import threading
+
+import click
+
+from . import cli
+from .common import emit_json, json_option, quiet_option, s3_options, show_progress, strict_option
+from ..errors import MediatoolsError
+from ..sources import s3_target
+from ..storage import Selection, fetch, playlist_names_from_file_list
+
+
+class _Bar:
+    """click's progress bar over bytes, labelled with files done; safe from worker threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bar = None
+        self._files = 0
+        self._total = 0
+
+    def start(self, files: int, nbytes: int) -> None:
+        self._total = files
+        self._bar = click.progressbar(length=max(1, nbytes), label=self._label(), file=click.get_text_stream("stderr"),
+                                      show_eta=True, show_percent=True)
+        self._bar.__enter__()
+
+    def _label(self) -> str:
+        return f"fetch {self._files}/{self._total} files"
+
+    def advance(self, files: int, nbytes: int) -> None:
+        with self._lock:
+            self._files += files
+            if self._bar is not None:
+                self._bar.label = self._label()
+                self._bar.update(nbytes)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+@cli.command("fetch")
+@click.argument("source", required=False)
+@click.option("-o", "--output", "dest", type=click.Path(file_okay=False), required=True,
+              help="Folder to fetch into (names and sub-paths below the prefix are kept).")
+@click.option("--sid", help="Only this recording (sid).")
+@click.option("--cname", help="Only this channel.")
+@click.option("--uid", "uids", multiple=True, help="Only this uid (repeatable).")
+@click.option("--type", "track_type", type=click.Choice(["audio", "video", "all"]), default="audio",
+              show_default=True, help="Which tracks.")
+@click.option("--file-list", type=click.Path(exists=True, dir_okay=False),
+              help="Agora stop response or 'uploaded' callback JSON: fetch the users its fileList names.")
+@click.option("--include-orphans", is_flag=True, help="Also fetch slices no playlist lists (always reported).")
+@click.option("--dry-run", is_flag=True, help="List what would be fetched; write nothing.")
+@click.option("--no-checksum", is_flag=True, help="Trust lengths only; skip MD5 against single-part ETags.")
+@s3_options
+@strict_option
+@json_option
+@quiet_option
+@click.pass_context
+def fetch_cmd(ctx: click.Context, source: str | None, dest: str, sid: str | None, cname: str | None,
+              uids: tuple[str, ...], track_type: str, file_list: str | None, include_orphans: bool, dry_run: bool,
+              no_checksum: bool, strict: bool, as_json: bool, quiet: bool) -> None:
+    """Download exactly the recording you want from S3 or any S3-compatible store.
+
+    SOURCE is s3://BUCKET/PREFIX (optional with --agora-storage-config, which
+    holds bucket and prefix). Playlists are read first and decide which slices are
+    needed; every file is written under a temporary name, checked (length, and MD5
+    where the ETag is one) and renamed. A rerun skips complete files, so an
+    interrupted fetch resumes. Exit 0 when every selected file is here (missing
+    slices and refused keys are reported), 1 when any could not be fetched.
+
+    Credentials come from --agora-storage-config or boto3's usual chain
+    (environment, --profile, instance role); they are never printed.
+    """
+    opts = ctx.meta.get("s3", {})
+    loc, settings = s3_target(source, opts)
+    types = frozenset({"audio", "video"}) if track_type == "all" else frozenset({track_type})
+    sel = Selection(sid=sid, cname=cname, uids=frozenset(uids), track_types=types,
+                    playlist_names=playlist_names_from_file_list(file_list) if file_list else None)
+    bar = _Bar() if show_progress(quiet) and not as_json else None
+    try:
+        rep = fetch(loc, dest, settings=settings, selection=sel, jobs=opts.get("jobs", 32),
+                    retries=opts.get("retries", 5), include_orphans=include_orphans, dry_run=dry_run,
+                    checksum=not no_checksum, strict=strict, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    if as_json:
+        emit_json(rep.to_dict())
+    elif dry_run:
+        for rel in rep.would_fetch:
+            click.echo(rel)
+    if not quiet:
+        for m in rep.missing:
+            click.echo(f"mediatools: warning: {m}: listed by its playlist but not in the bucket (missing)", err=True)
+        for r in rep.refused:
+            click.echo(f"mediatools: warning: {r['key']}: refused key, {r['reason']} (skipped)", err=True)
+        for u in rep.unplayable:
+            click.echo(f"mediatools: warning: {u['file']}: unusable playlist, {u['reason']} (reported)", err=True)
+        for n in rep.no_playlist:
+            click.echo(f"mediatools: warning: {n}: no playlist in the bucket; every slice fetched by name", err=True)
+        if rep.orphans:
+            what = "fetched" if rep.orphans_fetched else "not fetched; --include-orphans fetches them"
+            click.echo(f"mediatools: warning: {len(rep.orphans)} slice(s) listed by no playlist ({what}), "
+                       f"e.g. {rep.orphans[0]}", err=True)
+        for f in rep.failed:
+            click.echo(f"mediatools: error: {f['file']}: {f['error']}", err=True)
+        if dry_run:
+            click.echo(f"dry run: would fetch {len(rep.would_fetch)} files ({_mb(rep.bytes)}), "
+                       f"{len(rep.skipped)} already complete, {len(rep.missing)} missing → {dest}", err=True)
+        else:
+            click.echo(f"fetched {len(rep.fetched)} files ({_mb(rep.bytes)}) in {rep.seconds:.1f} s, "
+                       f"{len(rep.skipped)} already complete, {len(rep.missing)} missing, "
+                       f"{len(rep.refused)} refused, {len(rep.failed)} failed → {dest}", err=True)
+    if not rep.ok:
+        ctx.exit(1)

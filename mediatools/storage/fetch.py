@@ -1,0 +1,222 @@
+"""``fetch``: list once, read the playlists, choose the slices, fetch them in parallel."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from ..atomic import TMP_PREFIX
+from ..errors import MediatoolsError
+from .client import make_client
+from .location import S3Location, Settings
+from .select import ObjectInfo, Plan, Selection, candidates, local_target, plan
+from .transfer import PART_SUFFIX, Cancelled, Downloader, TransferError
+
+SCHEMA = "mediatools.fetch/1"
+
+
+class Progress(Protocol):
+    def start(self, files: int, nbytes: int) -> None: ...
+    def advance(self, files: int, nbytes: int) -> None: ...
+
+
+@dataclass
+class FetchReport:
+    source: str
+    dest: str
+    dry_run: bool = False
+    listed: int = 0
+    fetched: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)        # already complete locally
+    would_fetch: list[str] = field(default_factory=list)    # --dry-run
+    missing: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    orphans_fetched: bool = False
+    refused: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    unplayable: list[dict[str, str]] = field(default_factory=list)
+    no_playlist: list[str] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["schema"] = SCHEMA
+        d["ok"] = self.ok
+        d["counts"] = {k: len(d[k]) for k in ("fetched", "skipped", "would_fetch", "missing", "orphans",
+                                              "refused", "failed")}
+        return d
+
+
+def list_objects(client: Any, loc: S3Location) -> list[ObjectInfo]:
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    out: list[ObjectInfo] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.prefix):
+            for o in page.get("Contents", ()):
+                out.append(ObjectInfo(o["Key"], int(o.get("Size", 0)), str(o.get("ETag", "")).strip('"')))
+    except NoCredentialsError:
+        raise MediatoolsError("no credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --profile, "
+                              "--agora-storage-config, or --no-sign-request for a public bucket)",
+                              file=loc.url, code="no_credentials") from None
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise MediatoolsError(f"cannot list: {err.get('Code', 'error')} ({err.get('Message', '')})".replace(" ()", ""),
+                              file=loc.url, code="s3_list") from None
+    except BotoCoreError as exc:
+        raise MediatoolsError(f"cannot list: {exc}", file=loc.url, code="s3_list") from None
+    return out
+
+
+def _describe(sel: Selection) -> str:
+    bits = [f"{k} {v}" for k, v in (("sid", sel.sid), ("cname", sel.cname)) if v]
+    if sel.uids:
+        bits.append("uid " + ",".join(sorted(sel.uids)))
+    bits.append("type " + "+".join(sorted(sel.track_types)))
+    return ", ".join(bits)
+
+
+def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None,
+          selection: Selection | None = None, jobs: int = 32, retries: int = 5,
+          include_orphans: bool = False, dry_run: bool = False, checksum: bool = True,
+          strict: bool = False, progress: Progress | None = None, client: Any = None) -> FetchReport:
+    """Fetch the selected recording(s) below ``loc`` into ``dest``; see the module docstring."""
+    t0 = time.monotonic()
+    sel = selection or Selection()
+    dest = Path(dest)
+    client = client or make_client(settings or Settings(), jobs=jobs, retries=retries)
+    objects = list_objects(client, loc)
+    report = FetchReport(source=loc.url, dest=str(dest), dry_run=dry_run, listed=len(objects))
+    playlists, slices, refused = candidates(objects, loc.prefix, sel)
+    report.refused = [{"key": k, "reason": r} for k, r in refused]
+    if not playlists and not slices:
+        raise MediatoolsError(f"no Agora recording files ({_describe(sel)}) among {len(objects)} objects",
+                              file=loc.url, code="not_found")
+
+    stop = threading.Event()
+    dl = Downloader(client, loc.bucket, retries=retries, checksum=checksum, stop=stop)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="fetch")
+    try:
+        # 1. playlists, into memory: they decide which slices are needed
+        texts: dict[str, bytes | None] = {}
+        local_pl: set[str] = set()
+
+        def read_playlist(o: ObjectInfo) -> None:
+            target = local_target(dest, o.rel)
+            if dl.is_complete(o, target):
+                texts[o.key] = target.read_bytes()
+                local_pl.add(o.key)
+                return
+            try:
+                texts[o.key] = dl.read(o)
+            except TransferError as exc:
+                texts[o.key] = None
+                report.failed.append({"file": o.rel, "error": str(exc).split(": ", 1)[-1]})
+
+        _run_all(pool, read_playlist, playlists, stop)
+        p = plan(playlists, slices, texts, include_orphans=include_orphans)
+        report.missing = p.missing
+        report.orphans = [o.rel for o in p.orphans]
+        report.orphans_fetched = include_orphans
+        report.unplayable = [{"file": f, "reason": r} for f, r in p.unplayable]
+        report.no_playlist = p.no_playlist
+        if strict and (p.missing or refused or p.unplayable):
+            first = (p.missing and f"{p.missing[0]}: listed by its playlist but not in the bucket") or (
+                refused and f"{refused[0][0]}: refused key ({refused[0][1]})") or (
+                f"{p.unplayable[0][0]}: unusable playlist ({p.unplayable[0][1]})")
+            raise MediatoolsError(f"{first} (--strict; nothing fetched)", code="strict")
+
+        # 2. what is already here
+        files = [o for o in p.files if texts.get(o.key, b"") is not None]
+        if dry_run:
+            def check(o: ObjectInfo) -> None:
+                done = o.key in local_pl or dl.is_complete(o, local_target(dest, o.rel))
+                (report.skipped if done else report.would_fetch).append(o.rel)
+            _run_all(pool, check, files, stop)
+            report.skipped.sort()
+            report.would_fetch.sort()
+            report.bytes = sum(o.size for o in files if o.rel in set(report.would_fetch))
+            return report
+
+        if progress:
+            progress.start(len(files), sum(o.size for o in files))
+        lock = threading.Lock()
+
+        def get(o: ObjectInfo) -> None:
+            target = local_target(dest, o.rel)
+            try:
+                if o.key in local_pl or (o.key not in texts and dl.is_complete(o, target)):
+                    with lock:
+                        report.skipped.append(o.rel)
+                elif o.key in texts:
+                    dl.write(texts[o.key] or b"", target)
+                    with lock:
+                        report.fetched.append(o.rel)
+                        report.bytes += len(texts[o.key] or b"")
+                else:
+                    n = dl.download(o, target)
+                    with lock:
+                        report.fetched.append(o.rel)
+                        report.bytes += n
+            except TransferError as exc:
+                with lock:
+                    report.failed.append({"file": o.rel, "error": str(exc).split(": ", 1)[-1]})
+            if progress:
+                progress.advance(1, o.size)
+
+        _run_all(pool, get, files, stop)
+        _sweep(dest, files)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    report.fetched.sort()
+    report.skipped.sort()
+    report.failed.sort(key=lambda d: d["file"])
+    report.seconds = round(time.monotonic() - t0, 3)
+    return report
+
+
+def _run_all(pool: ThreadPoolExecutor, fn: Callable[[ObjectInfo], None], items: list[ObjectInfo],
+             stop: threading.Event) -> None:
+    """Run ``fn`` over ``items``; the first unexpected error or Ctrl-C stops everything."""
+    futures: list[Future] = [pool.submit(_guard, fn, o) for o in items]
+    try:
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in done:
+            exc = f.exception()
+            if exc is not None:
+                stop.set()
+                for q in pending:
+                    q.cancel()
+                wait(pending)
+                raise exc
+    except KeyboardInterrupt:
+        stop.set()
+        for q in futures:
+            q.cancel()
+        wait(futures)
+        raise
+
+
+def _guard(fn: Callable[[ObjectInfo], None], o: ObjectInfo) -> None:
+    try:
+        fn(o)
+    except Cancelled:
+        pass
+
+
+def _sweep(dest: Path, files: list[ObjectInfo]) -> None:
+    """Remove temporaries a killed earlier run left for files of this plan."""
+    for folder in {local_target(dest, o.rel).parent for o in files}:
+        for stale in folder.glob(f"{TMP_PREFIX}*{PART_SUFFIX}"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass

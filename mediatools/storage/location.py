@@ -1,0 +1,129 @@
+"""Which bucket, which prefix, which endpoint and which credentials.
+
+Credentials only ever live in :class:`Settings` fields that are excluded from its
+``repr`` and never copied into reports or messages.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import MediatoolsError, UsageError
+from .vendors import endpoint_for
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str = ""   # "" or ending in "/" unless the user asked for a partial key prefix
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def parse_s3_url(url: str) -> S3Location:
+    if not url.startswith("s3://"):
+        raise UsageError(f"not an s3:// URL: {url}")
+    rest = url[len("s3://"):]
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise UsageError(f"no bucket in {url}")
+    return S3Location(bucket, prefix)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to reach the store. Secrets are kept out of repr()."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    addressing_style: str = "auto"
+    unsigned: bool = False
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        """Safe one-line description (no secrets)."""
+        return self.endpoint_url or f"AWS S3 ({self.region or 'default region'})"
+
+
+def settings_from_options(*, endpoint_url: str | None = None, region: str | None = None,
+                          profile: str | None = None, vendor: int | None = None,
+                          region_code: int | None = None, unsigned: bool = False) -> Settings:
+    if vendor is not None:
+        ep = endpoint_for(vendor, region_code, endpoint_url)
+        return Settings(endpoint_url=endpoint_url or ep.endpoint_url, region=region or ep.region,
+                        profile=profile, addressing_style=ep.addressing_style, unsigned=unsigned)
+    if region_code is not None:
+        raise UsageError("--region-code needs --vendor")
+    return Settings(endpoint_url=endpoint_url, region=region, profile=profile, unsigned=unsigned)
+
+
+def _find(doc: object, key: str) -> object | None:
+    if isinstance(doc, dict):
+        if key in doc:
+            return doc[key]
+        for v in doc.values():
+            got = _find(v, key)
+            if got is not None:
+                return got
+    elif isinstance(doc, list):
+        for v in doc:
+            got = _find(v, key)
+            if got is not None:
+                return got
+    return None
+
+
+def load_agora_storage_config(path: str | Path, *, endpoint_url: str | None = None,
+                              region: str | None = None) -> tuple[S3Location, Settings]:
+    """Read Agora's ``storageConfig`` (bare, or inside a whole ``start`` request body).
+
+    Errors name the file and the field, never a value: the file holds secrets.
+    """
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except OSError as exc:
+        raise MediatoolsError(f"cannot read ({exc.strerror})", file=str(p), code="unreadable") from None
+    except ValueError as exc:
+        raise MediatoolsError(f"not JSON (line {getattr(exc, 'lineno', '?')})", file=str(p),
+                              code="bad_json") from None
+    cfg = _find(doc, "storageConfig")
+    if cfg is None and isinstance(doc, dict) and "bucket" in doc:
+        cfg = doc
+    if not isinstance(cfg, dict):
+        raise MediatoolsError("no storageConfig object found", file=str(p), code="bad_json")
+    missing = [k for k in ("vendor", "bucket") if k not in cfg]
+    if missing:
+        raise MediatoolsError(f"storageConfig lacks {', '.join(missing)}", file=str(p), code="bad_json")
+    try:
+        vendor = int(cfg["vendor"])
+        code = int(cfg.get("region", 0) or 0)
+    except (TypeError, ValueError):
+        raise MediatoolsError("storageConfig vendor/region must be numbers", file=str(p), code="bad_json") from None
+    prefix_parts = cfg.get("fileNamePrefix") or []
+    if isinstance(prefix_parts, str):
+        prefix_parts = [prefix_parts]
+    if not isinstance(prefix_parts, list) or not all(isinstance(x, str) for x in prefix_parts):
+        raise MediatoolsError("storageConfig fileNamePrefix must be a list of strings", file=str(p),
+                              code="bad_json")
+    prefix = "".join(f"{part}/" for part in prefix_parts if part)
+    ext_endpoint = (cfg.get("extensionParams") or {}).get("endpoint") if isinstance(
+        cfg.get("extensionParams"), dict) else None
+    try:
+        ep = endpoint_for(vendor, code, endpoint_url or ext_endpoint)
+    except UsageError as exc:
+        raise MediatoolsError(str(exc), file=str(p), code="bad_storage_config") from None
+    settings = Settings(endpoint_url=endpoint_url or ep.endpoint_url, region=region or ep.region,
+                        addressing_style=ep.addressing_style,
+                        access_key=cfg.get("accessKey") or None, secret_key=cfg.get("secretKey") or None)
+    return S3Location(str(cfg["bucket"]), prefix), settings
+
+
+def with_overrides(settings: Settings, **kw: object) -> Settings:
+    return replace(settings, **{k: v for k, v in kw.items() if v is not None})

@@ -1,0 +1,221 @@
+"""Which objects to fetch: pure functions over a bucket listing and playlist text.
+
+Playlists decide: a user's slices are the names its playlists list (original,
+re-uploaded and ``bak<n>`` variants together). Listed-but-absent slices are
+*missing*; present-but-unlisted slices are *orphans* (fetched on request). A user
+with slices but no playlist at all gets every slice, since merge rebuilds the
+playlist from the names. Keys that could escape the destination are *refused*.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ..errors import MediatoolsError
+from ..naming import AgoraName, NameError_, parse_name
+from ..playlist import PlaylistError, parse_playlist
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str = ""            # without quotes; "" when the store gave none
+    rel: str = ""             # safe relative path below the prefix ("" until checked)
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.key)
+
+    @property
+    def md5(self) -> str | None:
+        """The content MD5 when the ETag is one (single-part upload), else None."""
+        e = self.etag.lower()
+        return e if len(e) == 32 and all(c in "0123456789abcdef" for c in e) else None
+
+
+@dataclass(frozen=True)
+class Selection:
+    sid: str | None = None
+    cname: str | None = None
+    uids: frozenset[str] = frozenset()
+    track_types: frozenset[str] = frozenset({"audio"})
+    playlist_names: frozenset[str] | None = None   # from --file-list: only these users
+
+    def wants(self, n: AgoraName) -> bool:
+        return ((self.sid is None or n.sid == self.sid)
+                and (self.cname is None or n.cname == self.cname)
+                and (not self.uids or n.uid in self.uids)
+                and n.track_type in self.track_types)
+
+
+@dataclass
+class Plan:
+    playlists: list[ObjectInfo] = field(default_factory=list)
+    slices: list[ObjectInfo] = field(default_factory=list)       # to fetch, including chosen orphans
+    missing: list[str] = field(default_factory=list)             # rel paths listed but not in the bucket
+    orphans: list[ObjectInfo] = field(default_factory=list)      # in the bucket, listed by no playlist
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+    unplayable: list[tuple[str, str]] = field(default_factory=list)  # (playlist rel, reason)
+    no_playlist: list[str] = field(default_factory=list)        # "sid/uid/type" fetched by name
+    listed: int = 0
+
+    @property
+    def files(self) -> list[ObjectInfo]:
+        return self.playlists + self.slices
+
+
+def refusal(rel: str) -> str | None:
+    """Why a relative key cannot be a local path, or None when it is safe."""
+    if not rel:
+        return "empty name"
+    if "\\" in rel:
+        return "backslash in key"
+    if "\x00" in rel:
+        return "NUL in key"
+    if rel.startswith("/"):
+        return "absolute path"
+    parts = rel.split("/")
+    if any(p == "" for p in parts):
+        return "empty path segment"
+    if any(p in (".", "..") for p in parts):
+        return "'.' or '..' segment"
+    if ":" in parts[0]:
+        return "drive letter or colon in first segment"
+    return None
+
+
+def relative_key(key: str, prefix: str) -> str:
+    """Key below the prefix's folder: ``a/b/`` + ``x/y.ts`` → ``x/y.ts``; ``a/b/sid`` + ``…`` keeps the name."""
+    base = prefix if (not prefix or prefix.endswith("/")) else prefix[:prefix.rfind("/") + 1]
+    return key[len(base):] if key.startswith(base) else key
+
+
+def local_target(dest: Path, rel: str) -> Path:
+    """The file a safe rel lands on; re-checked so no path can leave ``dest``."""
+    target = (dest / PurePosixPath(rel)).resolve()
+    root = dest.resolve()
+    if target != root and root not in target.parents:
+        raise MediatoolsError("key would land outside the destination", file=rel, code="refused_key")
+    return target
+
+
+def candidates(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[
+        list[ObjectInfo], list[ObjectInfo], list[tuple[str, str]]]:
+    """Agora files the selection wants → (playlists, slices, refused). Other objects are ignored."""
+    playlists: list[ObjectInfo] = []
+    slices: list[ObjectInfo] = []
+    refused: list[tuple[str, str]] = []
+    for obj in objects:
+        try:
+            n = parse_name(obj.name)
+        except NameError_:
+            continue
+        if not sel.wants(n):
+            continue
+        rel = relative_key(obj.key, prefix)
+        why = refusal(rel)
+        if why:
+            refused.append((obj.key, why))
+            continue
+        item = ObjectInfo(obj.key, obj.size, obj.etag, rel)
+        (playlists if n.kind == "playlist" else slices).append(item)
+    if sel.playlist_names is not None:
+        users = {parse_name(p.name).key for p in playlists if _base_playlist_name(p.name) in sel.playlist_names}
+        playlists = [p for p in playlists if parse_name(p.name).key in users]
+        slices = [s for s in slices if parse_name(s.name).key in users]
+    return playlists, slices, refused
+
+
+def _base_playlist_name(name: str) -> str:
+    """A file list names the original playlist; bak and re-uploaded variants map to it."""
+    n = parse_name(name)
+    from dataclasses import replace
+    return replace(n, bak=None, tick=None, index=None).format()
+
+
+def plan(playlists: list[ObjectInfo], slices: list[ObjectInfo], texts: dict[str, bytes | None], *,
+         include_orphans: bool = False) -> Plan:
+    """Decide the slices from the playlists' text (``texts[key]`` None when unreadable)."""
+    p = Plan(playlists=sorted(playlists, key=lambda o: o.rel))
+    by_place: dict[tuple[str, tuple], dict[str, ObjectInfo]] = {}
+    for s in slices:
+        by_place.setdefault((posixpath.dirname(s.rel), parse_name(s.name).key), {})[s.name] = s
+    listed: dict[tuple[str, tuple], set[str]] = {}
+    has_playlist: set[tuple[str, tuple]] = set()
+    for pl in p.playlists:
+        place = (posixpath.dirname(pl.rel), parse_name(pl.name).key)
+        text = texts.get(pl.key)
+        if text is None:
+            p.unplayable.append((pl.rel, "could not be read"))
+            continue
+        try:
+            parsed = parse_playlist(text, pl.name)
+        except PlaylistError as exc:
+            p.unplayable.append((pl.rel, str(exc).split(": ", 1)[-1]))
+            continue
+        has_playlist.add(place)
+        names = listed.setdefault(place, set())
+        for e in parsed.entries:
+            uri = e.uri.replace("\\", "/")
+            names.add(posixpath.basename(uri))
+    chosen: list[ObjectInfo] = []
+    for place in sorted(set(by_place) | set(listed), key=str):
+        present = by_place.get(place, {})
+        if place not in has_playlist:
+            chosen.extend(present.values())
+            sid, _cname, uid, ttype = place[1]
+            p.no_playlist.append(f"{posixpath.join(place[0], '')}{sid} uid {uid} {ttype}")
+            continue
+        names = listed.get(place, set())
+        for name in sorted(names):
+            if name in present:
+                chosen.append(present[name])
+            else:
+                p.missing.append(posixpath.join(place[0], name))
+        for name in sorted(set(present) - names):
+            p.orphans.append(present[name])
+            if include_orphans:
+                chosen.append(present[name])
+    p.slices = sorted(chosen, key=lambda o: o.rel)
+    return p
+
+
+def playlist_names_from_file_list(path: str | Path) -> frozenset[str]:
+    """Agora's stop response or ``uploaded`` callback: the playlists its ``fileList`` names."""
+    f = Path(path)
+    try:
+        doc = json.loads(f.read_text())
+    except OSError as exc:
+        raise MediatoolsError(f"cannot read ({exc.strerror})", file=str(f), code="unreadable") from None
+    except ValueError as exc:
+        raise MediatoolsError(f"not JSON ({exc})", file=str(f), code="bad_json") from None
+
+    found: list[object] = []
+
+    def walk(d: object) -> None:
+        if isinstance(d, dict):
+            for k, v in d.items():
+                if k == "fileList":
+                    found.append(v)
+                else:
+                    walk(v)
+        elif isinstance(d, list):
+            for v in d:
+                walk(v)
+    walk(doc)
+    names: set[str] = set()
+    for fl in found:
+        items = fl if isinstance(fl, list) else [fl]
+        for it in items:
+            name = it.get("fileName") or it.get("filename") if isinstance(it, dict) else it
+            if isinstance(name, str) and name.endswith(".m3u8"):
+                try:
+                    names.add(_base_playlist_name(posixpath.basename(name)))
+                except NameError_:
+                    continue
+    if not names:
+        raise MediatoolsError("no .m3u8 playlist named in fileList", file=str(f), code="bad_file_list")
+    return frozenset(names)

@@ -1,0 +1,191 @@
+"""The transfer layer: one verified GET per object, written under a temporary name.
+
+Agora slices are small (~100-300 KB), so each is one GET: no HEAD (the listing
+already gave size and ETag) and no ranged parts. botocore retries whole requests
+(throttling, 5xx, refused connections); this layer also retries a body that
+breaks off mid-way, comes up short, or does not match its MD5 ETag, because
+those fail after botocore has handed the response over.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+from ..atomic import TMP_PREFIX
+from ..errors import MediatoolsError
+from .select import ObjectInfo
+
+CHUNK = 1 << 20
+PART_SUFFIX = ".part"
+
+
+class TransferError(MediatoolsError):
+    """An object that could not be fetched correctly after every retry."""
+
+
+class Cancelled(Exception):
+    """Raised inside workers once the run is interrupted."""
+
+
+def _body_errors() -> tuple[type[BaseException], ...]:
+    from botocore import exceptions as be
+    errs: list[type[BaseException]] = [be.IncompleteReadError, be.ReadTimeoutError, be.ConnectionClosedError,
+                                       be.EndpointConnectionError, ConnectionError, TimeoutError]
+    for name in ("ResponseStreamingError", "ConnectTimeoutError"):
+        if hasattr(be, name):
+            errs.append(getattr(be, name))
+    try:
+        from urllib3.exceptions import HTTPError as U3Error
+        errs.append(U3Error)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errs)
+
+
+def temp_path(target: Path) -> Path:
+    """Deterministic per target, so a killed run's leftover is overwritten by the next."""
+    return target.with_name(f"{TMP_PREFIX}{target.name}{PART_SUFFIX}")
+
+
+def file_md5(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Downloader:
+    """Fetches objects of one bucket through one (thread-safe) boto3 client."""
+
+    def __init__(self, client: Any, bucket: str, *, retries: int = 5, checksum: bool = True,
+                 backoff_s: float = 0.2, stop: threading.Event | None = None):
+        self.client = client
+        self.bucket = bucket
+        self.retries = max(1, retries)
+        self.checksum = checksum
+        self.backoff_s = backoff_s
+        self.stop = stop or threading.Event()
+        self._body_errors = _body_errors()
+
+    # -- checks ---------------------------------------------------------------
+    def is_complete(self, obj: ObjectInfo, path: Path) -> bool:
+        """A local file already holds this object: same length and, when known, same MD5."""
+        try:
+            if path.stat().st_size != obj.size:
+                return False
+        except OSError:
+            return False
+        if self.checksum and obj.md5:
+            return file_md5(path) == obj.md5
+        return True
+
+    # -- fetching -------------------------------------------------------------
+    def read(self, obj: ObjectInfo) -> bytes:
+        buf = io.BytesIO()
+        self._get(obj, buf)
+        return buf.getvalue()
+
+    def download(self, obj: ObjectInfo, target: Path) -> int:
+        """GET into ``.mediatools-tmp-<name>.part``, verify, rename. Returns bytes written."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(target)
+        try:
+            with open(tmp, "wb") as f:
+                n = self._get(obj, f)
+            os.replace(tmp, target)
+            return n
+        except OSError as exc:
+            raise MediatoolsError(f"cannot write ({exc.strerror})", file=str(target), code="unwritable") from None
+        finally:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+
+    def write(self, data: bytes, target: Path) -> None:
+        """Store bytes already fetched and verified (playlists are read before slices are chosen)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(target)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise MediatoolsError(f"cannot write ({exc.strerror})", file=str(target), code="unwritable") from None
+        finally:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _get(self, obj: ObjectInfo, sink: BinaryIO) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        last = ""
+        for attempt in range(1, self.retries + 1):
+            if self.stop.is_set():
+                raise Cancelled()
+            sink.seek(0)
+            sink.truncate()
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=obj.key)
+            except ClientError as exc:
+                # botocore has already retried throttling and 5xx ``retries`` times
+                err = exc.response.get("Error", {})
+                code = str(err.get("Code", "error"))
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                msg = f"{code} (HTTP {status})" + (f": {err['Message']}" if err.get("Message") else "")
+                if status >= 500 or code in ("SlowDown", "Throttling", "RequestTimeout"):
+                    msg = f"failed after {self.retries} attempts: {msg}"
+                raise TransferError(msg, file=obj.key, code="s3_" + code.lower()) from None
+            except self._body_errors as exc:
+                raise TransferError(f"failed after {self.retries} attempts: connection failed ({exc})",
+                                    file=obj.key, code="s3_connection") from None
+            except BotoCoreError as exc:
+                raise TransferError(str(exc), file=obj.key, code="s3_error") from None
+            body = resp["Body"]
+            h = hashlib.md5(usedforsecurity=False)
+            n = 0
+            try:
+                for chunk in body.iter_chunks(CHUNK):
+                    if self.stop.is_set():
+                        body.close()
+                        raise Cancelled()
+                    h.update(chunk)
+                    sink.write(chunk)
+                    n += len(chunk)
+            except self._body_errors as exc:
+                last = f"connection dropped mid-body after {n} bytes ({type(exc).__name__})"
+                self._sleep(attempt)
+                continue
+            expected = resp.get("ContentLength")
+            if expected is not None and n != expected:
+                last = f"body is {n} bytes, expected {expected}"
+                self._sleep(attempt)
+                continue
+            etag = (resp.get("ETag") or "").strip('"').lower()
+            md5_etag = etag if len(etag) == 32 and "-" not in etag else None
+            encrypted = resp.get("ServerSideEncryption") == "aws:kms" or resp.get("SSECustomerAlgorithm")
+            if self.checksum and md5_etag and not encrypted and h.hexdigest() != md5_etag:
+                last = f"MD5 {h.hexdigest()} does not match ETag {md5_etag}"
+                self._sleep(attempt)
+                continue
+            return n
+        raise TransferError(f"failed after {self.retries} attempts: {last}", file=obj.key, code="s3_failed")
+
+    def _sleep(self, attempt: int) -> None:
+        if attempt >= self.retries:
+            return
+        delay = min(5.0, self.backoff_s * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)
+        if self.stop.wait(delay):
+            raise Cancelled()
+
+
+ProgressFn = Callable[[int, int], None]   # (files done delta, bytes delta)
