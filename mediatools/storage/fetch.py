@@ -55,12 +55,13 @@ class FetchReport:
         return d
 
 
-def list_objects(client: Any, loc: S3Location) -> list[ObjectInfo]:
+def list_objects(client: Any, loc: S3Location, prefix: str | None = None) -> list[ObjectInfo]:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     out: list[ObjectInfo] = []
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.prefix):
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix or loc.prefix)
+        for page in pages:
             for o in page.get("Contents", ()):
                 out.append(ObjectInfo(o["Key"], int(o.get("Size", 0)), str(o.get("ETag", "")).strip('"')))
     except NoCredentialsError:
@@ -74,6 +75,23 @@ def list_objects(client: Any, loc: S3Location) -> list[ObjectInfo]:
     except BotoCoreError as exc:
         raise MediatoolsError(f"cannot list: {exc}", file=loc.url, code="s3_list") from None
     return out
+
+
+def list_for(client: Any, loc: S3Location, sel: Selection, pool: ThreadPoolExecutor) -> tuple[list[ObjectInfo], bool]:
+    """The listing the selection needs; (objects, narrowed).
+
+    Agora writes a recording's files straight under the prefix, named ``<sid>_…`` or
+    ``bak<n>_<sid>_…``. With a sid, two narrow listings (run together) replace one
+    over every recording in the bucket; if they find no playlist (the files sit in
+    deeper folders), the full listing is used.
+    """
+    base = loc.prefix if (not loc.prefix or loc.prefix.endswith("/")) else None
+    if sel.sid and base is not None:
+        parts = list(pool.map(lambda p: list_objects(client, loc, p), (f"{base}{sel.sid}_", f"{base}bak")))
+        objects = parts[0] + parts[1]
+        if any(o.key.endswith(".m3u8") and sel.sid in o.name for o in objects):
+            return objects, True
+    return list_objects(client, loc), False
 
 
 def _describe(sel: Selection) -> str:
@@ -93,18 +111,18 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
     sel = selection or Selection()
     dest = Path(dest)
     client = client or make_client(settings or Settings(), jobs=jobs, retries=retries)
-    objects = list_objects(client, loc)
-    report = FetchReport(source=loc.url, dest=str(dest), dry_run=dry_run, listed=len(objects))
-    playlists, slices, refused = candidates(objects, loc.prefix, sel)
-    report.refused = [{"key": k, "reason": r} for k, r in refused]
-    if not playlists and not slices:
-        raise MediatoolsError(f"no Agora recording files ({_describe(sel)}) among {len(objects)} objects",
-                              file=loc.url, code="not_found")
-
     stop = threading.Event()
-    dl = Downloader(client, loc.bucket, retries=retries, checksum=checksum, stop=stop)
+    dl = Downloader(client, loc.bucket, retries=retries, checksum=checksum, stop=stop, jobs=jobs)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="fetch")
     try:
+        objects, narrowed = list_for(client, loc, sel, pool)
+        report = FetchReport(source=loc.url, dest=str(dest), dry_run=dry_run, listed=len(objects))
+        playlists, slices, refused = candidates(objects, loc.prefix, sel)
+        report.refused = [{"key": k, "reason": r} for k, r in refused]
+        if not playlists and not slices:
+            raise MediatoolsError(f"no Agora recording files ({_describe(sel)}) among {len(objects)} objects",
+                                  file=loc.url, code="not_found")
+
         # 1. playlists, into memory: they decide which slices are needed
         texts: dict[str, bytes | None] = {}
         local_pl: set[str] = set()
