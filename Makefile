@@ -27,6 +27,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/mix_bench.py
 	$(BIN)/python benchmarks/merge_bench.py
+	$(BIN)/python benchmarks/verify_bench.py
 	$(BIN)/python benchmarks/fetch_bench.py
 
 clean:
