@@ -53,6 +53,14 @@ def basic_recording(make_recording):
     return make_recording("basic", users=3, duration_s=45.0, seed=7)
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 and a free port, for the whole test session."""
+    from s3support import MotoServer
+    with MotoServer() as srv:
+        yield srv
+
+
 def run_cli(*args: str, check: bool | None = None, env: dict | None = None, timeout: float = 300,
             input: bytes | None = None) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess (``python -m mediatools``)."""

@@ -268,3 +268,87 @@ def _umask() -> int:
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+# ---------------------------------------------------------------- fetch column
+
+FAULT_BUCKET = "faults"
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "testing-secret-value",
+          "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+          "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+@pytest.fixture(scope="session")
+def fault_bucket(s3_server):
+    """Each fault case is uploaded once, under ``cases/<name>/``."""
+    client = s3_server.client()
+    client.create_bucket(Bucket=FAULT_BUCKET)
+    uploaded: set[str] = set()
+
+    def upload(name: str, folder: Path) -> str:
+        if name not in uploaded:
+            for f in sorted(folder.rglob("*")):
+                if f.is_file() and not f.name.startswith("truth"):
+                    client.upload_file(str(f), FAULT_BUCKET, f"cases/{name}/{f.relative_to(folder).as_posix()}")
+            uploaded.add(name)
+        return f"s3://{FAULT_BUCKET}/cases/{name}/"
+
+    return s3_server, upload
+
+
+def _timeline(doc: dict) -> dict:
+    """What inspect says, minus where the files sit."""
+    rec = doc["recordings"][0]
+    return {"users": {u["uid"]: [(r["start_ms"], r["duration_ms"]) for r in u["runs"]] for u in rec["users"]},
+            "problems": sorted((p["code"], p["file"], p["uid"] or "") for p in rec["problems"])}
+
+
+@pytest.mark.parametrize("name", ALL_CASES)
+def test_fetch_brings_back_what_inspect_needs(name, fault_case, fault_bucket, tmp_path):
+    """Fetching a broken recording from S3 and inspecting it gives exactly what inspecting it
+    in place gives: same runs, same problems (fetch drops nothing a later stage would report)."""
+    folder, truth, uid = fault_case(name)
+    srv, upload = fault_bucket
+    url = upload(name, folder)
+    got = tmp_path / "got"
+    proc = run_cli("fetch", url, "-o", str(got), "--include-orphans", "--json", "--endpoint-url", srv.url,
+                   env=S3_ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    rep = json.loads(proc.stdout)
+    from mediatools.atomic import stray_temp_files
+    assert stray_temp_files(got) == []
+    here = json.loads(run_cli("inspect", str(folder), "--json", "--no-probe", check=True).stdout)
+    there = json.loads(run_cli("inspect", str(got), "--json", "--no-probe", check=True).stdout)
+    assert _timeline(there) == _timeline(here)
+    listed_missing = {p["file"] for p in here["recordings"][0]["problems"] if p["code"] == "missing_slice"}
+    assert set(rep["missing"]) == listed_missing
+
+
+def test_interrupted_fetch_exits_130_keeps_complete_files(fault_case, fault_bucket, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from mediatools.atomic import stray_temp_files
+    from s3support import FaultProxy
+    folder, _, _ = fault_case("missing_slice")
+    srv, upload = fault_bucket
+    url = upload("missing_slice", folder)
+    got = tmp_path / "got"
+    with FaultProxy(srv.port, delay_s=0.3) as proxy:
+        p = subprocess.Popen([sys.executable, "-m", "mediatools", "fetch", url, "-o", str(got), "--jobs", "2",
+                              "--endpoint-url", proxy.url], env={**os.environ, **S3_ENV},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while not any(f.suffix == ".ts" for f in got.rglob("*")) and time.time() < deadline:
+            time.sleep(0.02)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert stray_temp_files(got) == []
+    kept = [f for f in got.rglob("*") if f.is_file()]
+    assert kept and all(f.read_bytes() == (folder / f.name).read_bytes() for f in kept)
+    total = len([f for f in folder.iterdir() if f.suffix in (".ts", ".m3u8")])
+    assert len(kept) < total

@@ -22,7 +22,7 @@ from mediatools.naming import parse_name
 from mediatools.storage.select import refusal, relative_key
 from mediatools.storage.vendors import endpoint_for
 from mediatools.synth import Fault
-from s3support import CREDS, FaultProxy, MotoServer
+from s3support import CREDS, FaultProxy
 
 from conftest import run_cli
 
@@ -38,7 +38,7 @@ def _listed(playlist: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def bucket(make_recording):
+def bucket(make_recording, s3_server):
     """Session S3 server with the test bucket; yields (server, info)."""
     rec_a, truth_a = make_recording(
         "fetch_a", users=3, duration_s=60.0, seed=11, gaps=0,
@@ -47,34 +47,34 @@ def bucket(make_recording):
     def other_sid(spec):
         spec.sid = SID_B
     rec_b, _ = make_recording("fetch_b", users=2, duration_s=20.0, seed=12, gaps=0, spec_hook=other_sid)
-    with MotoServer() as srv:
-        c = srv.client()
-        c.create_bucket(Bucket=BUCKET)
-        objects: dict[str, bytes] = {}
-        for rec in (rec_a, rec_b):
-            for f in sorted(rec.iterdir()):
-                if f.is_file() and not f.name.startswith("truth"):
-                    objects[PREFIX + f.name] = f.read_bytes()
-        for i in range(40):
-            objects[f"{PREFIX}notes/unrelated-{i}.txt"] = f"n{i}".encode()
-            objects[f"other/{i}.bin"] = b"x" * i
-        a_slice = sorted(p.name for p in rec_a.iterdir() if p.suffix == ".ts")[0]
-        escaping = [PREFIX + "x/../../" + a_slice, PREFIX + "x//" + a_slice]
-        for k in escaping:
-            objects[k] = b"evil"
-        for k, v in objects.items():
-            c.put_object(Bucket=BUCKET, Key=k, Body=v)
-        a_playlists = sorted(p for p in rec_a.glob("*.m3u8"))
-        listed = {n for p in a_playlists for n in _listed(p)}
-        present = {p.name for p in rec_a.iterdir() if p.suffix == ".ts"}
-        info = {
-            "rec_a": rec_a, "rec_b": rec_b, "sid_a": truth_a["sid"] if "sid" in truth_a else
-            parse_name(a_playlists[0].name).sid,
-            "objects": objects, "escaping": escaping,
-            "expected_a": {p.name for p in a_playlists} | (listed & present),
-            "missing_a": listed - present, "orphans_a": present - listed,
-        }
-        yield srv, info
+    srv = s3_server
+    c = srv.client()
+    c.create_bucket(Bucket=BUCKET)
+    objects: dict[str, bytes] = {}
+    for rec in (rec_a, rec_b):
+        for f in sorted(rec.iterdir()):
+            if f.is_file() and not f.name.startswith("truth"):
+                objects[PREFIX + f.name] = f.read_bytes()
+    for i in range(40):
+        objects[f"{PREFIX}notes/unrelated-{i}.txt"] = f"n{i}".encode()
+        objects[f"other/{i}.bin"] = b"x" * i
+    a_slice = sorted(p.name for p in rec_a.iterdir() if p.suffix == ".ts")[0]
+    escaping = [PREFIX + "x/../../" + a_slice, PREFIX + "x//" + a_slice]
+    for k in escaping:
+        objects[k] = b"evil"
+    for k, v in objects.items():
+        c.put_object(Bucket=BUCKET, Key=k, Body=v)
+    a_playlists = sorted(p for p in rec_a.glob("*.m3u8"))
+    listed = {n for p in a_playlists for n in _listed(p)}
+    present = {p.name for p in rec_a.iterdir() if p.suffix == ".ts"}
+    info = {
+        "rec_a": rec_a, "rec_b": rec_b, "sid_a": truth_a["sid"] if "sid" in truth_a else
+        parse_name(a_playlists[0].name).sid,
+        "objects": objects, "escaping": escaping,
+        "expected_a": {p.name for p in a_playlists} | (listed & present),
+        "missing_a": listed - present, "orphans_a": present - listed,
+    }
+    yield srv, info
 
 
 def fetch(srv_url: str, dest: Path, *args: str, env: dict | None = None, timeout: float = 300):

@@ -12,7 +12,7 @@ from ..atomic import TMP_PREFIX
 from ..errors import MediatoolsError
 from .client import make_client
 from .location import S3Location, Settings
-from .select import ObjectInfo, Plan, Selection, candidates, local_target, plan
+from .select import ObjectInfo, Plan, Selection, classify, local_target, plan
 from .transfer import PART_SUFFIX, Cancelled, Downloader, TransferError
 
 SCHEMA = "mediatools.fetch/1"
@@ -117,7 +117,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
     try:
         objects, narrowed = list_for(client, loc, sel, pool)
         report = FetchReport(source=loc.url, dest=str(dest), dry_run=dry_run, listed=len(objects))
-        playlists, slices, refused = candidates(objects, loc.prefix, sel)
+        playlists, slices, refused, odd = classify(objects, loc.prefix, sel)
         report.refused = [{"key": k, "reason": r} for k, r in refused]
         if not playlists and not slices:
             raise MediatoolsError(f"no Agora recording files ({_describe(sel)}) among {len(objects)} objects",
@@ -140,7 +140,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
                 report.failed.append({"file": o.rel, "error": str(exc).split(": ", 1)[-1]})
 
         _run_all(pool, read_playlist, playlists, stop)
-        p = plan(playlists, slices, texts, include_orphans=include_orphans)
+        p = plan(playlists, slices, texts, include_orphans=include_orphans, odd=odd)
         report.missing = p.missing
         report.orphans = [o.rel for o in p.orphans]
         report.orphans_fetched = include_orphans

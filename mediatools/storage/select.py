@@ -105,13 +105,26 @@ def local_target(dest: Path, rel: str) -> Path:
 def candidates(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[
         list[ObjectInfo], list[ObjectInfo], list[tuple[str, str]]]:
     """Agora files the selection wants → (playlists, slices, refused). Other objects are ignored."""
+    playlists, slices, refused, _ = classify(objects, prefix, sel)
+    return playlists, slices, refused
+
+
+def classify(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[
+        list[ObjectInfo], list[ObjectInfo], list[tuple[str, str]], dict[str, ObjectInfo]]:
+    """As :func:`candidates`, plus media files whose names are not valid Agora names
+    (e.g. an impossible UTC), by rel path: fetched only if a playlist lists them."""
     playlists: list[ObjectInfo] = []
     slices: list[ObjectInfo] = []
     refused: list[tuple[str, str]] = []
+    odd: dict[str, ObjectInfo] = {}
     for obj in objects:
         try:
             n = parse_name(obj.name)
         except NameError_:
+            if obj.name.endswith((".ts", ".webm")):
+                rel = relative_key(obj.key, prefix)
+                if refusal(rel) is None:
+                    odd[rel] = ObjectInfo(obj.key, obj.size, obj.etag, rel)
             continue
         if not sel.wants(n):
             continue
@@ -126,7 +139,7 @@ def candidates(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[
         users = {parse_name(p.name).key for p in playlists if _base_playlist_name(p.name) in sel.playlist_names}
         playlists = [p for p in playlists if parse_name(p.name).key in users]
         slices = [s for s in slices if parse_name(s.name).key in users]
-    return playlists, slices, refused
+    return playlists, slices, refused, odd
 
 
 def _base_playlist_name(name: str) -> str:
@@ -137,8 +150,12 @@ def _base_playlist_name(name: str) -> str:
 
 
 def plan(playlists: list[ObjectInfo], slices: list[ObjectInfo], texts: dict[str, bytes | None], *,
-         include_orphans: bool = False) -> Plan:
-    """Decide the slices from the playlists' text (``texts[key]`` None when unreadable)."""
+         include_orphans: bool = False, odd: dict[str, ObjectInfo] | None = None) -> Plan:
+    """Decide the slices from the playlists' text (``texts[key]`` None when unreadable).
+
+    ``odd`` holds badly named media files; one a playlist lists is fetched, so that
+    inspect and merge can report it exactly as they would locally."""
+    odd = odd or {}
     p = Plan(playlists=sorted(playlists, key=lambda o: o.rel))
     by_place: dict[tuple[str, tuple], dict[str, ObjectInfo]] = {}
     for s in slices:
@@ -171,15 +188,18 @@ def plan(playlists: list[ObjectInfo], slices: list[ObjectInfo], texts: dict[str,
             continue
         names = listed.get(place, set())
         for name in sorted(names):
+            rel = posixpath.join(place[0], name)
             if name in present:
                 chosen.append(present[name])
+            elif rel in odd:
+                chosen.append(odd[rel])
             else:
-                p.missing.append(posixpath.join(place[0], name))
+                p.missing.append(rel)
         for name in sorted(set(present) - names):
             p.orphans.append(present[name])
             if include_orphans:
                 chosen.append(present[name])
-    p.slices = sorted(chosen, key=lambda o: o.rel)
+    p.slices = sorted({o.key: o for o in chosen}.values(), key=lambda o: o.rel)
     return p
 
 
