@@ -352,3 +352,40 @@ def test_interrupted_fetch_exits_130_keeps_complete_files(fault_case, fault_buck
     assert kept and all(f.read_bytes() == (folder / f.name).read_bytes() for f in kept)
     total = len([f for f in folder.iterdir() if f.suffix in (".ts", ".m3u8")])
     assert len(kept) < total
+
+
+# ---------------------------------------------------------------- merge column
+
+@pytest.mark.parametrize("name", ALL_CASES)
+def test_merge_tolerant_keeps_survivors_in_place(name, fault_case, tmp_path):
+    """Session-aligned WAV per user: every surviving run starts where the truth says (±2 ms)."""
+    from mediatools.atomic import stray_temp_files
+    from mediatools.signal import decode_pcm
+    folder, truth, uid = fault_case(name)
+    before = _snapshot(folder)
+    out = tmp_path / "merged"
+    proc = run_cli("merge", str(folder), "-o", str(out), "--align", "session", "--format", "wav", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    rep = json.loads(proc.stdout)
+    assert (EXPECTED_CODE[name], uid) in {(p["code"], p["uid"]) for p in rep["problems"]}
+    shift = rep["origin_ms"] - truth["origin_ms"]
+    assert shift == 0 or name == "playlist_no_slices"
+    other = truth["users"][1]
+    _audible_onsets_ok(decode_pcm(out / rep["files"][other["uid"]], 48000, 1), other, shift_ms=shift)
+    if name in SYNTH_FAULTS:
+        _audible_onsets_ok(decode_pcm(out / rep["files"][uid], 48000, 1), truth["users"][0])
+    if name == "playlist_no_slices":
+        assert rep["files"][uid] is None      # no audio, no file; reported as no_audio
+    assert stray_temp_files(out) == [] and _snapshot(folder) == before
+
+
+@pytest.mark.parametrize("name", ["missing_slice", "truncated_slice", "not_m3u8", "bak_overlap"])
+def test_merge_strict_fails_without_output(name, fault_case, tmp_path):
+    folder, _, _ = fault_case(name)
+    out = tmp_path / "merged"
+    proc = run_cli("merge", str(folder), "-o", str(out), "--strict")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mediatools: error: ") and "Traceback" not in proc.stderr
+    assert not out.exists() or not any(out.iterdir())
