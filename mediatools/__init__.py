@@ -9,4 +9,17 @@ from .recording import discover, load_recording  # noqa: E402
 from .timeline import Timeline, build_timeline  # noqa: E402
 
 __all__ = ["MediatoolsError", "Problem", "MediaInfo", "Recording", "Run", "Slice", "UserTrack",
-           "discover", "load_recording", "Timeline", "build_timeline", "__version__"]
+           "discover", "load_recording", "Timeline", "build_timeline", "fetch", "__version__"]
+
+# The stage functions live in their modules (mediatools.mix.mix, mediatools.merge.merge,
+# mediatools.verify.verify); only fetch, whose module has another name, is re-exported here.
+_LAZY = {"fetch": ("storage", "fetch")}
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    """boto3 is imported only when fetch is first used."""
+    if name in _LAZY:
+        import importlib
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module 'mediatools' has no attribute {name!r}")

@@ -357,3 +357,19 @@ def test_vendor_errors():
         endpoint_for(1, 17)
     with pytest.raises(UsageError, match="vendor 11 needs its endpoint"):
         endpoint_for(11, 0)
+
+
+def test_library_fetch_returns_the_report(bucket, tmp_path, monkeypatch):
+    """The library call behind the command: same selection, same report."""
+    from mediatools import fetch as fetch_api
+    from mediatools.storage import S3Location, Selection, Settings
+    srv, info = bucket
+    for k, v in ISOLATED.items():
+        monkeypatch.setenv(k, v)
+    rep = fetch_api(S3Location(BUCKET, PREFIX), tmp_path, selection=Selection(sid=info["sid_a"]),
+                    settings=Settings(endpoint_url=srv.url), jobs=4)
+    assert rep.ok and set(rep.fetched) == info["expected_a"] and set(rep.missing) == info["missing_a"]
+    assert rep.to_dict()["counts"]["fetched"] == len(info["expected_a"])
+    again = fetch_api(S3Location(BUCKET, PREFIX), tmp_path, selection=Selection(sid=info["sid_a"]),
+                      settings=Settings(endpoint_url=srv.url), jobs=4)
+    assert again.fetched == [] and set(again.skipped) == info["expected_a"]
