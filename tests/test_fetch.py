@@ -316,6 +316,18 @@ def test_inspect_and_mix_take_s3_sources_through_the_cache(bucket, tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"0 fetched, {len(info['expected_a'])} reused" in r.stderr
     assert out.stat().st_size > 10_000
+    r = run_cli("verify", str(out), f"s3://{BUCKET}/{PREFIX}", "--json", *args, env=ISOLATED)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["passed"] is True
+    r = run_cli("merge", f"s3://{BUCKET}/{PREFIX}", "-o", str(tmp_path / "stems"), "--json", *args, env=ISOLATED)
+    assert r.returncode == 0, r.stderr
+    assert len([f for f in json.loads(r.stdout)["files"].values() if f]) == 3
+    # the cache is the fetched recording, byte for byte; nothing else landed there
+    cached = cache / "s3"
+    assert not cached.exists()
+    files = {p.name: p for p in cache.rglob("*") if p.is_file()}
+    assert set(files) == info["expected_a"]
+    assert all(p.read_bytes() == info["objects"][PREFIX + n] for n, p in files.items())
 
 
 # --- pure parts ------------------------------------------------------------------------------------------
