@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .atomic import atomic_path
 from .errors import MediatoolsError, Strictness, UsageError
+from .ffmpeg import last_line
 from .mixdown import FORMATS, OutputFormat, render_mix
 from .model import Recording
 from .naming import iso_utc
 from .recording import load_recording
 from .report import probe_runs
-from .splice import FRAME, remux_adts, run_frames, silence_frames
+from .splice import FRAME, SilenceFrames, open_remux, run_frames
 from .timeline import DEFAULT_TOLERANCE_MS, PlacedRun, Timeline, UserTimeline, build_timeline
 from .timespec import parse_time
 
@@ -166,37 +166,75 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
 
 
 def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: float, f1: float) -> dict:
-    """Splice copied run frames and silence frames; placement quantised to ±half a frame."""
+    """Splice copied run frames and silence frames; placement quantised to ±half a frame.
+
+    Frames stream into the muxing ffmpeg as each run is read, so reading and muxing overlap.
+    """
     frame_ms = FRAME * 1000.0 / rate
-    pieces: list[tuple[str, object]] = []
+    sil = SilenceFrames(rate, channels)
     pos = 0  # frames written
     runs = []
-    for pr in lt.runs:
-        target = (pr.offset_ms - f0) * rate / 1000.0
-        n = max(0, int(round(target / FRAME - pos)))
-        if n:
-            pieces.append(("sil", n))
-            pos += n
-        frames = run_frames(pr.run, rate)
-        pieces.append(("run", frames))
-        runs.append({"index": pr.index, "start_utc": iso_utc(pr.start_ms), "file_offset_ms": round(pos * frame_ms, 3), "duration_ms": round(pr.duration_ms, 3),
-                     "placement_error_ms": round(pos * frame_ms - (pr.offset_ms - f0), 3),
-                     "frames": len(frames)})
-        pos += len(frames)
-    tail = int(round((f1 - f0) * rate / 1000.0 / FRAME - pos))
-    if tail > 0:
-        pieces.append(("sil", tail))
-        pos += tail
-    biggest = max([p[1] for p in pieces if p[0] == "sil"], default=0)
-    sil = silence_frames(biggest, rate, channels)  # type: ignore[arg-type]
-    with atomic_path(out) as tmp, tempfile.TemporaryDirectory(dir=out.parent, prefix=".mediatools-tmp-") as td:
-        adts = Path(td) / "a.aac" if fmt != "aac" else tmp
-        with open(adts, "wb") as fh:
-            for kind, val in pieces:
-                fh.write(b"".join(sil[:val] if kind == "sil" else val))  # type: ignore[index,arg-type]
-        if fmt != "aac":
-            remux_adts(adts, tmp, fmt)
+    with atomic_path(out) as tmp:
+        if fmt == "aac":
+            proc, err, sink = None, None, open(tmp, "wb")
+        else:
+            proc, err = open_remux(tmp, fmt)
+            sink = proc.stdin
+        try:
+            def put(frames: list[bytes]) -> None:
+                try:
+                    sink.write(b"".join(frames))
+                except (BrokenPipeError, OSError):
+                    raise _remux_failed(proc, err, out) from None
+
+            for pr in lt.runs:
+                target = (pr.offset_ms - f0) * rate / 1000.0
+                n = max(0, int(round(target / FRAME - pos)))
+                put(sil.take(n))
+                pos += n
+                frames = run_frames(pr.run, rate)
+                put(frames)
+                runs.append({"index": pr.index, "start_utc": iso_utc(pr.start_ms),
+                             "file_offset_ms": round(pos * frame_ms, 3), "duration_ms": round(pr.duration_ms, 3),
+                             "placement_error_ms": round(pos * frame_ms - (pr.offset_ms - f0), 3),
+                             "frames": len(frames)})
+                pos += len(frames)
+            tail = int(round((f1 - f0) * rate / 1000.0 / FRAME - pos))
+            if tail > 0:
+                put(sil.take(tail))
+                pos += tail
+            try:
+                sink.close()
+            except (BrokenPipeError, OSError):
+                raise _remux_failed(proc, err, out) from None
+            if proc is not None and proc.wait() != 0:
+                raise _remux_failed(proc, err, out)
+        except BaseException:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            raise
+        finally:
+            if proc is not None:
+                proc.wait()
+                err.close()
+            if not sink.closed:
+                try:
+                    sink.close()
+                except OSError:
+                    pass
     return {"duration_ms": round(pos * frame_ms, 3), "runs": runs}
+
+
+def _remux_failed(proc, err, out: Path) -> MediatoolsError:  # noqa: ANN001
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+    if proc is not None:
+        proc.wait()
+    text = b""
+    if err is not None:
+        err.seek(0)
+        text = err.read()
+    return MediatoolsError(f"remux failed ({last_line(text)})", file=out.name, code="remux_failed")
 
 
 def _transcode(lt: UserTimeline, out: Path, fmt_name: str, media, f0: float, f1: float) -> dict:  # noqa: ANN001

@@ -184,3 +184,13 @@ def test_ts_copy_and_start_end_transcode(rec, tmp_path):
     u = cut["users"][0]
     assert u["mode"] == "transcode" and u["reason"] == "--start/--end cut inside frames"
     assert abs(len(decode_pcm(tmp_path / "cut" / u["file"], 48000)) / 48.0 - 25000.0) <= 2.0
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 32000, 44100, 48000])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_silence_is_one_priming_frame_then_one_repeated_frame(rate, channels):
+    """What SilenceFrames relies on to splice any length of silence from 8 encoded frames."""
+    from mediatools.splice import SilenceFrames, silence_frames
+    frames = silence_frames(60, rate, channels)
+    assert len(frames) == 60 and len(set(frames[1:])) == 1
+    assert SilenceFrames(rate, channels).take(60) == frames
