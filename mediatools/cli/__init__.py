@@ -26,7 +26,24 @@ def _version_message() -> str:
         return f"mediatools {__version__}\nffmpeg: {exc}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+class _LazyGroup(click.Group):
+    """Subcommands imported on first use (click's documented lazy-loading pattern): a
+    command pays only for its own imports (fetch never loads numpy; merge never boto3)."""
+
+    LAZY = {"demo": "demo_cmd", "fetch": "fetch_cmd", "inspect": "inspect_cmd", "merge": "merge_cmd",
+            "mix": "mix_cmd", "synth": "synth_cmd", "verify": "verify_cmd"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.LAZY:
+            import importlib
+            importlib.import_module(f"{__name__}.{self.LAZY[cmd_name]}")  # registers itself on `cli`
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog="Exit codes: 0 success (problems reported), 1 failure, 2 usage error, 130 interrupted.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(__version__, message="%(version)s", prog_name="mediatools", callback=None)
@@ -99,6 +116,3 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(code)
     return code
 
-
-# Commands register themselves on `cli` when imported.
-from . import demo_cmd, fetch_cmd, inspect_cmd, merge_cmd, mix_cmd, synth_cmd, verify_cmd  # noqa: E402,F401
