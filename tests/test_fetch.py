@@ -385,3 +385,25 @@ def test_library_fetch_returns_the_report(bucket, tmp_path, monkeypatch):
     again = fetch_api(S3Location(BUCKET, PREFIX), tmp_path, selection=Selection(sid=info["sid_a"]),
                       settings=Settings(endpoint_url=srv.url), jobs=4)
     assert again.fetched == [] and set(again.skipped) == info["expected_a"]
+
+
+def test_symlinked_folder_in_destination_is_refused(bucket, tmp_path):
+    """A folder inside -o that is a symlink to elsewhere cannot carry files out of -o."""
+    srv, info = bucket
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "notes").symlink_to(outside, target_is_directory=True)
+    c = srv.client()
+    name = sorted(n for n in info["expected_a"] if n.endswith(".ts"))[0]
+    key = PREFIX + "notes/" + name
+    c.put_object(Bucket=BUCKET, Key=key, Body=b"payload")
+    try:
+        r = fetch(srv.url, dest, "--json", "--include-orphans")
+        assert r.returncode == 0, r.stderr
+        rep = json.loads(r.stdout)
+        assert {"key": key, "reason": "key would land outside the destination"} in rep["refused"]
+        assert list(outside.iterdir()) == []
+    finally:
+        c.delete_object(Bucket=BUCKET, Key=key)

@@ -12,7 +12,7 @@ from ..atomic import TMP_PREFIX
 from ..errors import MediatoolsError
 from .client import make_client
 from .location import S3Location, Settings
-from .select import ObjectInfo, Plan, Selection, classify, local_target, plan
+from .select import ObjectInfo, Plan, Selection, Targets, classify, plan
 from .transfer import PART_SUFFIX, Cancelled, Downloader, TransferError
 
 SCHEMA = "mediatools.fetch/1"
@@ -111,6 +111,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
     sel = selection or Selection()
     dest = Path(dest)
     client = client or make_client(settings or Settings(), jobs=jobs, retries=retries)
+    targets = Targets(dest)
     stop = threading.Event()
     dl = Downloader(client, loc.bucket, retries=retries, checksum=checksum, stop=stop, jobs=jobs)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="fetch")
@@ -118,6 +119,9 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
         objects, narrowed = list_for(client, loc, sel, pool)
         report = FetchReport(source=loc.url, dest=str(dest), dry_run=dry_run, listed=len(objects))
         playlists, slices, refused, odd = classify(objects, loc.prefix, sel)
+        # keys whose folder in DEST resolves outside it (a symlink there) are refused too
+        playlists, slices = (_landable(targets, xs, refused) for xs in (playlists, slices))
+        odd = {o.rel: o for o in _landable(targets, list(odd.values()), refused)}
         report.refused = [{"key": k, "reason": r} for k, r in refused]
         if not playlists and not slices:
             raise MediatoolsError(f"no Agora recording files ({_describe(sel)}) among {len(objects)} objects",
@@ -128,7 +132,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
         local_pl: set[str] = set()
 
         def read_playlist(o: ObjectInfo) -> None:
-            target = local_target(dest, o.rel)
+            target = targets.path(o.rel)
             if dl.is_complete(o, target):
                 texts[o.key] = target.read_bytes()
                 local_pl.add(o.key)
@@ -156,7 +160,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
         files = [o for o in p.files if texts.get(o.key, b"") is not None]
         if dry_run:
             def check(o: ObjectInfo) -> None:
-                done = o.key in local_pl or dl.is_complete(o, local_target(dest, o.rel))
+                done = o.key in local_pl or dl.is_complete(o, targets.path(o.rel))
                 (report.skipped if done else report.would_fetch).append(o.rel)
             _run_all(pool, check, files, stop)
             report.skipped.sort()
@@ -169,7 +173,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
         lock = threading.Lock()
 
         def get(o: ObjectInfo) -> None:
-            target = local_target(dest, o.rel)
+            target = targets.path(o.rel)
             try:
                 if o.key in local_pl or (o.key not in texts and dl.is_complete(o, target)):
                     with lock:
@@ -191,7 +195,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
                 progress.advance(1, o.size)
 
         _run_all(pool, get, files, stop)
-        _sweep(dest, files)
+        _sweep([targets.path(o.rel).parent for o in files])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     report.fetched.sort()
@@ -199,6 +203,17 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
     report.failed.sort(key=lambda d: d["file"])
     report.seconds = round(time.monotonic() - t0, 3)
     return report
+
+
+def _landable(targets: Targets, objs: list[ObjectInfo], refused: list[tuple[str, str]]) -> list[ObjectInfo]:
+    ok = []
+    for o in objs:
+        try:
+            targets.path(o.rel)
+            ok.append(o)
+        except MediatoolsError as exc:
+            refused.append((o.key, str(exc).split(": ", 1)[-1]))
+    return ok
 
 
 def _run_all(pool: ThreadPoolExecutor, fn: Callable[[ObjectInfo], None], items: list[ObjectInfo],
@@ -230,9 +245,9 @@ def _guard(fn: Callable[[ObjectInfo], None], o: ObjectInfo) -> None:
         pass
 
 
-def _sweep(dest: Path, files: list[ObjectInfo]) -> None:
+def _sweep(folders: list[Path]) -> None:
     """Remove temporaries a killed earlier run left for files of this plan."""
-    for folder in {local_target(dest, o.rel).parent for o in files}:
+    for folder in set(folders):
         for stale in folder.glob(f"{TMP_PREFIX}*{PART_SUFFIX}"):
             try:
                 stale.unlink()

@@ -95,11 +95,29 @@ def relative_key(key: str, prefix: str) -> str:
 
 def local_target(dest: Path, rel: str) -> Path:
     """The file a safe rel lands on; re-checked so no path can leave ``dest``."""
-    target = (dest / PurePosixPath(rel)).resolve()
-    root = dest.resolve()
-    if target != root and root not in target.parents:
-        raise MediatoolsError("key would land outside the destination", file=rel, code="refused_key")
-    return target
+    return Targets(dest).path(rel)
+
+
+class Targets:
+    """Local paths for safe rel keys, with each folder resolved (symlinks followed) and
+    checked inside the destination once, not once per file."""
+
+    def __init__(self, dest: Path):
+        self.root = Path(dest).resolve()
+        self._folders: dict[str, Path] = {}
+
+    def path(self, rel: str) -> Path:
+        folder, _, name = rel.rpartition("/")
+        base = self._folders.get(folder)
+        if base is None:
+            base = (self.root / folder).resolve() if folder else self.root
+            if base != self.root and self.root not in base.parents:
+                raise MediatoolsError("key would land outside the destination", file=rel, code="refused_key")
+            self._folders[folder] = base
+        target = base / name
+        if target.is_symlink():
+            raise MediatoolsError("key would land on a symbolic link", file=rel, code="refused_key")
+        return target
 
 
 def candidates(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[

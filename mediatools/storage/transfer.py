@@ -75,6 +75,7 @@ class Downloader:
         self.stop = stop or threading.Event()
         self._body_errors = _body_errors()
         self._http = _direct_pool(client, jobs, self.retries) if direct is not False else None
+        self._pools: dict[str, Any] = {}
 
     # -- checks ---------------------------------------------------------------
     def is_complete(self, obj: ObjectInfo, path: Path) -> bool:
@@ -194,7 +195,12 @@ class Downloader:
         url = self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": obj.key},
                                                  ExpiresIn=3600)
         try:
-            r = self._http.request("GET", url, preload_content=False, decode_content=False)
+            scheme, _, host, path = url.split("/", 3)
+            pool = self._pools.get(host)
+            if pool is None:
+                pool = self._pools.setdefault(host, self._http.connection_from_url(url))
+            r = pool.urlopen("GET", "/" + path, preload_content=False, decode_content=False,
+                             retries=self._http.connection_pool_kw["retries"], redirect=False)
         except U3Error as exc:
             why = type(getattr(exc, "reason", None) or exc).__name__
             raise TransferError(f"failed after {self.retries} attempts: connection failed ({why})",
