@@ -1,11 +1,11 @@
 """Agora request JSON: the ``transcodeOptions`` a postpone mix was asked for."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MediatoolsError
+from .jsonfile import find_key, read_json
 
 
 @dataclass
@@ -16,32 +16,10 @@ class TranscodeOptions:
     channels: int | None = None
 
 
-def _find(doc: object, key: str) -> object | None:
-    """Depth-first search for ``key``: accepts the bare object or a whole request body."""
-    if isinstance(doc, dict):
-        if key in doc:
-            return doc[key]
-        for v in doc.values():
-            found = _find(v, key)
-            if found is not None:
-                return found
-    elif isinstance(doc, list):
-        for v in doc:
-            found = _find(v, key)
-            if found is not None:
-                return found
-    return None
-
-
 def load_transcode_options(path: str | Path) -> TranscodeOptions:
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except OSError as exc:
-        raise MediatoolsError(f"cannot read ({exc.strerror})", file=str(p), code="unreadable") from None
-    except ValueError as exc:
-        raise MediatoolsError(f"not JSON ({exc})", file=str(p), code="bad_json") from None
-    opts = _find(doc, "transcodeOptions") or doc
+    doc = read_json(p)
+    opts = find_key(doc, "transcodeOptions") or doc
     if not isinstance(opts, dict) or not ({"container", "audio"} & set(opts)):
         raise MediatoolsError("no transcodeOptions (container/audio) found", file=str(p), code="bad_json")
     container = opts.get("container") or {}

@@ -5,11 +5,11 @@ Credentials only ever live in :class:`Settings` fields that are excluded from it
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import MediatoolsError, UsageError
+from ..jsonfile import find_key, read_json
 from .vendors import endpoint_for
 
 
@@ -63,22 +63,6 @@ def settings_from_options(*, endpoint_url: str | None = None, region: str | None
     return Settings(endpoint_url=endpoint_url, region=region, profile=profile, unsigned=unsigned)
 
 
-def _find(doc: object, key: str) -> object | None:
-    if isinstance(doc, dict):
-        if key in doc:
-            return doc[key]
-        for v in doc.values():
-            got = _find(v, key)
-            if got is not None:
-                return got
-    elif isinstance(doc, list):
-        for v in doc:
-            got = _find(v, key)
-            if got is not None:
-                return got
-    return None
-
-
 def load_agora_storage_config(path: str | Path, *, endpoint_url: str | None = None,
                               region: str | None = None) -> tuple[S3Location, Settings]:
     """Read Agora's ``storageConfig`` (bare, or inside a whole ``start`` request body).
@@ -86,14 +70,8 @@ def load_agora_storage_config(path: str | Path, *, endpoint_url: str | None = No
     Errors name the file and the field, never a value: the file holds secrets.
     """
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except OSError as exc:
-        raise MediatoolsError(f"cannot read ({exc.strerror})", file=str(p), code="unreadable") from None
-    except ValueError as exc:
-        raise MediatoolsError(f"not JSON (line {getattr(exc, 'lineno', '?')})", file=str(p),
-                              code="bad_json") from None
-    cfg = _find(doc, "storageConfig")
+    doc = read_json(p)
+    cfg = find_key(doc, "storageConfig")
     if cfg is None and isinstance(doc, dict) and "bucket" in doc:
         cfg = doc
     if not isinstance(cfg, dict):

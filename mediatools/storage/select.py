@@ -8,12 +8,12 @@ playlist from the names. Keys that could escape the destination are *refused*.
 """
 from __future__ import annotations
 
-import json
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import MediatoolsError
+from ..jsonfile import read_json
 from ..naming import AgoraName, NameError_, parse_name
 from ..playlist import PlaylistError, parse_playlist
 
@@ -224,12 +224,7 @@ def plan(playlists: list[ObjectInfo], slices: list[ObjectInfo], texts: dict[str,
 def playlist_names_from_file_list(path: str | Path) -> frozenset[str]:
     """Agora's stop response or ``uploaded`` callback: the playlists its ``fileList`` names."""
     f = Path(path)
-    try:
-        doc = json.loads(f.read_text())
-    except OSError as exc:
-        raise MediatoolsError(f"cannot read ({exc.strerror})", file=str(f), code="unreadable") from None
-    except ValueError as exc:
-        raise MediatoolsError(f"not JSON ({exc})", file=str(f), code="bad_json") from None
+    doc = read_json(f)
 
     found: list[object] = []
 

@@ -8,6 +8,7 @@ those fail after botocore has handed the response over.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -15,7 +16,7 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ..atomic import TMP_PREFIX
 from ..errors import MediatoolsError
@@ -51,6 +52,25 @@ def _body_errors() -> tuple[type[BaseException], ...]:
 def temp_path(target: Path) -> Path:
     """Deterministic per target, so a killed run's leftover is overwritten by the next."""
     return target.with_name(f"{TMP_PREFIX}{target.name}{PART_SUFFIX}")
+
+
+@contextlib.contextmanager
+def _staged(target: Path) -> Iterator[BinaryIO]:
+    """A file written under its temporary name, renamed onto ``target`` only if the body
+    completes; the temporary is gone either way."""
+    tmp = temp_path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            yield f
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise MediatoolsError(f"cannot write ({exc.strerror})", file=str(target), code="unwritable") from None
+    finally:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def file_md5(path: Path) -> str:
@@ -97,36 +117,13 @@ class Downloader:
 
     def download(self, obj: ObjectInfo, target: Path) -> int:
         """GET into ``.mediatools-tmp-<name>.part``, verify, rename. Returns bytes written."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path(target)
-        try:
-            with open(tmp, "wb") as f:
-                n = self._get(obj, f)
-            os.replace(tmp, target)
-            return n
-        except OSError as exc:
-            raise MediatoolsError(f"cannot write ({exc.strerror})", file=str(target), code="unwritable") from None
-        finally:
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
+        with _staged(target) as f:
+            return self._get(obj, f)
 
     def write(self, data: bytes, target: Path) -> None:
         """Store bytes already fetched and verified (playlists are read before slices are chosen)."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path(target)
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise MediatoolsError(f"cannot write ({exc.strerror})", file=str(target), code="unwritable") from None
-        finally:
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
+        with _staged(target) as f:
+            f.write(data)
 
     def _get(self, obj: ObjectInfo, sink: BinaryIO) -> int:
         last = ""

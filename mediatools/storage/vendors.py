@@ -47,6 +47,15 @@ VENDOR_NAMES = {1: "Amazon S3", 2: "Alibaba Cloud OSS", 3: "Tencent Cloud COS", 
                 11: "S3-compatible storage"}
 
 
+# vendor → (region table, endpoint); these services accept only virtual-hosted requests
+_S3_COMPATIBLE = {
+    2: (ALIBABA_REGIONS, "https://oss-{r}.aliyuncs.com"),
+    3: (TENCENT_REGIONS, "https://cos.{r}.myqcloud.com"),
+    7: (HUAWEI_REGIONS, "https://obs.{r}.myhuaweicloud.com"),
+    8: (BAIDU_REGIONS, "https://s3.{r}.bcebos.com"),
+}
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where to send S3 requests: ``endpoint_url`` None means boto3's AWS default."""
@@ -69,23 +78,15 @@ def endpoint_for(vendor: int, region_code: int | None = 0, endpoint: str | None 
     code = 0 if region_code is None else region_code
     if vendor == 1:
         return Endpoint(None, _region(AWS_REGIONS, vendor, code))
-    if vendor == 2:
-        r = _region(ALIBABA_REGIONS, vendor, code)
-        return Endpoint(f"https://oss-{r}.aliyuncs.com", r, "virtual")
-    if vendor == 3:
-        r = _region(TENCENT_REGIONS, vendor, code)
-        return Endpoint(f"https://cos.{r}.myqcloud.com", r, "virtual")
+    if vendor in _S3_COMPATIBLE:
+        table, url = _S3_COMPATIBLE[vendor]
+        r = _region(table, vendor, code)
+        return Endpoint(url.format(r=r), r, "virtual")
     if vendor == 5:
         raise UsageError("vendor 5 (Microsoft Azure Blob) has no S3 API; download with azcopy, "
                          "then give mediatools the local folder")
     if vendor == 6:
         return Endpoint("https://storage.googleapis.com", "auto")
-    if vendor == 7:
-        r = _region(HUAWEI_REGIONS, vendor, code)
-        return Endpoint(f"https://obs.{r}.myhuaweicloud.com", r, "virtual")
-    if vendor == 8:
-        r = _region(BAIDU_REGIONS, vendor, code)
-        return Endpoint(f"https://s3.{r}.bcebos.com", r, "virtual")
     if vendor == 11:
         if not endpoint:
             raise UsageError("vendor 11 needs its endpoint (extensionParams.endpoint or --endpoint-url)")
