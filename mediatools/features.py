@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ffmpeg import FFmpegError, base_cmd, last_line
+from .ffmpeg import FFmpegError, base_cmd, concat_url, last_line
 
 RATE = 16000
 HOP = 160           # 10 ms
@@ -82,6 +82,6 @@ def run_features(slices: list[Path], duration_ms: float, lead_samples: int = 0) 
     """A run decoded per the contract (one stream, trimmed to its duration), delayed by
     ``lead_samples`` so its frames fall on the same 10 ms grid as the mix's."""
     af = ["-af", f"adelay=delays={lead_samples}S:all=1"] if lead_samples else []
-    feats, _ = stream_features(["-i", "concat:" + "|".join(map(str, slices))] + af +
+    feats, _ = stream_features(["-i", concat_url(slices)] + af +
                                ["-t", f"{duration_ms / 1000 + lead_samples / RATE:.6f}"], slices[0].name)
     return feats[: int(round(duration_ms / HOP_MS)) + 1]

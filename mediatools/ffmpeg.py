@@ -60,6 +60,36 @@ def base_cmd() -> list[str]:
     return [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error"]
 
 
+_ALIASES: list = []   # one TemporaryDirectory for the process, made on first need
+_ALIAS_LOCK = __import__("threading").Lock()
+
+
+def concat_url(paths: "list[str | Path]") -> str:
+    """ffmpeg's ``concat:`` protocol input joining ``paths`` byte-wise (TS slices of a run).
+
+    The protocol splits on ``|`` with no escape, and Agora allows ``|`` in channel names,
+    so such paths are reached through symlinks with plain names in a private temp folder.
+    """
+    names = [str(p) for p in paths]
+    if any("|" in n for n in names):
+        import itertools
+        import tempfile
+        with _ALIAS_LOCK:
+            if not _ALIASES:
+                _ALIASES.append(tempfile.TemporaryDirectory(prefix="mediatools-alias-"))
+                _ALIASES.append(itertools.count())
+            folder, counter = Path(_ALIASES[0].name), _ALIASES[1]
+            aliased = []
+            for n in names:
+                if "|" in n:
+                    link = folder / f"{next(counter)}{Path(n).suffix}"
+                    os.symlink(os.path.abspath(n), link)
+                    n = str(link)
+                aliased.append(n)
+        names = aliased
+    return "concat:" + "|".join(names)
+
+
 def run(args: list[str], *, what: str = "ffmpeg", file: str | None = None) -> subprocess.CompletedProcess:
     """Run ffmpeg with ``args`` (after the base command); raise a one-line error on failure."""
     proc = subprocess.run(base_cmd() + args, capture_output=True)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import MediatoolsError, Problem, UsageError
-from .ffmpeg import base_cmd, last_line
+from .ffmpeg import base_cmd, concat_url, last_line
 from .timeline import Timeline, UserTimeline
 
 BLOCK = 48000  # samples per channel per block (1 s at 48 kHz)
@@ -90,7 +90,7 @@ def segment_cmd(seg: Segment, rate: int, src_rate: int | None) -> list[str]:
     skip = max(0, -seg.start)
     filters = [] if src_rate == rate else [f"aresample={rate}"]
     filters.append(f"atrim=start_sample={skip}:end_sample={seg.length}")
-    return base_cmd() + ["-i", "concat:" + "|".join(str(p) for p in seg.slices), "-map", "0:a:0",
+    return base_cmd() + ["-i", concat_url(seg.slices), "-map", "0:a:0",
                          "-af", ",".join(filters), "-ac", str(seg.src_channels), "-f", "f32le", "-ar", str(rate),
                          "pipe:1"]
 

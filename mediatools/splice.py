@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MediatoolsError
-from .ffmpeg import base_cmd, last_line
+from .ffmpeg import base_cmd, concat_url, last_line
 from .model import Run
 
 FRAME = 1024
@@ -76,7 +76,7 @@ def run_frames(run: Run, rate: int) -> list[bytes]:
     except MediatoolsError:
         frames = None
     if not frames:
-        src = "concat:" + "|".join(str(s.path) for s in run.slices)
+        src = concat_url([s.path for s in run.slices])
         proc = subprocess.run(base_cmd() + ["-i", src, "-map", "0:a:0", "-c", "copy", "-f", "adts", "-"],
                               capture_output=True)
         if proc.returncode != 0 or not proc.stdout:

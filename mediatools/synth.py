@@ -389,7 +389,7 @@ def _measure_onset(out: Path, chain: list[dict], u: UserSpec, amplitude: float) 
     """Where the tone becomes audible when this run is decoded per the contract."""
     from .signal import decode_pcm, onset_ms
 
-    files = "|".join(str(out / p["name"]) for p in chain[:2])
-    x = decode_pcm(f"concat:{files}", 48000, 1, duration_s=2.0)
+    from .ffmpeg import concat_url
+    x = decode_pcm(concat_url([out / p["name"] for p in chain[:2]]), 48000, 1, duration_s=2.0)
     # threshold at half the known tone amplitude, the same rule tests apply to outputs
     return onset_ms(x, 48000, u.freq, level=amplitude)

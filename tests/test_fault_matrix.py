@@ -389,3 +389,21 @@ def test_merge_strict_fails_without_output(name, fault_case, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mediatools: error: ") and "Traceback" not in proc.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_channel_name_with_pipe_and_odd_characters(make_recording, tmp_path):
+    """Agora channel names may hold | (ffmpeg's concat separator), spaces and + # % : ? @.
+    Every stage still places every run right: the mix verifies clean, merge writes every user."""
+    def odd(spec):
+        spec.cname = "a|b c+#%:?@"
+    folder, truth = make_recording("odd_cname_pipe", users=2, duration_s=20.0, seed=6, gaps=1, spec_hook=odd)
+    doc = json.loads(run_cli("inspect", str(folder), "--json", check=True).stdout)
+    for tu in truth["users"]:
+        got = _runs(doc, tu["uid"])
+        assert [r["start_ms"] for r in got] == [r["start_ms"] for r in tu["runs"]]
+    out = tmp_path / "mix.m4a"
+    run_cli("mix", str(folder), "-o", str(out), check=True)
+    ver = json.loads(run_cli("verify", str(out), str(folder), "--json", check=True).stdout)
+    assert ver["passed"] is True
+    rep = json.loads(run_cli("merge", str(folder), "-o", str(tmp_path / "m"), "--json", check=True).stdout)
+    assert all(rep["files"][tu["uid"]] for tu in truth["users"])

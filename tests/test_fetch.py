@@ -335,7 +335,8 @@ def test_inspect_and_mix_take_s3_sources_through_the_cache(bucket, tmp_path):
 @pytest.mark.parametrize("rel,why", [
     ("a/b.ts", None), ("../b.ts", "'.' or '..' segment"), ("a/./b.ts", "'.' or '..' segment"),
     ("/etc/b.ts", "absolute path"), ("a//b.ts", "empty path segment"), ("a\\..\\b.ts", "backslash in key"),
-    ("C:/b.ts", "drive letter or colon in first segment"), ("", "empty name"), ("a/b.ts/", "empty path segment"),
+    ("C:/b.ts", "drive letter"), ("c:b.ts", "drive letter"), ("", "empty name"), ("a/b.ts/", "empty path segment"),
+    ("sid_room:1 +#%?@[x]__uid_s_1__uid_e_audio.m3u8", None),
 ])
 def test_refusal(rel, why):
     assert refusal(rel) == why
@@ -407,3 +408,23 @@ def test_symlinked_folder_in_destination_is_refused(bucket, tmp_path):
         assert list(outside.iterdir()) == []
     finally:
         c.delete_object(Bucket=BUCKET, Key=key)
+
+
+def test_cname_with_url_special_characters(make_recording, s3_server, tmp_path):
+    """Agora allows spaces and + # % : ? @ [ ] in a channel name; keys must be signed and
+    fetched exactly, and land under the same names."""
+    def odd_cname(spec):
+        spec.cname = "room 1+#%:?@[x]"
+        spec.sid = "c0ffee00c0ffee00c0ffee00c0ffee00"
+    rec, _ = make_recording("fetch_odd_cname", users=1, duration_s=20.0, seed=3, gaps=0, spec_hook=odd_cname)
+    c = s3_server.client()
+    c.create_bucket(Bucket="oddnames")
+    names = sorted(p.name for p in rec.iterdir() if p.suffix in (".ts", ".m3u8"))
+    assert all("room 1+#%:?@[x]" in n for n in names)
+    for n in names:
+        c.upload_file(str(rec / n), "oddnames", "x/" + n)
+    r = run_cli("fetch", "s3://oddnames/x/", "-o", str(tmp_path), "--endpoint-url", s3_server.url, "--json",
+                env=ISOLATED)
+    assert r.returncode == 0, r.stderr
+    assert sorted(_files(tmp_path)) == names
+    assert all((tmp_path / n).read_bytes() == (rec / n).read_bytes() for n in names)

@@ -82,8 +82,8 @@ def refusal(rel: str) -> str | None:
         return "empty path segment"
     if any(p in (".", "..") for p in parts):
         return "'.' or '..' segment"
-    if ":" in parts[0]:
-        return "drive letter or colon in first segment"
+    if len(parts[0]) >= 2 and parts[0][1] == ":" and parts[0][0].isalpha():
+        return "drive letter"
     return None
 
 
