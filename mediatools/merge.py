@@ -18,6 +18,7 @@ from .ffmpeg import last_line
 from .mixdown import FORMATS, OutputFormat, render_mix
 from .model import Recording
 from .naming import iso_utc
+from .opus_copy import copy_opus
 from .recording import load_recording
 from .report import probe_runs
 from .splice import FRAME, SilenceFrames, open_remux, run_frames
@@ -26,7 +27,7 @@ from .timespec import parse_time
 
 SCHEMA = "mediatools.merge/1"
 MERGE_FORMATS = ("m4a", "aac", "mp3", "wav", "flac", "opus", "ogg", "ts")
-COPY_FORMATS = {"aac": ("m4a", "aac", "ts")}
+COPY_FORMATS = {"aac": ("m4a", "aac", "ts"), "opus": ("ogg", "opus")}
 _TS = OutputFormat("ts", "mpegts", "aac", "128k", priming=1024)
 
 
@@ -139,7 +140,10 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
                       else f"{codec} cannot be copied into {fmt_name}")
         elif start_ms is not None or end_ms is not None:
             reason = "--start/--end cut inside frames"
-        if reason is None:
+        if reason is None and codec == "opus":
+            runs = _copy_opus(lt, out, fmt_name, media.channels, f0, f1)
+            mode = "copy"
+        elif reason is None:
             runs = _copy(lt, out, fmt_name, media.sample_rate, media.channels, f0, f1)
             mode = "copy"
         else:
@@ -223,6 +227,13 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
                 except OSError:
                     pass
     return {"duration_ms": round(pos * frame_ms, 3), "runs": runs}
+
+
+def _copy_opus(lt: UserTimeline, out: Path, fmt: str, channels: int, f0: float, f1: float) -> dict:
+    res = copy_opus([(pr.run, pr.offset_ms, pr.duration_ms) for pr in lt.runs], out, fmt, channels, f0, f1)
+    for pr, r in zip(lt.runs, res["runs"]):
+        r.update({"index": pr.index, "start_utc": iso_utc(pr.start_ms), "duration_ms": round(pr.duration_ms, 3)})
+    return res
 
 
 def _remux_failed(proc, err, out: Path) -> MediatoolsError:  # noqa: ANN001
