@@ -9,6 +9,7 @@ place, and silence where nobody spoke. Both sides are reduced to 10 ms band ener
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,22 +108,27 @@ def verify(mixfile: str | Path, source: str | Path | Recording, *, sid: str | No
                                 f"bitrate is {got / 1000:.0f} kb/s, expected {expected.bitrate / 1000:.0f} kb/s"
                                 f"{'' if ok else f' (beyond ±{BITRATE_TOLERANCE:.0%})'}"))
 
-    # reference: every run's features at its place
+    # reference: every run's features at its place, summed as they arrive; each run keeps only
+    # its dominant bands (what placement scores), so memory is a fraction of one stream per run
+    ref = np.zeros((max(len(mix), int(tl.span_ms / HOP_MS) + 1), mix.shape[1]), np.float32)
+    lock = threading.Lock()
+
     def features_of(pr):  # noqa: ANN001, ANN202
         at = int(pr.offset_ms // HOP_MS)
         lead = int(round((pr.offset_ms - at * HOP_MS) * 16))  # samples at 16 kHz past the grid line
-        return at, run_features([s.path for s in pr.run.slices], pr.duration_ms, lead)
+        f = run_features([s.path for s in pr.run.slices], pr.duration_ms, lead)
+        seg = f[: max(0, len(ref) - at)]
+        with lock:
+            ref[at:at + len(seg)] += seg
+        return at, _dominant(f)
 
-    # decoding dominates: one ffmpeg per core; results come back in order
+    # decoding dominates: one ffmpeg per core
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         jobs = [(ut.uid, pr, pool.submit(features_of, pr)) for ut in tl.users for pr in ut.runs]
         runs = []
-        ref = np.zeros((max(len(mix), int(tl.span_ms / HOP_MS) + 1), mix.shape[1]), np.float32)
         for uid, pr, job in jobs:
-            at, f = job.result()
-            seg = f[: max(0, len(ref) - at)]
-            ref[at:at + len(seg)] += seg
-            runs.append((uid, pr, f, at))
+            at, dom = job.result()
+            runs.append((uid, pr, dom, at))
 
     # 3. global offset: coarse by cross-correlating energy envelopes, refined by the runs
     lag, score = _xcorr_lag(mix, ref, int(SEARCH_S * 1000 / HOP_MS))
@@ -178,8 +184,8 @@ def verify(mixfile: str | Path, source: str | Path | Recording, *, sid: str | No
     # 5. silence where nobody spoke
     active = np.zeros(len(mix), bool)
     pad = int(100 / HOP_MS)
-    for uid, pr, f, at in runs:
-        a, b = at + lag - pad, at + lag + len(f) + pad
+    for uid, pr, dom, at in runs:
+        a, b = at + lag - pad, at + lag + dom.frames + pad
         active[max(a, 0):max(min(b, len(mix)), 0)] = True
     quiet = ~active
     loud_db = -120.0
@@ -215,7 +221,23 @@ def _xcorr_lag(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[int, float]:
     return int(lags[i]), float(vals[i] / den)
 
 
-def _place_run(resid: np.ndarray, run: np.ndarray, at: int, search: int) -> tuple[float | None, float]:
+@dataclass
+class _Dominant:
+    """A run's energy over its dominant bands only (≥ 10% of its strongest band)."""
+    bands: np.ndarray
+    energy: np.ndarray      # frames × len(bands)
+    frames: int
+
+
+def _dominant(f: np.ndarray) -> _Dominant:
+    prof = f.mean(axis=0) if len(f) else np.zeros(f.shape[1] if f.ndim == 2 else 0)
+    if not len(f) or prof.max() <= 0:
+        return _Dominant(np.zeros(0, int), np.zeros((len(f), 0), np.float32), len(f))
+    bands = np.flatnonzero(prof >= 0.1 * prof.max())
+    return _Dominant(bands, np.ascontiguousarray(f[:, bands]), len(f))
+
+
+def _place_run(resid: np.ndarray, dom: _Dominant, at: int, search: int) -> tuple[float | None, float]:
     """Best lag (frames, sub-frame) of a run and how much of it the mix holds.
 
     ``resid`` is the mix minus every run's expected energy, so adding this run back
@@ -223,18 +245,17 @@ def _place_run(resid: np.ndarray, run: np.ndarray, at: int, search: int) -> tupl
     many share its bands. Presence is the squared cosine between that and the run's
     energy over its dominant bands (scale free: a cloud mix may level users its own way).
     """
-    prof = run.mean(axis=0)
-    if not len(run) or prof.max() <= 0:
+    bands, run = dom.bands, dom.energy
+    if not dom.frames or not len(bands):
         return None, 0.0
-    bands = np.flatnonzero(prof >= 0.1 * prof.max())
-    r = np.concatenate([np.zeros((CONTEXT, len(bands)), np.float32), run[:, bands],
+    r = np.concatenate([np.zeros((CONTEXT, len(bands)), np.float32), run,
                         np.zeros((CONTEXT, len(bands)), np.float32)])
     rn = float(np.linalg.norm(r))
     lo = at - CONTEXT - search
     win = resid[max(lo, 0):at - CONTEXT + search + len(r), bands].copy()
     if lo < 0:
         win = np.concatenate([np.zeros((-lo, len(bands)), np.float32), win])
-    win[search + CONTEXT:search + CONTEXT + len(run)] += run[:, bands]  # others removed, this run kept
+    win[search + CONTEXT:search + CONTEXT + len(run)] += run  # others removed, this run kept
     scores = np.full(2 * search + 1, -1.0)
     for k in range(2 * search + 1):
         seg = win[k:k + len(r)]
