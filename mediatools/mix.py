@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import Strictness, UsageError
-from .mixdown import format_for, render_mix
+from .mixdown import can_split, format_for, render_mix, render_mix_split
 from .model import Recording
 from .naming import iso_utc
 from .recording import load_recording
@@ -62,9 +62,12 @@ def mix(source: str | Path | Recording, out: str | Path, options: MixOptions | N
     end_ms = parse_time(o.end, tl.origin_ms) if o.end else None
     if start_ms < 0 or (end_ms is not None and end_ms <= start_ms):
         raise UsageError("--start/--end must satisfy 0 <= start < end")
-    res = render_mix(tl, out, fmt=fmt, rate=o.sample_rate, channels=o.channels, bitrate=o.bitrate,
-                     gains_db=o.gains_db, normalize=o.normalize, window_start_ms=start_ms,
-                     window_end_ms=end_ms, progress=progress)
+    span = (tl.span_ms if end_ms is None else min(end_ms, tl.span_ms)) - start_ms
+    render = render_mix_split if can_split(fmt, o.normalize, int(span * o.sample_rate / 1000), o.sample_rate) \
+        else render_mix
+    res = render(tl, out, fmt=fmt, rate=o.sample_rate, channels=o.channels, bitrate=o.bitrate,
+                 gains_db=o.gains_db, normalize=o.normalize, window_start_ms=start_ms,
+                 window_end_ms=end_ms, progress=progress)
     return {
         "schema": SCHEMA, "output": str(res.output), "format": res.format, "sample_rate": res.sample_rate,
         "channels": res.channels, "bitrate": o.bitrate or fmt.bitrate, "normalize": o.normalize,

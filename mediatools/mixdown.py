@@ -10,6 +10,7 @@ normalizes and writes under a temporary name.
 """
 from __future__ import annotations
 
+import os
 import queue
 import subprocess
 import threading
@@ -90,7 +91,9 @@ def segment_cmd(seg: Segment, rate: int, src_rate: int | None) -> list[str]:
     skip = max(0, -seg.start)
     filters = [] if src_rate == rate else [f"aresample={rate}"]
     filters.append(f"atrim=start_sample={skip}:end_sample={seg.length}")
-    return base_cmd() + ["-i", concat_url(seg.slices), "-map", "0:a:0",
+    # one thread: many decoders run at once, and ffmpeg's per-frame hand-offs between its
+    # own threads cost ~20% more CPU than they save on a stream this small
+    return base_cmd() + ["-threads", "1", "-filter_threads", "1", "-i", concat_url(seg.slices), "-map", "0:a:0",
                          "-af", ",".join(filters), "-ac", str(seg.src_channels), "-f", "f32le", "-ar", str(rate),
                          "pipe:1"]
 
@@ -166,7 +169,8 @@ class MixResult:
 def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 48000, channels: int = 2,
                bitrate: str | None = None, gains_db: dict[str, float] | None = None, normalize: str = "limit",
                window_start_ms: float = 0.0, window_end_ms: float | None = None,
-               progress: Callable[[int, int], None] | None = None) -> MixResult:
+               progress: Callable[[int, int], None] | None = None,
+               cancel: threading.Event | None = None) -> MixResult:
     """Render the timeline's users to ``out``. Returns where everyone was placed."""
     out = Path(out)
     if fmt.rates and rate not in fmt.rates:
@@ -198,6 +202,8 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
             skip = fmt.priming  # raw ADTS cannot signal the encoder delay: feed it that much later audio
             done = 0
             while done < total:
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
                 n = min(BLOCK, total - done)
                 while nxt < len(sources) and sources[nxt].start < done + n + BLOCK:  # open one block ahead
                     sources[nxt].open()
@@ -320,3 +326,145 @@ def _read_exact(stream, n: int) -> bytes:  # noqa: ANN001
         chunks.append(b)
         got += len(b)
     return b"".join(chunks)
+
+
+# ---------------------------------------------------------------- two encoders for long AAC mixes
+
+#: AAC mixes longer than this are encoded by two encoders on the two halves, in parallel: the
+#: encoder alone is slower than everything else together, so one encoder sets the pace.
+SPLIT_MIN_S = float(os.environ.get("MEDIATOOLS_SPLIT_MIN_S", "600"))
+#: frames the second encoder runs before the join, so its psychoacoustic model, bit rate
+#: control and the limiter have settled where its frames are kept
+WARMUP_FRAMES = 235
+FRAME = 1024
+
+
+def can_split(fmt: OutputFormat, normalize: str, total_samples: int, rate: int) -> bool:
+    """Loudness normalization looks at the whole file; only AAC frames join cleanly (MP3's
+    bit reservoir reaches back across frames)."""
+    return (fmt.codec == "aac" and fmt.name in ("m4a", "aac") and normalize != "ebu"
+            and total_samples >= SPLIT_MIN_S * rate and total_samples >= 4 * BLOCK)
+
+
+def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 48000,
+                     channels: int = 2, bitrate: str | None = None, gains_db: dict[str, float] | None = None,
+                     normalize: str = "limit", window_start_ms: float = 0.0, window_end_ms: float | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> MixResult:
+    """Both halves of the window mixed and AAC-encoded at once, joined at a frame boundary.
+
+    Each half is encoded as raw ADTS with its first 1024 samples dropped (the encoder's
+    priming then lines decoded frame k up with mix block k). The first half keeps frames
+    [0, m); the second starts WARMUP_FRAMES early and keeps its frames from there on. The
+    decoder's overlap-add at the join pairs two encodings of the same samples, so the join
+    is as clean as any frame; runs keep their sample-exact places (tests measure both).
+    """
+    import tempfile
+
+    out = Path(out)
+    end_ms = tl.span_ms if window_end_ms is None else min(window_end_ms, tl.span_ms)
+    total = max(0, int(round((end_ms - window_start_ms) * rate / 1000.0)))
+    m = (total // 2) // FRAME
+    split = m * FRAME
+
+    def at(samples: int) -> float:
+        return window_start_ms + samples * 1000.0 / rate
+
+    adts = FORMATS["aac"]
+    halves = [(at(0), at(split + 2 * FRAME)), (at(split - WARMUP_FRAMES * FRAME), end_ms)]
+    done = [0, 0]
+    sizes = [0, 0]
+    lock = threading.Lock()
+    cancel = threading.Event()
+    errors: list[BaseException] = []
+
+    def report(i: int):  # noqa: ANN202
+        def cb(d: int, t: int) -> None:
+            with lock:
+                done[i], sizes[i] = d, t
+                if progress:
+                    progress(sum(done), max(1, sum(sizes)))
+        return cb
+
+    with tempfile.TemporaryDirectory(dir=out.parent if str(out.parent) else ".", prefix=".mediatools-tmp-") as td:
+        paths = [Path(td) / "a.aac", Path(td) / "b.aac"]
+
+        def run(i: int) -> None:
+            try:
+                render_mix(tl, paths[i], fmt=adts, rate=rate, channels=channels, bitrate=bitrate or fmt.bitrate,
+                           gains_db=gains_db, normalize=normalize, window_start_ms=halves[i][0],
+                           window_end_ms=halves[i][1], progress=report(i), cancel=cancel)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                cancel.set()
+                errors.append(exc)
+
+        second = threading.Thread(target=run, args=(1,), daemon=True)
+        second.start()
+        try:
+            run(0)
+            while second.is_alive():
+                second.join(0.2)
+        except BaseException:
+            cancel.set()
+            second.join()
+            raise
+        if errors:
+            raise errors[0]
+        from .splice import open_remux
+        with atomic_path(out) as tmp:
+            if fmt.name == "aac":
+                proc, err, sink = None, None, open(tmp, "wb")
+            else:
+                proc, err = open_remux(tmp, fmt.name)
+                sink = proc.stdin
+            try:
+                with open(paths[0], "rb") as fa, open(paths[1], "rb") as fb:
+                    _copy_frames(fa, sink, skip=0, count=m)
+                    _copy_frames(fb, sink, skip=WARMUP_FRAMES, count=None)
+                sink.close()
+                if proc is not None and proc.wait() != 0:
+                    err.seek(0)
+                    raise MediatoolsError(f"encoding failed: {last_line(err.read())}", file=str(out),
+                                          code="encode_failed")
+            except BrokenPipeError:
+                proc.wait()
+                err.seek(0)
+                raise MediatoolsError(f"encoding failed: {last_line(err.read())}", file=str(out),
+                                      code="encode_failed") from None
+            finally:
+                if proc is not None:
+                    if proc.poll() is None:
+                        proc.kill()
+                    proc.wait()
+                    err.close()
+                if not sink.closed:
+                    sink.close()
+    gains = gains_db or {}
+    placed = []
+    for ut in tl.users:
+        segs = user_segments(ut, rate, window_start_ms=window_start_ms, window_end_ms=end_ms)
+        placed.append({"uid": ut.uid, "gain_db": gains.get(ut.uid, 0.0),
+                       "runs": [{"offset_ms": round(s.start * 1000.0 / rate, 3),
+                                 "duration_ms": round(s.length * 1000.0 / rate, 3)} for s in segs]})
+    return MixResult(output=out, format=fmt.name, sample_rate=rate, channels=channels,
+                     duration_ms=round(total * 1000.0 / rate, 3), users=placed, problems=list(tl.problems))
+
+
+def _copy_frames(src, sink, *, skip: int, count: int | None) -> None:  # noqa: ANN001
+    """ADTS frames ``skip`` .. ``skip + count`` of ``src`` to ``sink``, streamed in batches."""
+    i, batch = 0, []
+    while count is None or i < skip + count:
+        head = src.read(7)
+        if len(head) < 7:
+            break
+        if head[0] != 0xFF or (head[1] & 0xF0) != 0xF0:
+            raise MediatoolsError("ADTS sync lost while joining the halves", code="encode_failed")
+        length = ((head[3] & 0x03) << 11) | (head[4] << 3) | (head[5] >> 5)
+        body = src.read(length - 7)
+        if i >= skip:
+            batch.append(head + body)
+            if len(batch) >= 512:
+                sink.write(b"".join(batch))
+                batch = []
+        i += 1
+    if batch:
+        sink.write(b"".join(batch))
