@@ -230,17 +230,19 @@ def test_full_disk_leaves_no_partial_output(base_recording, tmp_path):
         subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
-def test_interrupted_mix_exits_130_and_cleans_up(sig, make_recording, tmp_path):
+@pytest.mark.parametrize("sig,ext,env", [("SIGINT", "flac", {}), ("SIGTERM", "flac", {}),
+                                         ("SIGINT", "m4a", {"MEDIATOOLS_SPLIT_MIN_S": "5"})],
+                         ids=["SIGINT", "SIGTERM", "SIGINT-two-encoders"])
+def test_interrupted_mix_exits_130_and_cleans_up(sig, ext, env, make_recording, tmp_path):
     import signal
     import subprocess
     import sys
     import time
     from mediatools.atomic import stray_temp_files
     folder, _ = make_recording("matrix_long", users=3, duration_s=240.0, seed=2, gaps=1)
-    out = tmp_path / "m.flac"
+    out = tmp_path / f"m.{ext}"
     p = subprocess.Popen([sys.executable, "-m", "mediatools", "mix", str(folder), "-o", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
     deadline = time.time() + 60
     while not stray_temp_files(tmp_path) and time.time() < deadline and p.poll() is None:
         time.sleep(0.05)
