@@ -14,14 +14,13 @@ from typing import Callable
 
 from .atomic import atomic_path
 from .errors import MediatoolsError, Strictness, UsageError
-from .ffmpeg import last_line
 from .mixdown import FORMATS, OutputFormat, render_mix
 from .model import Recording
 from .naming import iso_utc
 from .opus_copy import copy_opus
 from .recording import load_recording
 from .report import probe_runs
-from .splice import FRAME, SilenceFrames, open_remux, run_frames
+from .splice import FRAME, SilenceFrames, adts_output, run_frames
 from .timeline import DEFAULT_TOLERANCE_MS, PlacedRun, Timeline, UserTimeline, build_timeline
 from .timespec import parse_time
 
@@ -178,54 +177,27 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
     sil = SilenceFrames(rate, channels)
     pos = 0  # frames written
     runs = []
-    with atomic_path(out) as tmp:
-        if fmt == "aac":
-            proc, err, sink = None, None, open(tmp, "wb")
-        else:
-            proc, err = open_remux(tmp, fmt)
-            sink = proc.stdin
-        try:
-            def put(frames: list[bytes]) -> None:
-                try:
-                    sink.write(b"".join(frames))
-                except (BrokenPipeError, OSError):
-                    raise _remux_failed(proc, err, out) from None
 
-            for pr in lt.runs:
-                target = (pr.offset_ms - f0) * rate / 1000.0
-                n = max(0, int(round(target / FRAME - pos)))
-                put(sil.take(n))
-                pos += n
-                frames = run_frames(pr.run, rate)
-                put(frames)
-                runs.append({"index": pr.index, "start_utc": iso_utc(pr.start_ms),
-                             "file_offset_ms": round(pos * frame_ms, 3), "duration_ms": round(pr.duration_ms, 3),
-                             "placement_error_ms": round(pos * frame_ms - (pr.offset_ms - f0), 3),
-                             "frames": len(frames)})
-                pos += len(frames)
-            tail = int(round((f1 - f0) * rate / 1000.0 / FRAME - pos))
-            if tail > 0:
-                put(sil.take(tail))
-                pos += tail
-            try:
-                sink.close()
-            except (BrokenPipeError, OSError):
-                raise _remux_failed(proc, err, out) from None
-            if proc is not None and proc.wait() != 0:
-                raise _remux_failed(proc, err, out)
-        except BaseException:
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-            raise
-        finally:
-            if proc is not None:
-                proc.wait()
-                err.close()
-            if not sink.closed:
-                try:
-                    sink.close()
-                except OSError:
-                    pass
+    def remux_failed(why: str) -> MediatoolsError:
+        return MediatoolsError(f"remux failed ({why})", file=out.name, code="remux_failed")
+
+    with atomic_path(out) as tmp, adts_output(tmp, fmt, remux_failed) as put:
+        for pr in lt.runs:
+            target = (pr.offset_ms - f0) * rate / 1000.0
+            n = max(0, int(round(target / FRAME - pos)))
+            put(b"".join(sil.take(n)))
+            pos += n
+            frames = run_frames(pr.run, rate)
+            put(b"".join(frames))
+            runs.append({"index": pr.index, "start_utc": iso_utc(pr.start_ms),
+                         "file_offset_ms": round(pos * frame_ms, 3), "duration_ms": round(pr.duration_ms, 3),
+                         "placement_error_ms": round(pos * frame_ms - (pr.offset_ms - f0), 3),
+                         "frames": len(frames)})
+            pos += len(frames)
+        tail = int(round((f1 - f0) * rate / 1000.0 / FRAME - pos))
+        if tail > 0:
+            put(b"".join(sil.take(tail)))
+            pos += tail
     return {"duration_ms": round(pos * frame_ms, 3), "runs": runs}
 
 
@@ -234,18 +206,6 @@ def _copy_opus(lt: UserTimeline, out: Path, fmt: str, channels: int, f0: float, 
     for pr, r in zip(lt.runs, res["runs"]):
         r.update({"index": pr.index, "start_utc": iso_utc(pr.start_ms), "duration_ms": round(pr.duration_ms, 3)})
     return res
-
-
-def _remux_failed(proc, err, out: Path) -> MediatoolsError:  # noqa: ANN001
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-    if proc is not None:
-        proc.wait()
-    text = b""
-    if err is not None:
-        err.seek(0)
-        text = err.read()
-    return MediatoolsError(f"remux failed ({last_line(text)})", file=out.name, code="remux_failed")
 
 
 def _transcode(lt: UserTimeline, out: Path, fmt_name: str, media, f0: float, f1: float) -> dict:  # noqa: ANN001

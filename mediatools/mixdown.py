@@ -23,6 +23,7 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import MediatoolsError, Problem, UsageError
 from .ffmpeg import base_cmd, concat_url, last_line
+from .splice import FRAME, adts_output, copy_adts_frames
 from .timeline import Timeline, UserTimeline
 
 BLOCK = 48000  # samples per channel per block (1 s at 48 kHz)
@@ -256,11 +257,16 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
                     enc.stdin.close()
                 except OSError:
                     pass
-    placed = [{"uid": ut.uid, "gain_db": gains.get(ut.uid, 0.0),
-               "runs": [{"offset_ms": round(s.start * 1000.0 / rate, 3), "duration_ms": round(s.length * 1000.0 / rate, 3)}
-                        for s in segs]} for ut, segs in users]
     return MixResult(output=out, format=fmt.name, sample_rate=rate, channels=channels,
-                     duration_ms=round(total * 1000.0 / rate, 3), users=placed, problems=list(tl.problems))
+                     duration_ms=round(total * 1000.0 / rate, 3), users=_placements(users, gains, rate),
+                     problems=list(tl.problems))
+
+
+def _placements(users: list[tuple[UserTimeline, list[Segment]]], gains: dict[str, float], rate: int) -> list[dict]:
+    """Where each user's runs went in the output, for the report."""
+    return [{"uid": ut.uid, "gain_db": gains.get(ut.uid, 0.0),
+             "runs": [{"offset_ms": round(s.start * 1000.0 / rate, 3), "duration_ms": round(s.length * 1000.0 / rate, 3)}
+                      for s in segs]} for ut, segs in users]
 
 
 class _Writer:
@@ -336,7 +342,6 @@ SPLIT_MIN_S = float(os.environ.get("MEDIATOOLS_SPLIT_MIN_S", "600"))
 #: frames the second encoder runs before the join, so its psychoacoustic model, bit rate
 #: control and the limiter have settled where its frames are kept
 WARMUP_FRAMES = 235
-FRAME = 1024
 
 
 def can_split(fmt: OutputFormat, normalize: str, total_samples: int, rate: int) -> bool:
@@ -409,62 +414,15 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
             raise
         if errors:
             raise errors[0]
-        from .splice import open_remux
-        with atomic_path(out) as tmp:
-            if fmt.name == "aac":
-                proc, err, sink = None, None, open(tmp, "wb")
-            else:
-                proc, err = open_remux(tmp, fmt.name)
-                sink = proc.stdin
-            try:
-                with open(paths[0], "rb") as fa, open(paths[1], "rb") as fb:
-                    _copy_frames(fa, sink, skip=0, count=m)
-                    _copy_frames(fb, sink, skip=WARMUP_FRAMES, count=None)
-                sink.close()
-                if proc is not None and proc.wait() != 0:
-                    err.seek(0)
-                    raise MediatoolsError(f"encoding failed: {last_line(err.read())}", file=str(out),
-                                          code="encode_failed")
-            except BrokenPipeError:
-                proc.wait()
-                err.seek(0)
-                raise MediatoolsError(f"encoding failed: {last_line(err.read())}", file=str(out),
-                                      code="encode_failed") from None
-            finally:
-                if proc is not None:
-                    if proc.poll() is None:
-                        proc.kill()
-                    proc.wait()
-                    err.close()
-                if not sink.closed:
-                    sink.close()
-    gains = gains_db or {}
-    placed = []
-    for ut in tl.users:
-        segs = user_segments(ut, rate, window_start_ms=window_start_ms, window_end_ms=end_ms)
-        placed.append({"uid": ut.uid, "gain_db": gains.get(ut.uid, 0.0),
-                       "runs": [{"offset_ms": round(s.start * 1000.0 / rate, 3),
-                                 "duration_ms": round(s.length * 1000.0 / rate, 3)} for s in segs]})
+
+        def encode_failed(why: str) -> MediatoolsError:
+            return MediatoolsError(f"encoding failed: {why}", file=str(out), code="encode_failed")
+
+        with atomic_path(out) as tmp, adts_output(tmp, fmt.name, encode_failed) as put, \
+                open(paths[0], "rb") as fa, open(paths[1], "rb") as fb:
+            copy_adts_frames(fa, put, count=m)
+            copy_adts_frames(fb, put, skip=WARMUP_FRAMES)
+    users = [(ut, user_segments(ut, rate, window_start_ms=window_start_ms, window_end_ms=end_ms)) for ut in tl.users]
     return MixResult(output=out, format=fmt.name, sample_rate=rate, channels=channels,
-                     duration_ms=round(total * 1000.0 / rate, 3), users=placed, problems=list(tl.problems))
-
-
-def _copy_frames(src, sink, *, skip: int, count: int | None) -> None:  # noqa: ANN001
-    """ADTS frames ``skip`` .. ``skip + count`` of ``src`` to ``sink``, streamed in batches."""
-    i, batch = 0, []
-    while count is None or i < skip + count:
-        head = src.read(7)
-        if len(head) < 7:
-            break
-        if head[0] != 0xFF or (head[1] & 0xF0) != 0xF0:
-            raise MediatoolsError("ADTS sync lost while joining the halves", code="encode_failed")
-        length = ((head[3] & 0x03) << 11) | (head[4] << 3) | (head[5] >> 5)
-        body = src.read(length - 7)
-        if i >= skip:
-            batch.append(head + body)
-            if len(batch) >= 512:
-                sink.write(b"".join(batch))
-                batch = []
-        i += 1
-    if batch:
-        sink.write(b"".join(batch))
+                     duration_ms=round(total * 1000.0 / rate, 3), users=_placements(users, gains_db or {}, rate),
+                     problems=list(tl.problems))

@@ -7,8 +7,11 @@ so the cumulative error never exceeds half a frame.
 """
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -19,18 +22,43 @@ from .model import Run
 FRAME = 1024
 
 
+def adts_frame_length(head: bytes | memoryview, i: int = 0) -> int:
+    """Length (header included) of the ADTS frame whose 7-byte header starts at ``head[i]``."""
+    if head[i] != 0xFF or (head[i + 1] & 0xF0) != 0xF0:
+        raise MediatoolsError("ADTS sync lost", code="adts_sync")
+    length = ((head[i + 3] & 0x03) << 11) | (head[i + 4] << 3) | (head[i + 5] >> 5)
+    if length < 7:
+        raise MediatoolsError("bad ADTS frame length", code="adts_sync")
+    return length
+
+
 def split_adts(data: bytes) -> list[bytes]:
     """ADTS stream → list of frames (header included)."""
     frames, i, n = [], 0, len(data)
     while i + 7 <= n:
-        if data[i] != 0xFF or (data[i + 1] & 0xF0) != 0xF0:
-            raise MediatoolsError("ADTS sync lost", code="adts_sync")
-        length = ((data[i + 3] & 0x03) << 11) | (data[i + 4] << 3) | (data[i + 5] >> 5)
-        if length < 7:
-            raise MediatoolsError("bad ADTS frame length", code="adts_sync")
+        length = adts_frame_length(data, i)
         frames.append(data[i:i + length])
         i += length
     return frames
+
+
+def copy_adts_frames(src: BinaryIO, put: Callable[[bytes], None], *, skip: int = 0,
+                     count: int | None = None) -> None:
+    """Frames ``skip`` .. ``skip + count`` of an ADTS file to ``put``, read and written in batches."""
+    i, batch = 0, []
+    while count is None or i < skip + count:
+        head = src.read(7)
+        if len(head) < 7:
+            break
+        body = src.read(adts_frame_length(head) - 7)
+        if i >= skip:
+            batch.append(head + body)
+            if len(batch) >= 512:
+                put(b"".join(batch))
+                batch = []
+        i += 1
+    if batch:
+        put(b"".join(batch))
 
 
 def ts_adts(data: bytes) -> bytes | None:
@@ -127,7 +155,6 @@ class SilenceFrames:
 def open_remux(out: Path, fmt: str) -> tuple[subprocess.Popen, object]:
     """An ffmpeg copying ADTS from its stdin into ``fmt``'s container, so frames are
     muxed while the next run is still being read (both cores busy)."""
-    import tempfile
     err = tempfile.TemporaryFile()
     args = base_cmd() + ["-f", "aac", "-i", "pipe:0", "-c", "copy"]
     if fmt == "m4a":
@@ -135,3 +162,47 @@ def open_remux(out: Path, fmt: str) -> tuple[subprocess.Popen, object]:
     proc = subprocess.Popen(args + ["-f", MUXERS[fmt], "-y", str(out)], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=err)
     return proc, err
+
+
+@contextlib.contextmanager
+def adts_output(tmp: Path, fmt: str, error: Callable[[str], MediatoolsError]) -> Iterator[Callable[[bytes], None]]:
+    """A ``write`` for ADTS frames bound for ``tmp``: straight into the file for raw AAC,
+    else through a remuxing ffmpeg. A muxer that dies becomes ``error(its last stderr line)``;
+    leaving the block early kills it."""
+    if fmt == "aac":
+        with open(tmp, "wb") as f:
+            yield f.write
+        return
+    proc, err = open_remux(tmp, fmt)
+
+    def failed() -> MediatoolsError:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        err.seek(0)
+        return error(last_line(err.read()))
+
+    def write(data: bytes) -> None:
+        try:
+            proc.stdin.write(data)
+        except OSError:   # BrokenPipeError: the muxer is gone
+            raise failed() from None
+
+    try:
+        yield write
+        try:
+            proc.stdin.close()
+        except OSError:
+            raise failed() from None
+        if proc.wait() != 0:
+            raise failed()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if not proc.stdin.closed:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        err.close()
