@@ -16,6 +16,7 @@ class MediatoolsError(Exception):
     def __init__(self, message: str, *, file: str | None = None, code: str = "error"):
         self.file = file
         self.code = code
+        self.message = message   # without the file: for reports that name the file themselves
         super().__init__(f"{file}: {message}" if file else message)
 
 

@@ -55,7 +55,7 @@ def scan(root: Path, problems: list[Problem]) -> dict[tuple[str, str, str, str],
             try:
                 n = parse_name(fn)
             except NameError_ as exc:
-                problems.append(Problem(exc.code, fn, str(exc).split(": ", 1)[-1], "skipped"))
+                problems.append(Problem(exc.code, fn, exc.message, "skipped"))
                 continue
             t = tracks[n.key]
             if n.kind == "playlist":
@@ -136,7 +136,7 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
         try:
             pl = parse_playlist(ppath.read_bytes(), ppath.name)
         except PlaylistError as exc:
-            add(Problem(exc.code, ppath.name, str(exc).split(": ", 1)[-1], "skipped"))
+            add(Problem(exc.code, ppath.name, exc.message, "skipped"))
             continue
         except OSError as exc:
             add(Problem("unreadable", ppath.name, exc.strerror or str(exc), "skipped"))
@@ -210,7 +210,7 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
                 s.duration_ms = measure(s.path) * 1000.0
             except MediatoolsError as exc:
                 s.status = SLICE_GARBAGE
-                add(Problem("undecodable", s.name, str(exc).split(": ", 1)[-1], "skipped"))
+                add(Problem("undecodable", s.name, exc.message, "skipped"))
                 continue
             if s.duration_ms <= 0:
                 s.status = SLICE_GARBAGE

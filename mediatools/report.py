@@ -35,7 +35,7 @@ def probe_runs(rec: Recording) -> list[Problem]:
             try:
                 r.media, _ = probe(s.path)
             except MediatoolsError as exc:
-                problems.append(Problem("unreadable", s.name, str(exc).split(": ", 1)[-1], "reported", u.uid))
+                problems.append(Problem("unreadable", s.name, exc.message, "reported", u.uid))
                 continue
             sig = (r.media.codec, r.media.sample_rate, r.media.channels)
             if seen and sig != seen:
