@@ -13,13 +13,9 @@ __all__ = ["MediatoolsError", "Problem", "MediaInfo", "Recording", "Run", "Slice
 
 # The stage functions live in their modules (mediatools.mix.mix, mediatools.merge.merge,
 # mediatools.verify.verify); only fetch, whose module has another name, is re-exported here.
-_LAZY = {"fetch": ("storage", "fetch")}
-
-
 def __getattr__(name: str):  # noqa: ANN202
     """boto3 is imported only when fetch is first used."""
-    if name in _LAZY:
-        import importlib
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    if name == "fetch":
+        from .storage import fetch
+        return fetch
     raise AttributeError(f"module 'mediatools' has no attribute {name!r}")

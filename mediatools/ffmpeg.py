@@ -7,11 +7,14 @@ Commands are always argument lists (never a shell).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
+import threading
 from pathlib import Path
 
 from .errors import MediatoolsError
@@ -60,8 +63,14 @@ def base_cmd() -> list[str]:
     return [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error"]
 
 
-_ALIASES: list = []   # one TemporaryDirectory for the process, made on first need
-_ALIAS_LOCK = __import__("threading").Lock()
+_ALIAS_LOCK = threading.Lock()
+_ALIAS_COUNT = itertools.count()
+
+
+@functools.lru_cache(maxsize=None)
+def _alias_dir() -> tempfile.TemporaryDirectory:
+    """One private folder per process; the cache keeps it alive until exit, when it is removed."""
+    return tempfile.TemporaryDirectory(prefix="mediatools-alias-")
 
 
 def concat_url(paths: "list[str | Path]") -> str:
@@ -71,22 +80,12 @@ def concat_url(paths: "list[str | Path]") -> str:
     so such paths are reached through symlinks with plain names in a private temp folder.
     """
     names = [str(p) for p in paths]
-    if any("|" in n for n in names):
-        import itertools
-        import tempfile
-        with _ALIAS_LOCK:
-            if not _ALIASES:
-                _ALIASES.append(tempfile.TemporaryDirectory(prefix="mediatools-alias-"))
-                _ALIASES.append(itertools.count())
-            folder, counter = Path(_ALIASES[0].name), _ALIASES[1]
-            aliased = []
-            for n in names:
-                if "|" in n:
-                    link = folder / f"{next(counter)}{Path(n).suffix}"
-                    os.symlink(os.path.abspath(n), link)
-                    n = str(link)
-                aliased.append(n)
-        names = aliased
+    for i, n in enumerate(names):
+        if "|" in n:
+            with _ALIAS_LOCK:
+                link = Path(_alias_dir().name) / f"{next(_ALIAS_COUNT)}{Path(n).suffix}"
+            os.symlink(os.path.abspath(n), link)
+            names[i] = str(link)
     return "concat:" + "|".join(names)
 
 

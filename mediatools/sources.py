@@ -66,8 +66,7 @@ def _fetch_to_cache(source: str | None, opts: dict[str, Any], *, sid: str | None
 
     loc, settings = s3_target(source, opts)
     folder = cache_folder(opts.get("cache_dir"), settings.endpoint_url, loc.bucket)
-    base = loc.prefix if (not loc.prefix or loc.prefix.endswith("/")) else loc.prefix[:loc.prefix.rfind("/") + 1]
-    dest = folder / base if base else folder
+    dest = folder / loc.folder
     dest.mkdir(parents=True, exist_ok=True)
     rep = fetch(loc, dest, settings=settings, selection=Selection(sid=sid, uids=frozenset(uids or ())),
                 jobs=opts.get("jobs") or 32, retries=opts.get("retries") or 5)

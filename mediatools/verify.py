@@ -230,8 +230,8 @@ class _Dominant:
 
 
 def _dominant(f: np.ndarray) -> _Dominant:
-    prof = f.mean(axis=0) if len(f) else np.zeros(f.shape[1] if f.ndim == 2 else 0)
-    if not len(f) or prof.max() <= 0:
+    prof = f.mean(axis=0) if len(f) else None
+    if prof is None or prof.max() <= 0:
         return _Dominant(np.zeros(0, int), np.zeros((len(f), 0), np.float32), len(f))
     bands = np.flatnonzero(prof >= 0.1 * prof.max())
     return _Dominant(bands, np.ascontiguousarray(f[:, bands]), len(f))

@@ -12,7 +12,7 @@ from ..atomic import TMP_PREFIX
 from ..errors import MediatoolsError
 from .client import make_client
 from .location import S3Location, Settings
-from .select import ObjectInfo, Plan, Selection, Targets, classify, plan
+from .select import ObjectInfo, Selection, Targets, classify, plan
 from .transfer import PART_SUFFIX, Cancelled, Downloader, TransferError
 
 SCHEMA = "mediatools.fetch/1"
@@ -77,21 +77,20 @@ def list_objects(client: Any, loc: S3Location, prefix: str | None = None) -> lis
     return out
 
 
-def list_for(client: Any, loc: S3Location, sel: Selection, pool: ThreadPoolExecutor) -> tuple[list[ObjectInfo], bool]:
-    """The listing the selection needs; (objects, narrowed).
+def list_for(client: Any, loc: S3Location, sel: Selection, pool: ThreadPoolExecutor) -> list[ObjectInfo]:
+    """The listing the selection needs.
 
     Agora writes a recording's files straight under the prefix, named ``<sid>_…`` or
     ``bak<n>_<sid>_…``. With a sid, two narrow listings (run together) replace one
     over every recording in the bucket; if they find no playlist (the files sit in
     deeper folders), the full listing is used.
     """
-    base = loc.prefix if (not loc.prefix or loc.prefix.endswith("/")) else None
-    if sel.sid and base is not None:
-        parts = list(pool.map(lambda p: list_objects(client, loc, p), (f"{base}{sel.sid}_", f"{base}bak")))
+    if sel.sid and loc.prefix == loc.folder:
+        parts = list(pool.map(lambda p: list_objects(client, loc, p), (f"{loc.prefix}{sel.sid}_", f"{loc.prefix}bak")))
         objects = parts[0] + parts[1]
         if any(o.key.endswith(".m3u8") and sel.sid in o.name for o in objects):
-            return objects, True
-    return list_objects(client, loc), False
+            return objects
+    return list_objects(client, loc)
 
 
 def _describe(sel: Selection) -> str:
@@ -116,7 +115,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
     dl = Downloader(client, loc.bucket, retries=retries, checksum=checksum, stop=stop, jobs=jobs)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="fetch")
     try:
-        objects, narrowed = list_for(client, loc, sel, pool)
+        objects = list_for(client, loc, sel, pool)
         report = FetchReport(source=loc.url, dest=str(dest), dry_run=dry_run, listed=len(objects))
         playlists, slices, refused, odd = classify(objects, loc.prefix, sel)
         # keys whose folder in DEST resolves outside it (a symlink there) are refused too
@@ -141,7 +140,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
                 texts[o.key] = dl.read(o)
             except TransferError as exc:
                 texts[o.key] = None
-                report.failed.append({"file": o.rel, "error": str(exc).split(": ", 1)[-1]})
+                report.failed.append({"file": o.rel, "error": exc.message})
 
         _run_all(pool, read_playlist, playlists, stop)
         p = plan(playlists, slices, texts, include_orphans=include_orphans, odd=odd)
@@ -165,7 +164,8 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
             _run_all(pool, check, files, stop)
             report.skipped.sort()
             report.would_fetch.sort()
-            report.bytes = sum(o.size for o in files if o.rel in set(report.would_fetch))
+            wanted = set(report.would_fetch)
+            report.bytes = sum(o.size for o in files if o.rel in wanted)
             return report
 
         if progress:
@@ -178,11 +178,12 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
                 if o.key in local_pl or (o.key not in texts and dl.is_complete(o, target)):
                     with lock:
                         report.skipped.append(o.rel)
-                elif o.key in texts:
-                    dl.write(texts[o.key] or b"", target)
+                elif o.key in texts:   # a playlist, read and verified in step 1
+                    data = texts[o.key] or b""
+                    dl.write(data, target)
                     with lock:
                         report.fetched.append(o.rel)
-                        report.bytes += len(texts[o.key] or b"")
+                        report.bytes += len(data)
                 else:
                     n = dl.download(o, target)
                     with lock:
@@ -190,7 +191,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
                         report.bytes += n
             except TransferError as exc:
                 with lock:
-                    report.failed.append({"file": o.rel, "error": str(exc).split(": ", 1)[-1]})
+                    report.failed.append({"file": o.rel, "error": exc.message})
             if progress:
                 progress.advance(1, o.size)
 
@@ -212,7 +213,7 @@ def _landable(targets: Targets, objs: list[ObjectInfo], refused: list[tuple[str,
             targets.path(o.rel)
             ok.append(o)
         except MediatoolsError as exc:
-            refused.append((o.key, str(exc).split(": ", 1)[-1]))
+            refused.append((o.key, exc.message))
     return ok
 
 

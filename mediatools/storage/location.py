@@ -22,6 +22,16 @@ class S3Location:
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
 
+    @property
+    def folder(self) -> str:
+        return prefix_folder(self.prefix)
+
+
+def prefix_folder(prefix: str) -> str:
+    """The folder a key prefix names: itself when it ends in ``/``, else up to its last ``/``
+    (``a/b/sid`` → ``a/b/``): names below it keep their sub-path locally."""
+    return prefix if (not prefix or prefix.endswith("/")) else prefix[:prefix.rfind("/") + 1]
+
 
 def parse_s3_url(url: str) -> S3Location:
     if not url.startswith("s3://"):

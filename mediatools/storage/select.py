@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import MediatoolsError
 from ..jsonfile import read_json
+from .location import prefix_folder
 from ..naming import AgoraName, NameError_, parse_name
 from ..playlist import PlaylistError, parse_playlist
 
@@ -57,10 +58,8 @@ class Plan:
     slices: list[ObjectInfo] = field(default_factory=list)       # to fetch, including chosen orphans
     missing: list[str] = field(default_factory=list)             # rel paths listed but not in the bucket
     orphans: list[ObjectInfo] = field(default_factory=list)      # in the bucket, listed by no playlist
-    refused: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
     unplayable: list[tuple[str, str]] = field(default_factory=list)  # (playlist rel, reason)
     no_playlist: list[str] = field(default_factory=list)        # "sid/uid/type" fetched by name
-    listed: int = 0
 
     @property
     def files(self) -> list[ObjectInfo]:
@@ -89,13 +88,8 @@ def refusal(rel: str) -> str | None:
 
 def relative_key(key: str, prefix: str) -> str:
     """Key below the prefix's folder: ``a/b/`` + ``x/y.ts`` → ``x/y.ts``; ``a/b/sid`` + ``…`` keeps the name."""
-    base = prefix if (not prefix or prefix.endswith("/")) else prefix[:prefix.rfind("/") + 1]
+    base = prefix_folder(prefix)
     return key[len(base):] if key.startswith(base) else key
-
-
-def local_target(dest: Path, rel: str) -> Path:
-    """The file a safe rel lands on; re-checked so no path can leave ``dest``."""
-    return Targets(dest).path(rel)
 
 
 class Targets:
@@ -120,17 +114,11 @@ class Targets:
         return target
 
 
-def candidates(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[
-        list[ObjectInfo], list[ObjectInfo], list[tuple[str, str]]]:
-    """Agora files the selection wants → (playlists, slices, refused). Other objects are ignored."""
-    playlists, slices, refused, _ = classify(objects, prefix, sel)
-    return playlists, slices, refused
-
-
 def classify(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[
         list[ObjectInfo], list[ObjectInfo], list[tuple[str, str]], dict[str, ObjectInfo]]:
-    """As :func:`candidates`, plus media files whose names are not valid Agora names
-    (e.g. an impossible UTC), by rel path: fetched only if a playlist lists them."""
+    """Agora files the selection wants → (playlists, slices, refused, odd); other objects are
+    ignored. ``odd`` holds media files whose names are not valid Agora names (e.g. an
+    impossible UTC), by rel path: fetched only if a playlist lists them."""
     playlists: list[ObjectInfo] = []
     slices: list[ObjectInfo] = []
     refused: list[tuple[str, str]] = []
@@ -189,7 +177,7 @@ def plan(playlists: list[ObjectInfo], slices: list[ObjectInfo], texts: dict[str,
         try:
             parsed = parse_playlist(text, pl.name)
         except PlaylistError as exc:
-            p.unplayable.append((pl.rel, str(exc).split(": ", 1)[-1]))
+            p.unplayable.append((pl.rel, exc.message))
             continue
         has_playlist.add(place)
         names = listed.setdefault(place, set())

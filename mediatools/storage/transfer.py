@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from ..atomic import TMP_PREFIX
 from ..errors import MediatoolsError
@@ -192,12 +192,12 @@ class Downloader:
         url = self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": obj.key},
                                                  ExpiresIn=3600)
         try:
-            scheme, _, host, path = url.split("/", 3)
-            pool = self._pools.get(host)
+            _, _, host, path = url.split("/", 3)
+            pool = self._pools.get(host)   # one endpoint: skip the manager's per-request pool lookup
             if pool is None:
                 pool = self._pools.setdefault(host, self._http.connection_from_url(url))
-            r = pool.urlopen("GET", "/" + path, preload_content=False, decode_content=False,
-                             retries=self._http.connection_pool_kw["retries"], redirect=False)
+            # the pool carries the manager's Retry (5xx, SlowDown, refused connections)
+            r = pool.urlopen("GET", "/" + path, preload_content=False, decode_content=False, redirect=False)
         except U3Error as exc:
             why = type(getattr(exc, "reason", None) or exc).__name__
             raise TransferError(f"failed after {self.retries} attempts: connection failed ({why})",
@@ -225,9 +225,6 @@ class Downloader:
         delay = min(5.0, self.backoff_s * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)
         if self.stop.wait(delay):
             raise Cancelled()
-
-
-ProgressFn = Callable[[int, int], None]   # (files done delta, bytes delta)
 
 
 class _Stream:
