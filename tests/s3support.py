@@ -69,6 +69,8 @@ class FaultProxy:
     delay_s: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
     injected: list[tuple[str, str]] = field(default_factory=list)
+    # how each GET of a media file was signed: "presigned" (signature in the query) or "header"
+    signing: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -83,7 +85,11 @@ class FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                path = self.path.split("?", 1)[0]
+                path, _, query = self.path.partition("?")
+                if self.command == "GET" and path.endswith((".ts", ".m3u8", ".webm")):
+                    presigned = "Signature=" in query or "X-Amz-Signature=" in query
+                    with proxy._lock:
+                        proxy.signing.append("presigned" if presigned else "header")
                 with proxy._lock:
                     n = proxy.counts.get(path, 0) + 1
                     proxy.counts[path] = n

@@ -230,12 +230,31 @@ def test_transient_faults_are_retried_to_a_correct_result(bucket, tmp_path, dire
         r = fetch(proxy.url, tmp_path, "--sid", info["sid_a"], "--json", "--retries", "4",
                   env={"MEDIATOOLS_S3_DIRECT": direct})
     assert r.returncode == 0, r.stderr
+    # the GETs of slices and playlists really took the path under test
+    assert set(proxy.signing[-len(info["expected_a"]):]) == {"presigned" if direct == "1" else "header"}
     kinds = [k for k, _ in proxy.injected]
     n = len(info["expected_a"])
     assert kinds.count("slowdown") == n and kinds.count("reset") == n and kinds.count("truncate") == n
     assert _files(tmp_path) == info["expected_a"]
     _identical(tmp_path, info["objects"])
     assert stray_temp_files(tmp_path) == []
+
+
+def test_ca_bundle_settings_keep_the_direct_path(bucket, tmp_path):
+    """A CA bundle in the environment (common on managed machines) is honoured by the
+    direct path rather than forcing every GET through botocore; a proxy does force it."""
+    srv, info = bucket
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(Path("/etc/ssl/certs/ca-certificates.crt").read_bytes()
+                   if Path("/etc/ssl/certs/ca-certificates.crt").exists() else b"")
+    for env, want in (({"AWS_CA_BUNDLE": str(ca), "REQUESTS_CA_BUNDLE": str(ca)}, "presigned"),
+                      ({"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"}, "header")):
+        out = tmp_path / want
+        with FaultProxy(srv.port) as proxy:
+            r = fetch(proxy.url, out, "--sid", info["sid_a"], env={"MEDIATOOLS_S3_DIRECT": "", **env})
+        assert r.returncode == 0, r.stderr
+        assert proxy.signing and set(proxy.signing) == {want}, env
+        assert _files(out) == info["expected_a"]
 
 
 @pytest.mark.parametrize("direct", ["1", "0"], ids=["presigned-urllib3", "botocore"])

@@ -196,7 +196,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
                 progress.advance(1, o.size)
 
         _run_all(pool, get, files, stop)
-        _sweep([targets.path(o.rel).parent for o in files])
+        _sweep(targets.folders())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     report.fetched.sort()
@@ -247,8 +247,8 @@ def _guard(fn: Callable[[ObjectInfo], None], o: ObjectInfo) -> None:
 
 
 def _sweep(folders: list[Path]) -> None:
-    """Remove temporaries a killed earlier run left for files of this plan."""
-    for folder in set(folders):
+    """Remove temporaries a killed earlier run left in the folders of this plan."""
+    for folder in folders:
         for stale in folder.glob(f"{TMP_PREFIX}*{PART_SUFFIX}"):
             try:
                 stale.unlink()

@@ -99,8 +99,12 @@ class Targets:
     def __init__(self, dest: Path):
         self.root = Path(dest).resolve()
         self._folders: dict[str, Path] = {}
+        self._paths: dict[str, Path] = {}
 
     def path(self, rel: str) -> Path:
+        target = self._paths.get(rel)
+        if target is not None:
+            return target
         folder, _, name = rel.rpartition("/")
         base = self._folders.get(folder)
         if base is None:
@@ -111,7 +115,12 @@ class Targets:
         target = base / name
         if target.is_symlink():
             raise MediatoolsError("key would land on a symbolic link", file=rel, code="refused_key")
+        self._paths[rel] = target
         return target
+
+    def folders(self) -> list[Path]:
+        """Every folder a checked key lands in."""
+        return list(self._folders.values())
 
 
 def classify(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[

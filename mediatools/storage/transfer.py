@@ -250,20 +250,35 @@ def _xml_field(text: str, tag: str) -> str | None:
 
 def _direct_pool(client: Any, jobs: int, retries: int) -> Any:
     """A urllib3 pool for presigned GETs, or None where botocore must send requests
-    itself (a proxy or a custom CA bundle configured for botocore, or
-    ``MEDIATOOLS_S3_DIRECT=0``)."""
-    if os.environ.get("MEDIATOOLS_S3_DIRECT") == "0" or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
-                                        "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE")):
+    itself (a proxy configured in the environment, a TLS setting this pool cannot
+    mirror, or ``MEDIATOOLS_S3_DIRECT=0``).
+
+    Certificates are checked against the CA bundle botocore resolved for this client
+    (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``, ``REQUESTS_CA_BUNDLE``), so both
+    paths trust the same authorities.
+    """
+    if os.environ.get("MEDIATOOLS_S3_DIRECT") == "0" or any(
+            os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
         return None
     try:
         import urllib3
         from botocore.httpsession import get_cert_path
     except ImportError:  # pragma: no cover
         return None
+    session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    verify = getattr(session, "_verify", None)
+    if verify is None:
+        return None            # botocore internals changed: let it send the requests
     cfg = client.meta.config
+    if cfg.client_cert or getattr(cfg, "proxies", None):
+        return None
     retry = urllib3.util.Retry(total=max(0, retries - 1), connect=max(0, retries - 1), read=0,
                                status_forcelist=(500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
                                backoff_factor=0.2, raise_on_status=False, respect_retry_after_header=True)
     timeout = urllib3.Timeout(connect=cfg.connect_timeout, read=cfg.read_timeout)
-    return urllib3.PoolManager(num_pools=4, maxsize=max(10, jobs + 2), retries=retry, timeout=timeout,
-                               cert_reqs="CERT_REQUIRED", ca_certs=get_cert_path(True))
+    if verify is False:
+        tls: dict[str, Any] = {"cert_reqs": "CERT_NONE"}
+    else:
+        ca = get_cert_path(verify)
+        tls = {"cert_reqs": "CERT_REQUIRED", ("ca_cert_dir" if os.path.isdir(ca) else "ca_certs"): ca}
+    return urllib3.PoolManager(num_pools=4, maxsize=max(10, jobs + 2), retries=retry, timeout=timeout, **tls)
