@@ -55,12 +55,14 @@ def temp_path(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _staged(target: Path) -> Iterator[BinaryIO]:
+def _staged(target: Path, made: set[Path]) -> Iterator[BinaryIO]:
     """A file written under its temporary name, renamed onto ``target`` only if the body
-    completes; the temporary is gone either way."""
+    completes; the temporary is gone either way. ``made``: folders already created."""
     tmp = temp_path(target)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         with open(tmp, "wb") as f:
             yield f
         os.replace(tmp, target)
@@ -96,6 +98,7 @@ class Downloader:
         self._body_errors = _body_errors()
         self._http = _direct_pool(client, jobs, self.retries) if direct is not False else None
         self._pools: dict[str, Any] = {}
+        self._made: set[Path] = set()
 
     # -- checks ---------------------------------------------------------------
     def is_complete(self, obj: ObjectInfo, path: Path) -> bool:
@@ -117,12 +120,12 @@ class Downloader:
 
     def download(self, obj: ObjectInfo, target: Path) -> int:
         """GET into ``.mediatools-tmp-<name>.part``, verify, rename. Returns bytes written."""
-        with _staged(target) as f:
+        with _staged(target, self._made) as f:
             return self._get(obj, f)
 
     def write(self, data: bytes, target: Path) -> None:
         """Store bytes already fetched and verified (playlists are read before slices are chosen)."""
-        with _staged(target) as f:
+        with _staged(target, self._made) as f:
             f.write(data)
 
     def _get(self, obj: ObjectInfo, sink: BinaryIO) -> int:
