@@ -170,8 +170,7 @@ class MixResult:
 def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 48000, channels: int = 2,
                bitrate: str | None = None, gains_db: dict[str, float] | None = None, normalize: str = "limit",
                window_start_ms: float = 0.0, window_end_ms: float | None = None,
-               progress: Callable[[int, int], None] | None = None,
-               cancel: threading.Event | None = None) -> MixResult:
+               progress: Callable[[int, int], None] | None = None) -> MixResult:
     """Render the timeline's users to ``out``. Returns where everyone was placed."""
     out = Path(out)
     if fmt.rates and rate not in fmt.rates:
@@ -180,86 +179,117 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
     end_ms = tl.span_ms if window_end_ms is None else min(window_end_ms, tl.span_ms)
     total = max(0, int(round((end_ms - window_start_ms) * rate / 1000.0)))
     gains = gains_db or {}
-    users = []
-    for ut in tl.users:
-        segs = user_segments(ut, rate, window_start_ms=window_start_ms, window_end_ms=end_ms)
-        users.append((ut, segs))
-    sources: list[_Source] = []
-    for ut, segs in users:
-        g = 10 ** (gains.get(ut.uid, 0.0) / 20.0)
-        for seg in segs:
-            sources.append(_Source(seg, rate, seg.src_rate, g, ut.uid))
-    sources.sort(key=lambda s: s.start)
-    enc_err: list[bytes] = []
+    users = [(ut, user_segments(ut, rate, window_start_ms=window_start_ms, window_end_ms=end_ms)) for ut in tl.users]
     with atomic_path(out) as tmp:
-        enc = subprocess.Popen(encoder_cmd(fmt, rate, channels, bitrate, normalize, tmp),
-                               stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        threading.Thread(target=lambda: enc_err.append(enc.stderr.read()), daemon=True).start()
-        _grow_pipe(enc.stdin)
-        writer = _Writer(enc.stdin)
-        active: list[_Source] = []
-        nxt = 0
+        enc = _Encoder(encoder_cmd(fmt, rate, channels, bitrate, normalize, tmp), out)
+        mixer = _Mixer(users, gains, rate, channels)
         try:
             skip = fmt.priming  # raw ADTS cannot signal the encoder delay: feed it that much later audio
             done = 0
             while done < total:
-                if cancel is not None and cancel.is_set():
-                    raise KeyboardInterrupt
                 n = min(BLOCK, total - done)
-                while nxt < len(sources) and sources[nxt].start < done + n + BLOCK:  # open one block ahead
-                    sources[nxt].open()
-                    active.append(sources[nxt])
-                    nxt += 1
-                acc = np.zeros((n, channels), dtype=np.float32)
-                for src in active:
-                    a, b = max(src.pos, done), min(src.end, done + n)
-                    if b <= a:
-                        continue
-                    x = src.read(b - a, channels)
-                    acc[a - done:b - done] += x if src.gain == 1.0 else x * np.float32(src.gain)
-                for src in [s for s in active if s.pos >= s.end]:
-                    src.close()
-                    if src.proc.returncode not in (0, -9) and not src.dry:
-                        raise MediatoolsError(f"decoding uid {src.uid} failed: {last_line(b''.join(src.err))}",
-                                              file=src.seg.slices[0].name, code="decode_failed")
-                    active.remove(src)
-                data = acc.reshape(-1)
-                if skip:
-                    cut = min(skip, n)
-                    data = data[cut * channels:]
-                    skip -= cut
-                if not writer.put(data.tobytes()):  # the encoder died (disk full, bad option): say why
-                    enc.wait()
-                    raise MediatoolsError(f"encoding failed: {last_line(b''.join(enc_err))}",
-                                          file=str(out), code="encode_failed")
+                block = mixer.block(done, n)
+                cut = min(skip, n)
+                enc.put(block[cut:])
+                skip -= cut
                 done += n
                 if progress:
                     progress(done, total)
-            if not writer.close():
-                enc.wait()
-                raise MediatoolsError(f"encoding failed: {last_line(b''.join(enc_err))}", file=str(out),
-                                      code="encode_failed")
-            enc.wait()
-            if enc.returncode != 0:
-                raise MediatoolsError(f"encoding failed: {last_line(b''.join(enc_err))}", file=str(out),
-                                      code="encode_failed")
+            enc.finish()
         except BaseException:
-            if enc.poll() is None:
-                enc.kill()
-            enc.wait()
-            writer.abort()
+            enc.abort()
             raise
         finally:
-            for src in active + sources[nxt:]:
-                src.close()
-            if enc.stdin and not enc.stdin.closed:
-                try:
-                    enc.stdin.close()
-                except OSError:
-                    pass
+            mixer.close()
     return MixResult(output=out, format=fmt.name, sample_rate=rate, channels=channels,
                      duration_ms=round(total * 1000.0 / rate, 3), users=_placements(users, gains, rate),
                      problems=list(tl.problems))
+
+
+class _Mixer:
+    """The placed, gained sum of every run, block by block. A run's decoder starts one block
+    before the mix reaches it and is gone when the run ends, so only the runs sounding at
+    once have a process."""
+
+    def __init__(self, users: list[tuple[UserTimeline, list[Segment]]], gains_db: dict[str, float],
+                 rate: int, channels: int):
+        self.channels = channels
+        self.sources = sorted((_Source(seg, rate, seg.src_rate, 10 ** (gains_db.get(ut.uid, 0.0) / 20.0), ut.uid)
+                               for ut, segs in users for seg in segs), key=lambda s: s.start)
+        self.active: list[_Source] = []
+        self.nxt = 0
+
+    def block(self, done: int, n: int) -> np.ndarray:
+        """Output samples [done, done + n), shaped (n, channels)."""
+        sources, active = self.sources, self.active
+        while self.nxt < len(sources) and sources[self.nxt].start < done + n + BLOCK:  # open one block ahead
+            sources[self.nxt].open()
+            active.append(sources[self.nxt])
+            self.nxt += 1
+        acc = np.zeros((n, self.channels), dtype=np.float32)
+        for src in active:
+            a, b = max(src.pos, done), min(src.end, done + n)
+            if b <= a:
+                continue
+            x = src.read(b - a, self.channels)
+            acc[a - done:b - done] += x if src.gain == 1.0 else x * np.float32(src.gain)
+        for src in [s for s in active if s.pos >= s.end]:
+            src.close()
+            if src.proc.returncode not in (0, -9) and not src.dry:
+                raise MediatoolsError(f"decoding uid {src.uid} failed: {last_line(b''.join(src.err))}",
+                                      file=src.seg.slices[0].name, code="decode_failed")
+            active.remove(src)
+        return acc
+
+    def close(self) -> None:
+        for src in self.active + self.sources[self.nxt:]:
+            src.close()
+
+
+class _Encoder:
+    """One encoding ffmpeg fed from a thread (mixing the next blocks overlaps encoding),
+    from memory or, with ``spool``, from chunk files in that folder."""
+
+    def __init__(self, cmd: list[str], out: Path, spool: Path | None = None):
+        self.out = out
+        self.err: list[bytes] = []
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        threading.Thread(target=lambda: self.err.append(self.proc.stderr.read()), daemon=True).start()
+        _grow_pipe(self.proc.stdin)
+        self.feed: _Writer | _Spool = _Writer(self.proc.stdin) if spool is None else _Spool(self.proc.stdin, spool)
+
+    @property
+    def fed(self) -> int:
+        """Bytes the encoder has taken so far."""
+        return self.feed.fed
+
+    def put(self, block: np.ndarray) -> None:
+        if not self.feed.put(block.tobytes()):   # the encoder died (disk full, bad option): say why
+            raise self._failed()
+
+    def finish(self, waiting: Callable[[], None] | None = None) -> None:
+        """All audio is in: wait for the encoder (calling ``waiting`` now and then) and check it."""
+        if not self.feed.close(waiting):
+            raise self._failed()
+        self.proc.wait()
+        if self.proc.returncode != 0:
+            raise self._failed()
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.feed.abort()
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+    def _failed(self) -> MediatoolsError:
+        self.proc.wait()
+        return MediatoolsError(f"encoding failed: {last_line(b''.join(self.err))}", file=str(self.out),
+                               code="encode_failed")
 
 
 def _placements(users: list[tuple[UserTimeline, list[Segment]]], gains: dict[str, float], rate: int) -> list[dict]:
@@ -270,10 +300,10 @@ def _placements(users: list[tuple[UserTimeline, list[Segment]]], gains: dict[str
 
 
 class _Writer:
-    """Feeds the encoder from a thread, so mixing the next blocks overlaps encoding."""
+    """Writes queued blocks to a stream from a thread."""
 
     def __init__(self, stream, depth: int = 8):  # noqa: ANN001
-        self.stream, self.q, self.failed = stream, queue.Queue(maxsize=depth), False
+        self.stream, self.q, self.failed, self.fed = stream, queue.Queue(maxsize=depth), False, 0
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -282,14 +312,17 @@ class _Writer:
             item = self.q.get()
             if item is None:
                 break
-            if self.failed:
-                continue
-            try:
-                self.stream.write(item)
-            except (BrokenPipeError, OSError):
-                self.failed = True
+            if not self.failed:
+                self._write(item)
         try:
             self.stream.close()
+        except (BrokenPipeError, OSError):
+            self.failed = True
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.stream.write(data)
+            self.fed += len(data)
         except (BrokenPipeError, OSError):
             self.failed = True
 
@@ -299,9 +332,12 @@ class _Writer:
         self.q.put(data)
         return not self.failed
 
-    def close(self) -> bool:
+    def close(self, waiting: Callable[[], None] | None = None) -> bool:
         self.q.put(None)
-        self.thread.join()
+        while self.thread.is_alive():
+            self.thread.join(0.25)
+            if waiting:
+                waiting()
         return not self.failed
 
     def abort(self) -> None:
@@ -312,6 +348,68 @@ class _Writer:
         except queue.Empty:
             pass
         self.q.put(None)
+
+
+class _Spool(_Writer):
+    """A writer whose queue is chunk files on disk, unbounded: the mix can run ahead of
+    this encoder (while another encoder waits for later audio) without holding the lead in
+    memory. Each chunk is deleted once fed."""
+
+    CHUNK = 8 << 20
+
+    def __init__(self, stream, folder: Path):  # noqa: ANN001
+        self.folder, self.file, self.size, self.count = folder, None, 0, 0
+        super().__init__(stream, depth=0)
+
+    def _run(self) -> None:
+        while True:
+            path = self.q.get()
+            if path is None:
+                break
+            if not self.failed:
+                try:
+                    with open(path, "rb") as f:
+                        while not self.failed and (data := f.read(1 << 20)):
+                            self._write(data)
+                except OSError:
+                    self.failed = True
+            path.unlink(missing_ok=True)
+        try:
+            self.stream.close()
+        except (BrokenPipeError, OSError):
+            self.failed = True
+
+    def put(self, data: bytes) -> bool:
+        if self.failed:
+            return False
+        try:
+            if self.file is None:
+                self.count += 1
+                self.file = open(self.folder / f"spool-{self.count:06d}.f32", "wb")
+            self.file.write(data)
+        except OSError as exc:
+            raise MediatoolsError(f"cannot write temporary audio ({exc.strerror})", file=str(self.folder),
+                                  code="unwritable") from None
+        self.size += len(data)
+        if self.size >= self.CHUNK:
+            self._seal()
+        return not self.failed
+
+    def _seal(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.q.put(Path(self.file.name))
+            self.file, self.size = None, 0
+
+    def close(self, waiting: Callable[[], None] | None = None) -> bool:
+        self._seal()
+        return super().close(waiting)
+
+    def abort(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        super().abort()
 
 
 def _grow_pipe(stream) -> None:  # noqa: ANN001
@@ -355,13 +453,19 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
                      channels: int = 2, bitrate: str | None = None, gains_db: dict[str, float] | None = None,
                      normalize: str = "limit", window_start_ms: float = 0.0, window_end_ms: float | None = None,
                      progress: Callable[[int, int], None] | None = None) -> MixResult:
-    """Both halves of the window mixed and AAC-encoded at once, joined at a frame boundary.
+    """One mixing pass feeding two AAC encoders, one per half, joined at a frame boundary.
 
     Each half is encoded as raw ADTS with its first 1024 samples dropped (the encoder's
-    priming then lines decoded frame k up with mix block k). The first half keeps frames
-    [0, m); the second starts WARMUP_FRAMES early and keeps its frames from there on. The
-    decoder's overlap-add at the join pairs two encodings of the same samples, so the join
-    is as clean as any frame; runs keep their sample-exact places (tests measure both).
+    priming then lines decoded frame k up with the half's sample k·1024). The first half
+    keeps frames [0, m); the second starts WARMUP_FRAMES early and keeps its frames from
+    there on. The decoder's overlap-add at the join pairs two encodings of the same samples,
+    so the join is as clean as any frame; runs keep their sample-exact places (tests
+    measure both).
+
+    The mix is made once, in order, so only the runs sounding at once are being decoded.
+    The first half's encoder is fed through a disk spool: the mix runs ahead of it to reach
+    the second half, and the lead (a few minutes of audio at most) waits in chunk files,
+    not in memory.
     """
     import tempfile
 
@@ -370,50 +474,43 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
     total = max(0, int(round((end_ms - window_start_ms) * rate / 1000.0)))
     m = (total // 2) // FRAME
     split = m * FRAME
-
-    def at(samples: int) -> float:
-        return window_start_ms + samples * 1000.0 / rate
-
+    # [from, to) of the mix each encoder is fed (after the priming it cannot signal)
+    spans = [(FRAME, split + 2 * FRAME), (split - WARMUP_FRAMES * FRAME + FRAME, total)]
+    gains = gains_db or {}
+    users = [(ut, user_segments(ut, rate, window_start_ms=window_start_ms, window_end_ms=end_ms)) for ut in tl.users]
     adts = FORMATS["aac"]
-    halves = [(at(0), at(split + 2 * FRAME)), (at(split - WARMUP_FRAMES * FRAME), end_ms)]
-    done = [0, 0]
-    sizes = [0, 0]
-    lock = threading.Lock()
-    cancel = threading.Event()
-    errors: list[BaseException] = []
-
-    def report(i: int):  # noqa: ANN202
-        def cb(d: int, t: int) -> None:
-            with lock:
-                done[i], sizes[i] = d, t
-                if progress:
-                    progress(sum(done), max(1, sum(sizes)))
-        return cb
+    frame_bytes = 4 * channels
+    owed = sum(b - a for a, b in spans) * frame_bytes
 
     with tempfile.TemporaryDirectory(dir=out.parent if str(out.parent) else ".", prefix=".mediatools-tmp-") as td:
         paths = [Path(td) / "a.aac", Path(td) / "b.aac"]
+        cmds = [encoder_cmd(adts, rate, channels, bitrate or fmt.bitrate, normalize, p) for p in paths]
+        encoders = [_Encoder(cmds[0], out, spool=Path(td)), _Encoder(cmds[1], out)]
 
-        def run(i: int) -> None:
-            try:
-                render_mix(tl, paths[i], fmt=adts, rate=rate, channels=channels, bitrate=bitrate or fmt.bitrate,
-                           gains_db=gains_db, normalize=normalize, window_start_ms=halves[i][0],
-                           window_end_ms=halves[i][1], progress=report(i), cancel=cancel)
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                cancel.set()
-                errors.append(exc)
+        def tick() -> None:
+            if progress:
+                progress(sum(e.fed for e in encoders) // frame_bytes, owed // frame_bytes)
 
-        second = threading.Thread(target=run, args=(1,), daemon=True)
-        second.start()
+        mixer = _Mixer(users, gains, rate, channels)
         try:
-            run(0)
-            while second.is_alive():
-                second.join(0.2)
+            done = 0
+            while done < total:
+                n = min(BLOCK, total - done)
+                block = mixer.block(done, n)
+                for enc, (lo, hi) in zip(encoders, spans):
+                    a, b = max(lo, done), min(hi, done + n)
+                    if a < b:
+                        enc.put(block[a - done:b - done])
+                done += n
+                tick()
+            for enc in reversed(encoders):
+                enc.finish(tick)
         except BaseException:
-            cancel.set()
-            second.join()
+            for enc in encoders:
+                enc.abort()
             raise
-        if errors:
-            raise errors[0]
+        finally:
+            mixer.close()
 
         def encode_failed(why: str) -> MediatoolsError:
             return MediatoolsError(f"encoding failed: {why}", file=str(out), code="encode_failed")
@@ -422,7 +519,6 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
                 open(paths[0], "rb") as fa, open(paths[1], "rb") as fb:
             copy_adts_frames(fa, put, count=m)
             copy_adts_frames(fb, put, skip=WARMUP_FRAMES)
-    users = [(ut, user_segments(ut, rate, window_start_ms=window_start_ms, window_end_ms=end_ms)) for ut in tl.users]
     return MixResult(output=out, format=fmt.name, sample_rate=rate, channels=channels,
-                     duration_ms=round(total * 1000.0 / rate, 3), users=_placements(users, gains_db or {}, rate),
+                     duration_ms=round(total * 1000.0 / rate, 3), users=_placements(users, gains, rate),
                      problems=list(tl.problems))
