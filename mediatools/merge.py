@@ -20,7 +20,7 @@ from .naming import iso_utc
 from .opus_copy import copy_opus
 from .recording import load_recording
 from .report import probe_runs
-from .splice import FRAME, SilenceFrames, adts_output, run_frames
+from .splice import FRAME, SilenceFrames, adts_output, run_adts
 from .timeline import DEFAULT_TOLERANCE_MS, PlacedRun, Timeline, UserTimeline, build_timeline
 from .timespec import parse_time
 
@@ -97,7 +97,7 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
         raise MediatoolsError("output folder does not exist", file=str(outdir), code="no_output_dir")
     rec = source if isinstance(source, Recording) else load_recording(
         source, sid=o.sid, tolerance_ms=o.tolerance_ms)
-    probe_runs(rec)
+    probe_runs(rec, quick=True)
     checker = Strictness(o.strict)
     checker.extend(rec.problems)
     tl = build_timeline(rec, o.uids or None)
@@ -174,7 +174,6 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
     Frames stream into the muxing ffmpeg as each run is read, so reading and muxing overlap.
     """
     frame_ms = FRAME * 1000.0 / rate
-    sil = SilenceFrames(rate, channels)
     pos = 0  # frames written
     runs = []
 
@@ -182,18 +181,19 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
         return MediatoolsError(f"remux failed ({why})", file=out.name, code="remux_failed")
 
     with atomic_path(out) as tmp, adts_output(tmp, fmt, remux_failed) as put:
+        sil = SilenceFrames(rate, channels)   # encoded while the muxer starts
         for pr in lt.runs:
             target = (pr.offset_ms - f0) * rate / 1000.0
             n = max(0, int(round(target / FRAME - pos)))
             put(b"".join(sil.take(n)))
             pos += n
-            frames = run_frames(pr.run, rate)
-            put(b"".join(frames))
+            data, frames = run_adts(pr.run, rate)
+            put(data)
             runs.append({"index": pr.index, "start_utc": iso_utc(pr.start_ms),
                          "file_offset_ms": round(pos * frame_ms, 3), "duration_ms": round(pr.duration_ms, 3),
                          "placement_error_ms": round(pos * frame_ms - (pr.offset_ms - f0), 3),
-                         "frames": len(frames)})
-            pos += len(frames)
+                         "frames": frames})
+            pos += frames
         tail = int(round((f1 - f0) * rate / 1000.0 / FRAME - pos))
         if tail > 0:
             put(b"".join(sil.take(tail)))

@@ -16,15 +16,20 @@ Schema ``mediatools.inspect/1`` (times in ms; ``*_utc`` ISO 8601)::
 from __future__ import annotations
 
 from .errors import MediatoolsError, Problem
-from .model import Recording, Run
+from .model import MediaInfo, Recording, Run
 from .naming import iso_utc
 from .timeline import Timeline, build_timeline
 
 SCHEMA = "mediatools.inspect/1"
 
 
-def probe_runs(rec: Recording) -> list[Problem]:
-    """Fill ``run.media`` by probing the first slice of each run (never every slice)."""
+def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
+    """Fill ``run.media`` by probing the first slice of each run (never every slice).
+
+    ``quick``: read AAC-LC parameters straight from the first ADTS header in the TS
+    (merge's copy path needs only codec, rate and channels; an ffmpeg start per run was
+    most of its set-up time). Anything else is probed by ffmpeg as usual.
+    """
     from .ffmpeg import probe
 
     problems = []
@@ -33,7 +38,8 @@ def probe_runs(rec: Recording) -> list[Problem]:
         for r in u.runs:
             s = r.slices[0]
             try:
-                r.media, _ = probe(s.path)
+                media = _adts_media(s.path) if quick else None
+                r.media = media or probe(s.path)[0]
             except MediatoolsError as exc:
                 problems.append(Problem("unreadable", s.name, exc.message, "reported", u.uid))
                 continue
@@ -44,6 +50,23 @@ def probe_runs(rec: Recording) -> list[Problem]:
             seen = sig
     rec.problems.extend(problems)
     return problems
+
+
+def _adts_media(path) -> MediaInfo | None:  # noqa: ANN001
+    from .splice import ts_adts
+
+    try:
+        with open(path, "rb") as f:
+            adts = ts_adts(f.read(188 * 64))
+    except OSError:
+        return None
+    if not adts or len(adts) < 7:
+        return None
+    obj, sri, ch = (adts[2] >> 6) + 1, (adts[2] >> 2) & 0xF, ((adts[2] & 1) << 2) | (adts[3] >> 6)
+    rates = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+    if obj != 2 or sri >= len(rates) or ch not in (1, 2):
+        return None
+    return MediaInfo("aac", rates[sri], ch, "LC")
 
 
 def _fmt(sig: tuple) -> str:

@@ -34,12 +34,22 @@ def adts_frame_length(head: bytes | memoryview, i: int = 0) -> int:
 
 def split_adts(data: bytes) -> list[bytes]:
     """ADTS stream → list of frames (header included)."""
-    frames, i, n = [], 0, len(data)
+    starts = adts_starts(data)
+    return [data[a:b] for a, b in zip(starts, starts[1:] + [len(data)])]
+
+
+def adts_starts(data: bytes) -> list[int]:
+    """Byte offset of every ADTS frame, walking the length fields from the first."""
+    starts, i, n = [], 0, len(data)
     while i + 7 <= n:
-        length = adts_frame_length(data, i)
-        frames.append(data[i:i + length])
+        if data[i] != 0xFF or (data[i + 1] & 0xF0) != 0xF0:
+            raise MediatoolsError("ADTS sync lost", code="adts_sync")
+        length = ((data[i + 3] & 0x03) << 11) | (data[i + 4] << 3) | (data[i + 5] >> 5)
+        if length < 7:
+            raise MediatoolsError("bad ADTS frame length", code="adts_sync")
+        starts.append(i)
         i += length
-    return frames
+    return starts
 
 
 def copy_adts_frames(src: BinaryIO, put: Callable[[bytes], None], *, skip: int = 0,
@@ -85,34 +95,44 @@ def ts_adts(data: bytes) -> bytes | None:
             break
     if audio is None:
         return None
-    out = []
-    for i in np.nonzero((pid == audio) & (afc & 1).astype(bool))[0]:
-        o = int(off[i])
-        if pusi[i]:
-            o += 9 + int(p[i, o + 8])
-        if o < 188:
-            out.append(data[i * 188 + o:(i + 1) * 188])
-    adts = b"".join(out)
+    rows = np.nonzero((pid == audio) & (afc & 1).astype(bool))[0]
+    o = off[rows]
+    heads = pusi[rows] & (o <= 179)
+    # a PES header: 9 bytes and its own header-data length
+    o[heads] += 9 + p[rows[heads], o[heads] + 8]
+    keep = o < 188
+    rows, o = rows[keep], o[keep]
+    adts = p[rows][np.arange(188)[None, :] >= o[:, None]].tobytes()
     return adts if adts[:2] and adts[0] == 0xFF and (adts[1] & 0xF6) == 0xF0 else None
 
 
-def run_frames(run: Run, rate: int) -> list[bytes]:
-    """The run's AAC frames, copied (no decode), cut to the run's duration."""
+def run_adts(run: Run, rate: int) -> tuple[bytes, int]:
+    """The run's AAC frames, copied (no decode), cut to the run's duration: (ADTS bytes, frames)."""
     try:
         adts = ts_adts(b"".join(Path(s.path).read_bytes() for s in run.slices))  # type: ignore[arg-type]
-        frames = split_adts(adts) if adts else None
+        starts = adts_starts(adts) if adts else None
     except MediatoolsError:
-        frames = None
-    if not frames:
+        starts = None
+    if not starts:
         src = concat_url([s.path for s in run.slices])
         proc = subprocess.run(base_cmd() + ["-i", src, "-map", "0:a:0", "-c", "copy", "-f", "adts", "-"],
                               capture_output=True)
         if proc.returncode != 0 or not proc.stdout:
             raise MediatoolsError(f"cannot copy audio ({last_line(proc.stderr)})", file=run.slices[0].name,
                                   code="copy_failed")
-        frames = split_adts(proc.stdout)
-    need = -(-int(round(run.duration_ms * rate / 1000.0)) // FRAME)
-    return frames[:max(1, need)]
+        adts = proc.stdout
+        starts = adts_starts(adts)
+    need = max(1, -(-int(round(run.duration_ms * rate / 1000.0)) // FRAME))
+    if need < len(starts):
+        return adts[:starts[need]], need
+    return adts[:_whole_frames_end(adts, starts)], len(starts)
+
+
+def _whole_frames_end(adts: bytes, starts: list[int]) -> int:
+    """End of the last complete frame (a cut-off tail is dropped)."""
+    last = starts[-1]
+    length = ((adts[last + 3] & 0x03) << 11) | (adts[last + 4] << 3) | (adts[last + 5] >> 5)
+    return min(len(adts), last + length) if last + length <= len(adts) else last
 
 
 def silence_frames(n: int, rate: int, channels: int) -> list[bytes]:
