@@ -180,8 +180,8 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
     def remux_failed(why: str) -> MediatoolsError:
         return MediatoolsError(f"remux failed ({why})", file=out.name, code="remux_failed")
 
+    sil = SilenceFrames(rate, channels)
     with atomic_path(out) as tmp, adts_output(tmp, fmt, remux_failed) as put:
-        sil = SilenceFrames(rate, channels)   # encoded while the muxer starts
         for pr in lt.runs:
             target = (pr.offset_ms - f0) * rate / 1000.0
             n = max(0, int(round(target / FRAME - pos)))

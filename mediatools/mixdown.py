@@ -16,15 +16,17 @@ import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import numpy as np
 
 from .atomic import atomic_path
 from .errors import MediatoolsError, Problem, UsageError
 from .ffmpeg import base_cmd, concat_url, last_line
 from .splice import FRAME, adts_output, copy_adts_frames
 from .timeline import Timeline, UserTimeline
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BLOCK = 48000  # samples per channel per block (1 s at 48 kHz)
 
@@ -119,6 +121,7 @@ class _Source:
 
     def read(self, n: int, channels: int) -> np.ndarray:
         """Next ``n`` frames, shaped (n, 1) or (n, channels) for broadcasting into the mix."""
+        import numpy as np  # lazily: merge's copy path does not need numpy
         ch = self.seg.src_channels
         want = n * ch * 4
         buf = b"" if self.dry else _read_exact(self.proc.stdout, want)
@@ -221,6 +224,7 @@ class _Mixer:
 
     def block(self, done: int, n: int) -> np.ndarray:
         """Output samples [done, done + n), shaped (n, channels)."""
+        import numpy as np  # lazily: merge's copy path does not need numpy
         sources, active = self.sources, self.active
         while self.nxt < len(sources) and sources[self.nxt].start < done + n + BLOCK:  # open one block ahead
             sources[self.nxt].open()

@@ -53,20 +53,28 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
 
 
 def _adts_media(path) -> MediaInfo | None:  # noqa: ANN001
-    from .splice import ts_adts
-
+    """AAC-LC parameters from the first ADTS header of the first audio PES, or None."""
     try:
         with open(path, "rb") as f:
-            adts = ts_adts(f.read(188 * 64))
+            data = f.read(188 * 64)
     except OSError:
         return None
-    if not adts or len(adts) < 7:
-        return None
-    obj, sri, ch = (adts[2] >> 6) + 1, (adts[2] >> 2) & 0xF, ((adts[2] & 1) << 2) | (adts[3] >> 6)
-    rates = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
-    if obj != 2 or sri >= len(rates) or ch not in (1, 2):
-        return None
-    return MediaInfo("aac", rates[sri], ch, "LC")
+    for i in range(0, len(data) - 187, 188):
+        pkt = data[i:i + 188]
+        if pkt[0] != 0x47 or not pkt[1] & 0x40 or not pkt[3] & 0x10:
+            continue
+        o = 4 + (1 + pkt[4] if pkt[3] & 0x20 else 0)
+        if o + 9 > 188 or pkt[o:o + 3] != b"\x00\x00\x01" or not 0xC0 <= pkt[o + 3] <= 0xDF:
+            continue
+        h = pkt[o + 9 + pkt[o + 8]:]
+        if len(h) < 4 or h[0] != 0xFF or (h[1] & 0xF6) != 0xF0:
+            return None
+        obj, sri, ch = (h[2] >> 6) + 1, (h[2] >> 2) & 0xF, ((h[2] & 1) << 2) | (h[3] >> 6)
+        rates = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+        if obj != 2 or sri >= len(rates) or ch not in (1, 2):
+            return None
+        return MediaInfo("aac", rates[sri], ch, "LC")
+    return None
 
 
 def _fmt(sig: tuple) -> str:

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-import numpy as np
 
 from .errors import MediatoolsError
 from .ffmpeg import base_cmd, concat_url, last_line
@@ -77,6 +76,7 @@ def ts_adts(data: bytes) -> bytes | None:
     Returns None when the stream is not plain 188-byte TS with one ADTS audio PES stream,
     so the caller falls back to ffmpeg.
     """
+    import numpy as np  # lazily: the muxer and the silence encoder start meanwhile
     if not data or len(data) % 188:
         return None
     p = np.frombuffer(data, dtype=np.uint8).reshape(-1, 188)
@@ -163,11 +163,14 @@ class SilenceFrames:
     every rate and channel count we meet; see tests)."""
 
     def __init__(self, rate: int, channels: int):
-        self.frames = silence_frames(8, rate, channels)
+        self.rate, self.channels = rate, channels
+        self.frames: list[bytes] = []
 
     def take(self, n: int) -> list[bytes]:
         if n <= 0:
             return []
+        if not self.frames:   # encoded on first use: most merges start with a run
+            self.frames = silence_frames(8, self.rate, self.channels)
         head = self.frames[:n]
         return head + [self.frames[-1]] * (n - len(head))
 

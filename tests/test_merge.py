@@ -211,3 +211,24 @@ def test_silence_is_one_priming_frame_then_one_repeated_frame(rate, channels):
     frames = silence_frames(60, rate, channels)
     assert len(frames) == 60 and len(set(frames[1:])) == 1
     assert SilenceFrames(rate, channels).take(60) == frames
+
+
+def test_quick_probe_agrees_with_ffmpeg(make_recording):
+    """Merge reads AAC parameters from the first ADTS header instead of starting ffmpeg per
+    run; on every rate and channel count it must say what ffmpeg says (Opus: not AAC)."""
+    from mediatools.ffmpeg import probe
+    from mediatools.report import _adts_media
+
+    folder, _ = make_recording("merge_probe", users=4, duration_s=20.0, seed=9, codec="mixed",
+                               sample_rates=[48000, 44100, 32000, 16000], channels=[1, 2, 2, 1], gaps=0)
+    seen = set()
+    for ts in sorted(folder.glob("*.ts")):
+        media, _ = probe(ts)
+        quick = _adts_media(ts)
+        if media.codec == "aac":
+            assert quick is not None and (quick.codec, quick.sample_rate, quick.channels) == \
+                (media.codec, media.sample_rate, media.channels), ts.name
+            seen.add((media.sample_rate, media.channels))
+        else:
+            assert quick is None, ts.name
+    assert seen == {(48000, 1), (32000, 2)}
