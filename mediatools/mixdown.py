@@ -355,14 +355,16 @@ class _Writer:
 
 
 class _Spool(_Writer):
-    """A writer whose queue is chunk files on disk, unbounded: the mix can run ahead of
-    this encoder (while another encoder waits for later audio) without holding the lead in
-    memory. Each chunk is deleted once fed."""
+    """A writer whose queue is chunk files on disk: the mix can run ahead of this encoder
+    (while another encoder waits for later audio) without holding the lead in memory.
+    Each chunk is deleted once fed; past LIMIT bytes of lead the mix waits, so long
+    recordings cannot fill the disk."""
 
     CHUNK = 8 << 20
+    LIMIT = int(os.environ.get("MEDIATOOLS_SPOOL_MAX_MB", "1024")) << 20
 
     def __init__(self, stream, folder: Path):  # noqa: ANN001
-        self.folder, self.file, self.size, self.count = folder, None, 0, 0
+        self.folder, self.file, self.size, self.count, self.written = folder, None, 0, 0, 0
         super().__init__(stream, depth=0)
 
     def _run(self) -> None:
@@ -395,8 +397,11 @@ class _Spool(_Writer):
             raise MediatoolsError(f"cannot write temporary audio ({exc.strerror})", file=str(self.folder),
                                   code="unwritable") from None
         self.size += len(data)
+        self.written += len(data)
         if self.size >= self.CHUNK:
             self._seal()
+            while self.written - self.fed > self.LIMIT and not self.failed and self.thread.is_alive():
+                self.thread.join(0.05)
         return not self.failed
 
     def _seal(self) -> None:
