@@ -132,7 +132,7 @@ def _whole_frames_end(adts: bytes, starts: list[int]) -> int:
     """End of the last complete frame (a cut-off tail is dropped)."""
     last = starts[-1]
     length = ((adts[last + 3] & 0x03) << 11) | (adts[last + 4] << 3) | (adts[last + 5] >> 5)
-    return min(len(adts), last + length) if last + length <= len(adts) else last
+    return last + length if last + length <= len(adts) else last
 
 
 def silence_frames(n: int, rate: int, channels: int) -> list[bytes]:

@@ -12,7 +12,7 @@ from mediatools.faults import POLICY
 from mediatools.synth import Fault
 
 from conftest import run_cli
-from faultcases import EXPECTED_CODE, HAND_MADE, SYNTH_FAULTS, copy_recording, load_truth
+from faultcases import EXPECTED_CODE, HAND_MADE, SYNTH_FAULTS, copy_recording
 
 PLAN = dict(users=2, duration_s=50.0, seed=4, gaps=1)
 ALL_CASES = sorted(list(SYNTH_FAULTS) + list(HAND_MADE))

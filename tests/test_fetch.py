@@ -6,7 +6,6 @@ escape the destination. A fault-injecting proxy stands in for a flaky store.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal

@@ -14,7 +14,6 @@ import io
 import os
 import random
 import threading
-import time
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
