@@ -61,6 +61,15 @@ def s3_server():
         yield srv
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` for children that tests interrupt with SIGINT: when the test run itself
+    was started as a background job (``cmd &``), the shell set SIGINT to ignored, every child
+    inherits that and Python then installs no KeyboardInterrupt handler. Ctrl-C reaches a
+    foreground process, so restore the default disposition."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, check: bool | None = None, env: dict | None = None, timeout: float = 300,
             input: bytes | None = None) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess (``python -m mediatools``)."""

@@ -11,7 +11,7 @@ import pytest
 from mediatools.faults import POLICY
 from mediatools.synth import Fault
 
-from conftest import run_cli
+from conftest import run_cli, sigint_default
 from faultcases import EXPECTED_CODE, HAND_MADE, SYNTH_FAULTS, copy_recording
 
 PLAN = dict(users=2, duration_s=50.0, seed=4, gaps=1)
@@ -242,7 +242,8 @@ def test_interrupted_mix_exits_130_and_cleans_up(sig, ext, env, make_recording, 
     folder, _ = make_recording("matrix_long", users=3, duration_s=240.0, seed=2, gaps=1)
     out = tmp_path / f"m.{ext}"
     p = subprocess.Popen([sys.executable, "-m", "mediatools", "mix", str(folder), "-o", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+                         preexec_fn=sigint_default)
     deadline = time.time() + 60
     while not stray_temp_files(tmp_path) and time.time() < deadline and p.poll() is None:
         time.sleep(0.05)
@@ -341,7 +342,7 @@ def test_interrupted_fetch_exits_130_keeps_complete_files(fault_case, fault_buck
     with FaultProxy(srv.port, delay_s=0.3) as proxy:
         p = subprocess.Popen([sys.executable, "-m", "mediatools", "fetch", url, "-o", str(got), "--jobs", "2",
                               "--endpoint-url", proxy.url], env={**os.environ, **S3_ENV},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
         deadline = time.time() + 60
         while not any(f.suffix == ".ts" for f in got.rglob("*")) and time.time() < deadline:
             time.sleep(0.02)
