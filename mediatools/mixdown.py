@@ -316,12 +316,15 @@ class _Writer:
             item = self.q.get()
             if item is None:
                 break
-            if not self.failed:
-                self._write(item)
+            self._feed(item)
         try:
             self.stream.close()
         except (BrokenPipeError, OSError):
             self.failed = True
+
+    def _feed(self, data: bytes) -> None:
+        if not self.failed:
+            self._write(data)
 
     def _write(self, data: bytes) -> None:
         try:
@@ -367,23 +370,15 @@ class _Spool(_Writer):
         self.folder, self.file, self.size, self.count, self.written = folder, None, 0, 0, 0
         super().__init__(stream, depth=0)
 
-    def _run(self) -> None:
-        while True:
-            path = self.q.get()
-            if path is None:
-                break
-            if not self.failed:
-                try:
-                    with open(path, "rb") as f:
-                        while not self.failed and (data := f.read(1 << 20)):
-                            self._write(data)
-                except OSError:
-                    self.failed = True
-            path.unlink(missing_ok=True)
-        try:
-            self.stream.close()
-        except (BrokenPipeError, OSError):
-            self.failed = True
+    def _feed(self, path: Path) -> None:  # type: ignore[override]
+        if not self.failed:
+            try:
+                with open(path, "rb") as f:
+                    while not self.failed and (data := f.read(1 << 20)):
+                        self._write(data)
+            except OSError:
+                self.failed = True
+        path.unlink(missing_ok=True)
 
     def put(self, data: bytes) -> bool:
         if self.failed:
