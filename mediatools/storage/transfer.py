@@ -272,7 +272,7 @@ def _direct_pool(client: Any, jobs: int, retries: int) -> Any:
     if verify is None:
         return None            # botocore internals changed: let it send the requests
     cfg = client.meta.config
-    if cfg.client_cert or getattr(cfg, "proxies", None):
+    if getattr(cfg, "client_cert", None) or getattr(cfg, "proxies", None):
         return None
     retry = urllib3.util.Retry(total=max(0, retries - 1), connect=max(0, retries - 1), read=0,
                                status_forcelist=(500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
