@@ -6,7 +6,8 @@ and trimmed to its exact samples, at its own channel count. Python places the ru
 sample-exactly in fixed-size blocks — silence costs nothing, channel conversion is
 explicit (a mono user at its own level in every channel, stereo → mono as (L+R)/2) —
 applies per-user gains with numpy and feeds one ffmpeg *encoder* that limits or
-normalizes and writes under a temporary name.
+normalizes and writes under a temporary name. Long AAC mixes feed two encoders, one per
+half (:func:`render_mix_split`): the encoder is the slowest stage.
 """
 from __future__ import annotations
 
@@ -468,8 +469,8 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
 
     The mix is made once, in order, so only the runs sounding at once are being decoded.
     The first half's encoder is fed through a disk spool: the mix runs ahead of it to reach
-    the second half, and the lead (a few minutes of audio at most) waits in chunk files,
-    not in memory.
+    the second half, and the lead waits in chunk files (capped, see :class:`_Spool`), not
+    in memory.
     """
     import tempfile
 
