@@ -282,5 +282,7 @@ def _direct_pool(client: Any, jobs: int, retries: int) -> Any:
         tls: dict[str, Any] = {"cert_reqs": "CERT_NONE"}
     else:
         ca = get_cert_path(verify)
+        if not ca or not os.path.exists(ca):
+            return None        # botocore reports a missing CA bundle in its own words
         tls = {"cert_reqs": "CERT_REQUIRED", ("ca_cert_dir" if os.path.isdir(ca) else "ca_certs"): ca}
     return urllib3.PoolManager(num_pools=4, maxsize=max(10, jobs + 2), retries=retry, timeout=timeout, **tls)
