@@ -49,7 +49,7 @@ def mix(source: str | Path | Recording, out: str | Path, options: MixOptions | N
     fmt = format_for(out, o.format)
     rec = source if isinstance(source, Recording) else load_recording(
         source, sid=o.sid, tolerance_ms=o.tolerance_ms)
-    probe_runs(rec)
+    probe_runs(rec, quick=True)
     checker = Strictness(o.strict)
     checker.extend(rec.problems)
     unknown = [u for u in o.gains_db if u not in rec.uids]

@@ -27,8 +27,9 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
     """Fill ``run.media`` by probing the first slice of each run (never every slice).
 
     ``quick``: read AAC-LC parameters straight from the first ADTS header in the TS
-    (merge's copy path needs only codec, rate and channels; an ffmpeg start per run was
-    most of its set-up time). Anything else is probed by ffmpeg as usual.
+    (merge and mix need only codec, rate and channels; an ffmpeg start per run was most
+    of merge's set-up time and idled a core before a mix). Anything else is probed by
+    ffmpeg as usual.
     """
     from .ffmpeg import probe
 
