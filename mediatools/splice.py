@@ -41,13 +41,8 @@ def adts_starts(data: bytes) -> list[int]:
     """Byte offset of every ADTS frame, walking the length fields from the first."""
     starts, i, n = [], 0, len(data)
     while i + 7 <= n:
-        if data[i] != 0xFF or (data[i + 1] & 0xF0) != 0xF0:
-            raise MediatoolsError("ADTS sync lost", code="adts_sync")
-        length = ((data[i + 3] & 0x03) << 11) | (data[i + 4] << 3) | (data[i + 5] >> 5)
-        if length < 7:
-            raise MediatoolsError("bad ADTS frame length", code="adts_sync")
         starts.append(i)
-        i += length
+        i += adts_frame_length(data, i)
     return starts
 
 
@@ -131,8 +126,8 @@ def run_adts(run: Run, rate: int) -> tuple[bytes, int]:
 def _whole_frames_end(adts: bytes, starts: list[int]) -> int:
     """End of the last complete frame (a cut-off tail is dropped)."""
     last = starts[-1]
-    length = ((adts[last + 3] & 0x03) << 11) | (adts[last + 4] << 3) | (adts[last + 5] >> 5)
-    return last + length if last + length <= len(adts) else last
+    end = last + adts_frame_length(adts, last)
+    return end if end <= len(adts) else last
 
 
 def silence_frames(n: int, rate: int, channels: int) -> list[bytes]:
