@@ -16,7 +16,7 @@ Schema ``mediatools.inspect/1`` (times in ms; ``*_utc`` ISO 8601)::
 from __future__ import annotations
 
 from .errors import MediatoolsError, Problem
-from .model import MediaInfo, Recording, Run
+from .model import Recording, Run
 from .naming import iso_utc
 from .timeline import Timeline, build_timeline
 
@@ -32,6 +32,7 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
     ffmpeg as usual.
     """
     from .ffmpeg import probe
+    from .splice import adts_media
 
     problems = []
     for u in rec.users:
@@ -39,7 +40,7 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
         for r in u.runs:
             s = r.slices[0]
             try:
-                media = _adts_media(s.path) if quick else None
+                media = adts_media(s.path) if quick else None
                 r.media = media or probe(s.path)[0]
             except MediatoolsError as exc:
                 problems.append(Problem("unreadable", s.name, exc.message, "reported", u.uid))
@@ -51,31 +52,6 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
             seen = sig
     rec.problems.extend(problems)
     return problems
-
-
-def _adts_media(path) -> MediaInfo | None:  # noqa: ANN001
-    """AAC-LC parameters from the first ADTS header of the first audio PES, or None."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(188 * 64)
-    except OSError:
-        return None
-    for i in range(0, len(data) - 187, 188):
-        pkt = data[i:i + 188]
-        if pkt[0] != 0x47 or not pkt[1] & 0x40 or not pkt[3] & 0x10:
-            continue
-        o = 4 + (1 + pkt[4] if pkt[3] & 0x20 else 0)
-        if o + 9 > 188 or pkt[o:o + 3] != b"\x00\x00\x01" or not 0xC0 <= pkt[o + 3] <= 0xDF:
-            continue
-        h = pkt[o + 9 + pkt[o + 8]:]
-        if len(h) < 4 or h[0] != 0xFF or (h[1] & 0xF6) != 0xF0:
-            return None
-        obj, sri, ch = (h[2] >> 6) + 1, (h[2] >> 2) & 0xF, ((h[2] & 1) << 2) | (h[3] >> 6)
-        rates = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
-        if obj != 2 or sri >= len(rates) or ch not in (1, 2):
-            return None
-        return MediaInfo("aac", rates[sri], ch, "LC")
-    return None
 
 
 def _fmt(sig: tuple) -> str:

@@ -16,9 +16,11 @@ from typing import BinaryIO, Callable, Iterator
 
 from .errors import MediatoolsError
 from .ffmpeg import base_cmd, concat_url, last_line
-from .model import Run
+from .model import MediaInfo, Run
 
 FRAME = 1024
+#: sampling_frequency_index → Hz (ISO 14496-3)
+ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 
 
 def adts_frame_length(head: bytes | memoryview, i: int = 0) -> int:
@@ -99,6 +101,32 @@ def ts_adts(data: bytes) -> bytes | None:
     rows, o = rows[keep], o[keep]
     adts = p[rows][np.arange(188)[None, :] >= o[:, None]].tobytes()
     return adts if adts[:2] and adts[0] == 0xFF and (adts[1] & 0xF6) == 0xF0 else None
+
+
+def adts_media(path: str | Path) -> MediaInfo | None:
+    """AAC-LC parameters from the first ADTS header of the first audio PES, or None.
+
+    Reads 64 packets in plain Python, so a probe costs neither an ffmpeg start nor numpy."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(188 * 64)
+    except OSError:
+        return None
+    for i in range(0, len(data) - 187, 188):
+        pkt = data[i:i + 188]
+        if pkt[0] != 0x47 or not pkt[1] & 0x40 or not pkt[3] & 0x10:
+            continue
+        o = 4 + (1 + pkt[4] if pkt[3] & 0x20 else 0)
+        if o + 9 > 188 or pkt[o:o + 3] != b"\x00\x00\x01" or not 0xC0 <= pkt[o + 3] <= 0xDF:
+            continue
+        h = pkt[o + 9 + pkt[o + 8]:]
+        if len(h) < 4 or h[0] != 0xFF or (h[1] & 0xF6) != 0xF0:
+            return None
+        obj, sri, ch = (h[2] >> 6) + 1, (h[2] >> 2) & 0xF, ((h[2] & 1) << 2) | (h[3] >> 6)
+        if obj != 2 or sri >= len(ADTS_RATES) or ch not in (1, 2):
+            return None
+        return MediaInfo("aac", ADTS_RATES[sri], ch, "LC")
+    return None
 
 
 def run_adts(run: Run, rate: int) -> tuple[bytes, int]:

@@ -217,14 +217,14 @@ def test_quick_probe_agrees_with_ffmpeg(make_recording):
     """Merge reads AAC parameters from the first ADTS header instead of starting ffmpeg per
     run; on every rate and channel count it must say what ffmpeg says (Opus: not AAC)."""
     from mediatools.ffmpeg import probe
-    from mediatools.report import _adts_media
+    from mediatools.splice import adts_media
 
     folder, _ = make_recording("merge_probe", users=4, duration_s=20.0, seed=9, codec="mixed",
                                sample_rates=[48000, 44100, 32000, 16000], channels=[1, 2, 2, 1], gaps=0)
     seen = set()
     for ts in sorted(folder.glob("*.ts")):
         media, _ = probe(ts)
-        quick = _adts_media(ts)
+        quick = adts_media(ts)
         if media.codec == "aac":
             assert quick is not None and (quick.codec, quick.sample_rate, quick.channels) == \
                 (media.codec, media.sample_rate, media.channels), ts.name
