@@ -180,10 +180,8 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
     if fmt.rates and rate not in fmt.rates:
         raise MediatoolsError(f"{fmt.name} cannot store {rate} Hz (use one of {fmt.rates})", file=str(out),
                               code="bad_rate")
-    end_ms = tl.span_ms if window_end_ms is None else min(window_end_ms, tl.span_ms)
-    total = max(0, int(round((end_ms - window_start_ms) * rate / 1000.0)))
+    total, users = _window(tl, rate, window_start_ms, window_end_ms)
     gains = gains_db or {}
-    users = [(ut, user_segments(ut, rate, window_start_ms=window_start_ms, window_end_ms=end_ms)) for ut in tl.users]
     with atomic_path(out) as tmp:
         enc = _Encoder(encoder_cmd(fmt, rate, channels, bitrate, normalize, tmp), out)
         mixer = _Mixer(users, gains, rate, channels)
@@ -205,9 +203,7 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
             raise
         finally:
             mixer.close()
-    return MixResult(output=out, format=fmt.name, sample_rate=rate, channels=channels,
-                     duration_ms=round(total * 1000.0 / rate, 3), users=_placements(users, gains, rate),
-                     problems=list(tl.problems))
+    return _result(tl, out, fmt, rate, channels, total, users, gains)
 
 
 class _Mixer:
@@ -297,11 +293,22 @@ class _Encoder:
                                code="encode_failed")
 
 
-def _placements(users: list[tuple[UserTimeline, list[Segment]]], gains: dict[str, float], rate: int) -> list[dict]:
-    """Where each user's runs went in the output, for the report."""
-    return [{"uid": ut.uid, "gain_db": gains.get(ut.uid, 0.0),
-             "runs": [{"offset_ms": round(s.start * 1000.0 / rate, 3), "duration_ms": round(s.length * 1000.0 / rate, 3)}
-                      for s in segs]} for ut, segs in users]
+def _window(tl: Timeline, rate: int, start_ms: float, end_ms: float | None) -> tuple[
+        int, list[tuple[UserTimeline, list[Segment]]]]:
+    """The output's length in samples and each user's segments in it."""
+    end = tl.span_ms if end_ms is None else min(end_ms, tl.span_ms)
+    total = max(0, int(round((end - start_ms) * rate / 1000.0)))
+    return total, [(ut, user_segments(ut, rate, window_start_ms=start_ms, window_end_ms=end)) for ut in tl.users]
+
+
+def _result(tl: Timeline, out: Path, fmt: OutputFormat, rate: int, channels: int, total: int,
+            users: list[tuple[UserTimeline, list[Segment]]], gains: dict[str, float]) -> MixResult:
+    """The report: where each user's runs went in the output."""
+    placed = [{"uid": ut.uid, "gain_db": gains.get(ut.uid, 0.0),
+               "runs": [{"offset_ms": round(s.start * 1000.0 / rate, 3), "duration_ms": round(s.length * 1000.0 / rate, 3)}
+                        for s in segs]} for ut, segs in users]
+    return MixResult(output=out, format=fmt.name, sample_rate=rate, channels=channels,
+                     duration_ms=round(total * 1000.0 / rate, 3), users=placed, problems=list(tl.problems))
 
 
 class _Writer:
@@ -475,14 +482,12 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
     import tempfile
 
     out = Path(out)
-    end_ms = tl.span_ms if window_end_ms is None else min(window_end_ms, tl.span_ms)
-    total = max(0, int(round((end_ms - window_start_ms) * rate / 1000.0)))
+    total, users = _window(tl, rate, window_start_ms, window_end_ms)
     m = (total // 2) // FRAME
     split = m * FRAME
     # [from, to) of the mix each encoder is fed (after the priming it cannot signal)
     spans = [(FRAME, split + 2 * FRAME), (split - WARMUP_FRAMES * FRAME + FRAME, total)]
     gains = gains_db or {}
-    users = [(ut, user_segments(ut, rate, window_start_ms=window_start_ms, window_end_ms=end_ms)) for ut in tl.users]
     adts = FORMATS["aac"]
     frame_bytes = 4 * channels
     owed = sum(b - a for a, b in spans) * frame_bytes
@@ -524,6 +529,4 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
                 open(paths[0], "rb") as fa, open(paths[1], "rb") as fb:
             copy_adts_frames(fa, put, count=m)
             copy_adts_frames(fb, put, skip=WARMUP_FRAMES)
-    return MixResult(output=out, format=fmt.name, sample_rate=rate, channels=channels,
-                     duration_ms=round(total * 1000.0 / rate, 3), users=_placements(users, gains, rate),
-                     problems=list(tl.problems))
+    return _result(tl, out, fmt, rate, channels, total, users, gains)
