@@ -101,8 +101,8 @@ def load_agora_storage_config(path: str | Path, *, endpoint_url: str | None = No
         raise MediatoolsError("storageConfig fileNamePrefix must be a list of strings", file=str(p),
                               code="bad_json")
     prefix = "".join(f"{part}/" for part in prefix_parts if part)
-    ext_endpoint = (cfg.get("extensionParams") or {}).get("endpoint") if isinstance(
-        cfg.get("extensionParams"), dict) else None
+    ext = cfg.get("extensionParams")
+    ext_endpoint = ext.get("endpoint") if isinstance(ext, dict) else None
     try:
         ep = endpoint_for(vendor, code, endpoint_url or ext_endpoint)
     except UsageError as exc:
