@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 from .errors import MediatoolsError
 
@@ -38,3 +39,17 @@ def find_key(doc: object, key: str) -> object | None:
         if found is not None:
             return found
     return None
+
+
+def find_all(doc: object, key: str) -> Iterator[object]:
+    """Every value under ``key``, anywhere (a callback may hold more than one ``fileList``)."""
+    if isinstance(doc, dict):
+        if key in doc:
+            yield doc[key]
+        children = [v for k, v in doc.items() if k != key]
+    elif isinstance(doc, list):
+        children = doc
+    else:
+        return
+    for v in children:
+        yield from find_all(v, key)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MediatoolsError
-from ..jsonfile import read_json
+from ..jsonfile import find_all, read_json
 from .location import prefix_folder
 from ..naming import AgoraName, NameError_, parse_name
 from ..playlist import PlaylistError, parse_playlist
@@ -221,23 +221,8 @@ def plan(playlists: list[ObjectInfo], slices: list[ObjectInfo], texts: dict[str,
 def playlist_names_from_file_list(path: str | Path) -> frozenset[str]:
     """Agora's stop response or ``uploaded`` callback: the playlists its ``fileList`` names."""
     f = Path(path)
-    doc = read_json(f)
-
-    found: list[object] = []
-
-    def walk(d: object) -> None:
-        if isinstance(d, dict):
-            for k, v in d.items():
-                if k == "fileList":
-                    found.append(v)
-                else:
-                    walk(v)
-        elif isinstance(d, list):
-            for v in d:
-                walk(v)
-    walk(doc)
     names: set[str] = set()
-    for fl in found:
+    for fl in find_all(read_json(f), "fileList"):
         items = fl if isinstance(fl, list) else [fl]
         for it in items:
             name = it.get("fileName") or it.get("filename") if isinstance(it, dict) else it
