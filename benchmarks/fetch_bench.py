@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from s3support import CREDS, FaultProxy, free_port  # noqa: E402
+from s3support import CREDS, FaultProxy, free_port, s3_client, wait_for_port  # noqa: E402
 
 from mediatools.naming import playlist_name, slice_name  # noqa: E402
 from mediatools.playlist import PlaylistEntry, format_playlist  # noqa: E402
@@ -44,20 +44,13 @@ def start_moto() -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import socket
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("moto server did not start")
+    if not wait_for_port(port, tries=200):
+        raise SystemExit("moto server did not start")
+    return proc, port
 
 
 def populate(port: int, slices: int, unrelated: int) -> int:
-    import boto3
-    c = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                     aws_access_key_id=CREDS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=CREDS["AWS_SECRET_ACCESS_KEY"])
+    c = s3_client(f"http://127.0.0.1:{port}")
     c.create_bucket(Bucket=BUCKET)
     body = os.urandom(90_000)
     jobs: list[tuple[str, bytes]] = []

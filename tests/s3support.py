@@ -26,6 +26,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, tries: int = 100) -> bool:
+    """True once something accepts connections on 127.0.0.1:``port`` (50 ms between tries)."""
+    for _ in range(tries):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def s3_client(url: str):  # noqa: ANN201
+    """A boto3 client for the test server with the test credentials."""
+    import boto3
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id=CREDS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=CREDS["AWS_SECRET_ACCESS_KEY"])
+
+
 class MotoServer:
     """moto's S3 server in this process, on 127.0.0.1 and a free port."""
 
@@ -39,22 +58,14 @@ class MotoServer:
 
     def __enter__(self) -> "MotoServer":
         self._server.start()
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_port(self.port)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._server.stop()
 
     def client(self):  # noqa: ANN201
-        import boto3
-        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id=CREDS["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=CREDS["AWS_SECRET_ACCESS_KEY"])
+        return s3_client(self.url)
 
 
 # A rule sees (method, path, n) where n counts requests for that path (1 = first) and

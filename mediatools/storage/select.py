@@ -9,7 +9,7 @@ playlist from the names. Keys that could escape the destination are *refused*.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import MediatoolsError
@@ -160,7 +160,6 @@ def classify(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[
 def _base_playlist_name(name: str) -> str:
     """A file list names the original playlist; bak and re-uploaded variants map to it."""
     n = parse_name(name)
-    from dataclasses import replace
     return replace(n, bak=None, tick=None, index=None).format()
 
 
