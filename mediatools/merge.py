@@ -187,8 +187,7 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
             n = max(0, int(round(target / FRAME - pos)))
             put(b"".join(sil.take(n)))
             pos += n
-            data, frames = run_adts(pr.run, rate)
-            put(data)
+            frames = run_adts(pr.run, rate, put)
             runs.append({"index": pr.index, "start_utc": iso_utc(pr.start_ms),
                          "file_offset_ms": round(pos * frame_ms, 3), "duration_ms": round(pr.duration_ms, 3),
                          "placement_error_ms": round(pos * frame_ms - (pr.offset_ms - f0), 3),

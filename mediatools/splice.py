@@ -129,26 +129,42 @@ def adts_media(path: str | Path) -> MediaInfo | None:
     return None
 
 
-def run_adts(run: Run, rate: int) -> tuple[bytes, int]:
-    """The run's AAC frames, copied (no decode), cut to the run's duration: (ADTS bytes, frames)."""
+def run_adts(run: Run, rate: int, put: Callable[[bytes], None]) -> int:
+    """Copy the run's AAC frames (no decode) to ``put``, cut to the run's duration; return
+    the frames written.
+
+    One slice at a time, so memory is one slice's however long the run (a speaker who
+    never pauses makes a single run of hours)."""
+    need = max(1, -(-int(round(run.duration_ms * rate / 1000.0)) // FRAME))
+    frames = 0
+    for s in run.slices:
+        if frames >= need:
+            break
+        adts, starts = slice_adts(Path(s.path))  # type: ignore[arg-type]
+        if not starts:
+            continue
+        take = min(len(starts), need - frames)
+        end = starts[take] if take < len(starts) else _whole_frames_end(adts, starts)
+        put(adts[:end])
+        frames += take
+    return frames
+
+
+def slice_adts(path: Path) -> tuple[bytes, list[int]]:
+    """One slice's ADTS frames and their offsets: lifted out of the TS directly, or by
+    ffmpeg when the TS is not the plain kind ``ts_adts`` reads."""
     try:
-        adts = ts_adts(b"".join(Path(s.path).read_bytes() for s in run.slices))  # type: ignore[arg-type]
+        adts = ts_adts(path.read_bytes())
         starts = adts_starts(adts) if adts else None
     except MediatoolsError:
         starts = None
-    if not starts:
-        src = concat_url([s.path for s in run.slices])
-        proc = subprocess.run(base_cmd() + ["-i", src, "-map", "0:a:0", "-c", "copy", "-f", "adts", "-"],
-                              capture_output=True)
-        if proc.returncode != 0 or not proc.stdout:
-            raise MediatoolsError(f"cannot copy audio ({last_line(proc.stderr)})", file=run.slices[0].name,
-                                  code="copy_failed")
-        adts = proc.stdout
-        starts = adts_starts(adts)
-    need = max(1, -(-int(round(run.duration_ms * rate / 1000.0)) // FRAME))
-    if need < len(starts):
-        return adts[:starts[need]], need
-    return adts[:_whole_frames_end(adts, starts)], len(starts)
+    if starts:
+        return adts, starts   # type: ignore[return-value]
+    proc = subprocess.run(base_cmd() + ["-i", concat_url([path]), "-map", "0:a:0", "-c", "copy", "-f", "adts", "-"],
+                          capture_output=True)
+    if proc.returncode != 0 or not proc.stdout:
+        raise MediatoolsError(f"cannot copy audio ({last_line(proc.stderr)})", file=path.name, code="copy_failed")
+    return proc.stdout, adts_starts(proc.stdout)
 
 
 def _whole_frames_end(adts: bytes, starts: list[int]) -> int:
