@@ -2,9 +2,10 @@
 silence spliced between runs, all joined by ffmpeg's concat demuxer (``-c copy``).
 
 Why it works: Opus in MPEG-TS carries no pre-skip, so each run remuxed to Ogg plays exactly
-its packets; silence is cut from one TS-encoded template by whole packets (20 ms), so it has
-no pre-skip either and every piece contributes packets × 20 ms. Placement is quantised to
-whole silence packets: each gap is rounded so the error never exceeds half a packet (10 ms).
+its packets; silence is cut from TS-encoded templates by whole packets, so it has no pre-skip
+either and every piece contributes exactly its packets' length. Opus lets packets of any
+frame size follow each other, so each gap is 20 ms packets plus up to seven 2.5 ms (CELT)
+packets: placement is quantised to 2.5 ms, an error of at most 1.25 ms.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .ffmpeg import concat_url, run as run_ffmpeg
 from .model import Run
 
 PACKET_MS = 20.0
+STEP_MS = 2.5     # the smallest Opus frame: the placement quantum
 MUXERS = {"ogg": "ogg", "opus": "opus"}
 
 
@@ -43,14 +45,11 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
     """``runs`` are (run, offset_ms, duration_ms) on the session timeline; the file spans [f0, f1)."""
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=TMP_PREFIX) as td:
         work = Path(td)
-        pieces: list[tuple[str, object]] = []
+        pieces: list[tuple[str | float, int | Path]] = []   # ("file", run) or (packet ms, count)
         placed = []
         pos = 0.0   # ms written
         for i, (run, offset_ms, duration_ms) in enumerate(runs):
-            n = max(0, int(round((offset_ms - f0 - pos) / PACKET_MS)))
-            if n:
-                pieces.append(("sil", n))
-                pos += n * PACKET_MS
+            pos += _silence(pieces, offset_ms - f0 - pos)
             ogg = work / f"run{i}.ogg"
             run_ffmpeg(["-i", concat_url([s.path for s in run.slices if s.path is not None]), "-map", "0:a:0",
                         "-c", "copy", "-t", f"{duration_ms / 1000.0:.6f}", "-f", "ogg", str(ogg)],
@@ -60,22 +59,22 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
                            "packets_ms": round(length, 3)})
             pieces.append(("file", ogg))
             pos += length
-        tail = int(round((f1 - f0 - pos) / PACKET_MS))
-        if tail > 0:
-            pieces.append(("sil", tail))
-            pos += tail * PACKET_MS
-        need = max([n for kind, n in pieces if kind == "sil"], default=0)
-        if need:
-            template = work / "silence.ts"
-            layout = "mono" if channels == 1 else "stereo"
-            run_ffmpeg(["-f", "lavfi", "-i", f"anullsrc=r=48000:cl={layout}",
-                        "-t", f"{(need + 5) * PACKET_MS / 1000:.3f}", "-c:a", "libopus", "-b:a", "16k",
-                        "-frame_duration", "20", "-f", "mpegts", str(template)], what="silence encoding", file=out.name)
+        pos += _silence(pieces, f1 - f0 - pos)
+        templates = {}
+        layout = "mono" if channels == 1 else "stereo"
+        for ms in (PACKET_MS, STEP_MS):
+            need = max([n for kind, n in pieces if kind == ms], default=0)
+            if need:
+                templates[ms] = work / f"silence{ms:g}.ts"
+                run_ffmpeg(["-f", "lavfi", "-i", f"anullsrc=r=48000:cl={layout}",
+                            "-t", f"{(need + 5) * ms / 1000:.4f}", "-c:a", "libopus", "-b:a", "16k",
+                            "-frame_duration", f"{ms:g}", "-f", "mpegts", str(templates[ms])],
+                           what="silence encoding", file=out.name)
         listing = []
         for k, (kind, val) in enumerate(pieces):
-            if kind == "sil":
+            if kind != "file":
                 sil = work / f"sil{k}.ogg"
-                run_ffmpeg(["-i", str(template), "-c", "copy", "-frames:a", str(val), "-f", "ogg", str(sil)],
+                run_ffmpeg(["-i", str(templates[kind]), "-c", "copy", "-frames:a", str(val), "-f", "ogg", str(sil)],
                            what="silence cut", file=out.name)
                 val = sil
             listing.append(f"file '{Path(val).name}'")
@@ -84,3 +83,14 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
             run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(work / "list.txt"), "-c", "copy",
                         "-f", MUXERS[fmt], "-y", str(tmp)], what="joining Opus runs", file=out.name)
     return {"duration_ms": round(pos, 3), "runs": placed}
+
+
+def _silence(pieces: list[tuple[str | float, int | Path]], gap_ms: float) -> float:
+    """Append silence for ``gap_ms`` rounded to 2.5 ms (20 ms packets, then 2.5 ms ones); return its length."""
+    steps = max(0, int(round(gap_ms / STEP_MS)))
+    per = int(PACKET_MS / STEP_MS)
+    if steps // per:
+        pieces.append((PACKET_MS, steps // per))
+    if steps % per:
+        pieces.append((STEP_MS, steps % per))
+    return steps * STEP_MS
