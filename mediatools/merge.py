@@ -148,6 +148,9 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
         else:
             runs = _transcode(lt, out, fmt_name, media, f0, f1)
             mode = "transcode"
+        session = {pr.index: pr.offset_ms for pr in ut.runs}
+        for r in runs["runs"]:   # where the run sits in the file and where it sits in the call
+            r["session_offset_ms"] = round(session[r["index"]], 3)
         done += len(ut.runs)
         if progress:
             progress(done, total)

@@ -145,6 +145,11 @@ def test_gaps_drop_and_align_session(rec, tmp_path):
         dur = len(decode_pcm(tmp_path / "drop" / u["file"], 48000)) / 48.0
         # copied runs are whole frames: at most one frame more per run
         assert -_frame_ms(tu) <= dur - talk <= _frame_ms(tu) * len(tu["runs"]), (tu["uid"], dur, talk)
+        # back to back in the file, yet each run still says where it was in the call
+        assert [r["session_offset_ms"] for r in u["runs"]] == pytest.approx(
+            [r["offset_ms"] for r in tu["runs"]], abs=1.0)
+        ends = [r["file_offset_ms"] + r["duration_ms"] for r in u["runs"]]
+        assert all(abs(r["file_offset_ms"] - e) <= _frame_ms(tu) for r, e in zip(u["runs"][1:], ends)), u["runs"]
     sess = _merge(folder, tmp_path / "sess", "--align", "session")
     for tu in truth["users"]:
         u = next(x for x in sess["users"] if x["uid"] == tu["uid"])
@@ -152,7 +157,7 @@ def test_gaps_drop_and_align_session(rec, tmp_path):
         dur = len(decode_pcm(path, 48000)) / 48.0
         assert abs(dur - truth["span_ms"]) <= _frame_ms(tu), (tu["uid"], dur)
         for e in _onset_errors(path, tu, 0.0):
-            assert abs(e) <= (_frame_ms(tu) / 2 + 2.0 if u["mode"] == "copy" else 2.0)
+            assert abs(e) <= (_quantum_ms(tu) / 2 + 2.0 if u["mode"] == "copy" else 2.0)
 
 
 def test_reencode_is_exact_and_says_so(rec, tmp_path):
