@@ -281,7 +281,8 @@ def _apply_slice_faults(out: Path, faults: list[Fault], pieces: list[dict],
                         entries: dict[str, list[PlaylistEntry]], u: UserSpec) -> None:
     for f in faults:
         target = next((p for p in pieces if p["run"] == f.run and p["slice"] == f.slice and p["ok"]), None)
-        if f.kind in ("missing_slice", "truncated_slice", "garbage_slice", "zero_byte_slice") and target is None:
+        if f.kind in ("missing_slice", "truncated_slice", "garbage_slice", "zero_byte_slice",
+                      "orphan_slice") and target is None:
             raise MediatoolsError(f"fault {f.kind}: uid {f.uid} has no slice {f.slice} in run {f.run}")
         path = out / target["name"] if target else None
         if f.kind == "missing_slice":
@@ -301,9 +302,6 @@ def _apply_slice_faults(out: Path, faults: list[Fault], pieces: list[dict],
             for fam in entries.values():
                 for i, e in enumerate(fam):
                     if e.uri == target["name"]:
-                        nxt = fam[i + 1] if i + 1 < len(fam) else None
-                        if e.discontinuity and nxt is not None:
-                            pass
                         del fam[i]
                         break
             continue
