@@ -1,8 +1,9 @@
 """``merge``: one playable file per user, copying the sender's audio where the codec allows.
 
-AAC users going to m4a/aac/ts are copied frame by frame (:mod:`mediatools.splice`);
-everything else (Opus for now, codec changes, other formats, ``--reencode``,
-``--start/--end``) is transcoded sample-exactly through :func:`mediatools.mixdown.render_mix`.
+AAC users going to m4a/aac/ts/mka are copied frame by frame (:mod:`mediatools.splice`), Opus
+users going to ogg/opus/webm/mka packet by packet (:mod:`mediatools.opus_copy`); everything
+else (codec changes, other formats, ``--reencode``, ``--start/--end``) is transcoded
+sample-exactly through :func:`mediatools.mixdown.render_mix`.
 """
 from __future__ import annotations
 
@@ -25,9 +26,14 @@ from .timeline import DEFAULT_TOLERANCE_MS, PlacedRun, Timeline, UserTimeline, b
 from .timespec import parse_time
 
 SCHEMA = "mediatools.merge/1"
-MERGE_FORMATS = ("m4a", "aac", "mp3", "wav", "flac", "opus", "ogg", "ts")
-COPY_FORMATS = {"aac": ("m4a", "aac", "ts"), "opus": ("ogg", "opus")}
-_TS = OutputFormat("ts", "mpegts", "aac", "128k", priming=1024)
+MERGE_FORMATS = ("m4a", "aac", "mp3", "wav", "flac", "opus", "ogg", "ts", "mka", "webm")
+COPY_FORMATS = {"aac": ("m4a", "aac", "ts", "mka"), "opus": ("ogg", "opus", "webm", "mka")}
+#: containers only merge writes (when it has to transcode into them)
+_MERGE_ONLY = {
+    "ts": OutputFormat("ts", "mpegts", "aac", "128k", priming=1024),
+    "mka": OutputFormat("mka", "matroska", "aac", "128k"),
+    "webm": OutputFormat("webm", "webm", "libopus", "96k", rates=(48000, 24000, 16000, 12000, 8000)),
+}
 
 
 @dataclass
@@ -211,7 +217,7 @@ def _copy_opus(lt: UserTimeline, out: Path, fmt: str, channels: int, f0: float, 
 
 
 def _transcode(lt: UserTimeline, out: Path, fmt_name: str, media, f0: float, f1: float) -> dict:  # noqa: ANN001
-    fmt = _TS if fmt_name == "ts" else FORMATS[fmt_name]
+    fmt = _MERGE_ONLY.get(fmt_name) or FORMATS[fmt_name]
     rate = media.sample_rate if media else 48000
     if fmt.rates and rate not in fmt.rates:
         rate = 48000

@@ -19,7 +19,7 @@ from .model import Run
 
 PACKET_MS = 20.0
 STEP_MS = 2.5     # the smallest Opus frame: the placement quantum
-MUXERS = {"ogg": "ogg", "opus": "opus"}
+MUXERS = {"ogg": "ogg", "opus": "opus", "webm": "webm", "mka": "matroska"}
 
 
 def ogg_samples(path: Path) -> int:

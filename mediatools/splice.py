@@ -191,7 +191,7 @@ def silence_frames(n: int, rate: int, channels: int) -> list[bytes]:
     return frames[:n]
 
 
-MUXERS = {"m4a": "ipod", "aac": "adts", "ts": "mpegts"}
+MUXERS = {"m4a": "ipod", "aac": "adts", "ts": "mpegts", "mka": "matroska"}
 
 
 class SilenceFrames:

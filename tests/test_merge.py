@@ -262,3 +262,22 @@ def test_ffmpeg_fallback_lifts_the_same_frames(make_recording, monkeypatch, tmp_
     with pytest.raises(MediatoolsError) as e:
         splice.slice_adts(bad)
     assert e.value.file == "not-audio.ts" and e.value.message.startswith("cannot copy audio (")
+
+
+@pytest.mark.parametrize("fmt", ["mka", "webm"])
+def test_matroska_copies_what_it_can_hold(rec, tmp_path, fmt):
+    """mka holds AAC and Opus, webm only Opus: those users are copied (placed to their
+    quantum), the AAC users in webm are transcoded to Opus and placed to the sample."""
+    folder, truth = rec
+    doc = _merge(folder, tmp_path, "--format", fmt)
+    for tu in truth["users"]:
+        u = next(x for x in doc["users"] if x["uid"] == tu["uid"])
+        assert u["file"].endswith("." + fmt)
+        copied = fmt == "mka" or tu["codec"] == "opus"
+        assert (u["mode"], u["reason"]) == (("copy", None) if copied else ("transcode", "aac cannot be copied into webm"))
+        first = tu["runs"][0]["offset_ms"]
+        last = max(r["offset_ms"] + r["duration_ms"] for r in tu["runs"])
+        dur = len(decode_pcm(tmp_path / u["file"], 48000)) / 48.0
+        assert abs(dur - (last - first)) <= _frame_ms(tu), (tu["uid"], dur, last - first)
+        for e in _onset_errors(tmp_path / u["file"], tu, first):
+            assert abs(e) <= (_quantum_ms(tu) / 2 + 2.0 if copied else 2.0), (tu["uid"], e)
