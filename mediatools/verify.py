@@ -145,7 +145,7 @@ def verify(mixfile: str | Path, source: str | Path | Recording, *, sid: str | No
     if gain > 0:
         aligned /= gain
     aligned[margin:margin + n] -= ref  # what the mix holds beyond the expected sum: ~0 when right
-    del ref
+    ref = None  # the sum is large (span × bands); free it before the per-run search
     placed_runs = [(uid, pr, *_place_run(aligned, f, at + margin, search)) for uid, pr, f, at in runs]
     local = [off for _, _, off, pres in placed_runs if off is not None and pres >= PRESENCE_MIN]
     fine = float(np.median(local)) if local else 0.0
