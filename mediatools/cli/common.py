@@ -81,7 +81,9 @@ def s3_options(f: Callable) -> Callable:
     return f
 
 
-def cache_dir_option(f: Callable) -> Callable:
-    return click.option("--cache-dir", type=click.Path(file_okay=False), expose_value=False, callback=_remember,
-                        help="Where s3:// sources are fetched to and reused "
-                             "[default: the user cache folder, mediatools/s3].")(f)
+def source_options(f: Callable) -> Callable:
+    """For commands that read a SOURCE, which may be s3://: the bucket options plus the cache."""
+    f = click.option("--cache-dir", type=click.Path(file_okay=False), expose_value=False, callback=_remember,
+                     help="Where s3:// sources are fetched to and reused "
+                          "[default: the user cache folder, mediatools/s3].")(f)
+    return s3_options(f)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from . import cli
-from .common import cache_dir_option, s3_options, emit_json, json_option, sid_option, strict_option, uid_option
+from .common import source_options, emit_json, json_option, sid_option, strict_option, uid_option
 from ..errors import Strictness, UsageError
 from ..recording import discover
 from ..report import SCHEMA, probe_runs, recording_dict, render_text
@@ -20,8 +20,7 @@ from ..timeline import DEFAULT_TOLERANCE_MS, build_timeline
 @click.option("--tolerance-ms", type=float, default=DEFAULT_TOLERANCE_MS, show_default=True,
               help="Slices whose file-name time is further than this from the previous slice's end start a new run.")
 @click.option("--no-probe", is_flag=True, help="Do not run ffmpeg to read codec, rate and channels.")
-@s3_options
-@cache_dir_option
+@source_options
 @click.pass_context
 def inspect_cmd(ctx: click.Context, source: str, sid: str | None, uids: tuple[str, ...], as_json: bool,
                 strict: bool, tolerance_ms: float, no_probe: bool) -> None:

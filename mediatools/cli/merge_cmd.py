@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from . import cli
-from .common import cache_dir_option, s3_options, emit_json, json_option, quiet_option, report_problems, show_progress, sid_option, strict_option
+from .common import source_options, emit_json, json_option, quiet_option, report_problems, show_progress, sid_option, strict_option
 from ..errors import Problem
 from ..merge import MERGE_FORMATS, MergeOptions, merge
 from ..sources import local_source
@@ -28,8 +28,7 @@ from ..sources import local_source
 @strict_option
 @json_option
 @quiet_option
-@s3_options
-@cache_dir_option
+@source_options
 @click.pass_context
 def merge_cmd(ctx: click.Context, source: str, outdir: str, fmt: str | None, sid: str | None,
               uids: tuple[str, ...], gaps: str, align: str, start: str | None, end: str | None,

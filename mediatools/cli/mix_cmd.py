@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from . import cli
-from .common import (cache_dir_option, s3_options, emit_json, json_option, quiet_option, report_problems, show_progress, sid_option,
+from .common import (source_options, emit_json, json_option, quiet_option, report_problems, show_progress, sid_option,
                      strict_option)
 from ..agora_config import load_transcode_options
 from ..errors import Problem, UsageError
@@ -46,8 +46,7 @@ def _gains(values: tuple[str, ...]) -> dict[str, float]:
 @strict_option
 @json_option
 @quiet_option
-@s3_options
-@cache_dir_option
+@source_options
 @click.pass_context
 def mix_cmd(ctx: click.Context, source: str, out: str, fmt: str | None, sid: str | None, uids: tuple[str, ...],
             exclude: tuple[str, ...], sample_rate: int | None, channels: int | None, bitrate: str | None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from . import cli
-from .common import cache_dir_option, s3_options, emit_json, json_option, sid_option
+from .common import source_options, emit_json, json_option, sid_option
 from ..agora_config import load_transcode_options
 from ..sources import local_source
 from ..verify import verify
@@ -18,8 +18,7 @@ from ..verify import verify
 @click.option("--transcode-options", type=click.Path(exists=True, dir_okay=False),
               help="Agora transcodeOptions JSON (or the start request): format, rate, channels to expect.")
 @json_option
-@s3_options
-@cache_dir_option
+@source_options
 @click.pass_context
 def verify_cmd(ctx: click.Context, mixfile: str, source: str, sid: str | None, tolerance_ms: float,
                transcode_options: str | None, as_json: bool) -> None:
