@@ -71,12 +71,14 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
                             "-frame_duration", f"{ms:g}", "-f", "mpegts", str(templates[ms])],
                            what="silence encoding", file=out.name)
         listing = []
-        for k, (kind, val) in enumerate(pieces):
+        cut: dict[tuple, Path] = {}   # the same silence is cut once, however often it recurs
+        for kind, val in pieces:
             if kind != "file":
-                sil = work / f"sil{k}.ogg"
-                run_ffmpeg(["-i", str(templates[kind]), "-c", "copy", "-frames:a", str(val), "-f", "ogg", str(sil)],
-                           what="silence cut", file=out.name)
-                val = sil
+                if (kind, val) not in cut:
+                    cut[kind, val] = work / f"sil{len(cut)}.ogg"
+                    run_ffmpeg(["-i", str(templates[kind]), "-c", "copy", "-frames:a", str(val), "-f", "ogg",
+                                str(cut[kind, val])], what="silence cut", file=out.name)
+                val = cut[kind, val]
             listing.append(f"file '{Path(val).name}'")
         (work / "list.txt").write_text("\n".join(listing) + "\n")
         with atomic_path(out) as tmp:
