@@ -180,6 +180,9 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
 def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: float, f1: float) -> dict:
     """Splice copied run frames and silence frames; placement quantised to ±half a frame.
 
+    A run keeps its last, partly used frame unless that would push the next run (or the
+    file's end) off its place: runs that touch (a failover joined, ``--gaps drop``) then
+    stay within half a frame instead of drifting a frame per run.
     Frames stream into the muxing ffmpeg as each run is read, so reading and muxing overlap.
     """
     frame_ms = FRAME * 1000.0 / rate
@@ -189,20 +192,23 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
     def remux_failed(why: str) -> MediatoolsError:
         return MediatoolsError(f"remux failed ({why})", file=out.name, code="remux_failed")
 
+    def at(ms: float) -> float:   # session ms → frames from the file start
+        return (ms - f0) * rate / 1000.0 / FRAME
+
     sil = SilenceFrames(rate, channels)
+    limits = [at(pr.offset_ms) for pr in lt.runs[1:]] + [at(f1)]
     with atomic_path(out) as tmp, adts_output(tmp, fmt, remux_failed) as put:
-        for pr in lt.runs:
-            target = (pr.offset_ms - f0) * rate / 1000.0
-            n = max(0, int(round(target / FRAME - pos)))
+        for pr, limit in zip(lt.runs, limits):
+            n = max(0, int(round(at(pr.offset_ms) - pos)))
             put(b"".join(sil.take(n)))
             pos += n
-            frames = run_adts(pr.run, rate, put)
+            frames = run_adts(pr.run, rate, put, max_frames=max(1, int(round(limit - pos))))
             runs.append({"index": pr.index, "start_utc": iso_utc(pr.start_ms),
                          "file_offset_ms": round(pos * frame_ms, 3), "duration_ms": round(pr.duration_ms, 3),
                          "placement_error_ms": round(pos * frame_ms - (pr.offset_ms - f0), 3),
                          "frames": frames})
             pos += frames
-        tail = int(round((f1 - f0) * rate / 1000.0 / FRAME - pos))
+        tail = int(round(at(f1) - pos))
         if tail > 0:
             put(b"".join(sil.take(tail)))
             pos += tail

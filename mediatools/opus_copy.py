@@ -48,11 +48,17 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
         pieces: list[tuple[str | float, int | Path]] = []   # ("file", run) or (packet ms, count)
         placed = []
         pos = 0.0   # ms written
-        for i, (run, offset_ms, duration_ms) in enumerate(runs):
+        limits = [offset_ms for _, offset_ms, _ in runs[1:]] + [f1]
+        for i, ((run, offset_ms, duration_ms), limit) in enumerate(zip(runs, limits)):
             pos += _silence(pieces, offset_ms - f0 - pos)
+            # -t keeps every packet that starts before it: the last one may overhang the run's
+            # end. Where that would push the next run (or the file's end) off its place, stop
+            # half a packet early so the overhang rounds instead.
+            room = limit - f0 - pos - PACKET_MS / 2
+            keep_ms = max(PACKET_MS / 2, min(duration_ms, room))
             ogg = work / f"run{i}.ogg"
             run_ffmpeg(["-i", concat_url([s.path for s in run.slices if s.path is not None]), "-map", "0:a:0",
-                        "-c", "copy", "-t", f"{duration_ms / 1000.0:.6f}", "-f", "ogg", str(ogg)],
+                        "-c", "copy", "-t", f"{keep_ms / 1000.0:.6f}", "-f", "ogg", str(ogg)],
                        what="Opus copy", file=run.slices[0].name)
             length = ogg_samples(ogg) / 48.0
             placed.append({"file_offset_ms": round(pos, 3), "placement_error_ms": round(pos - (offset_ms - f0), 3),

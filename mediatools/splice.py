@@ -129,13 +129,15 @@ def adts_media(path: str | Path) -> MediaInfo | None:
     return None
 
 
-def run_adts(run: Run, rate: int, put: Callable[[bytes], None]) -> int:
-    """Copy the run's AAC frames (no decode) to ``put``, cut to the run's duration; return
-    the frames written.
+def run_adts(run: Run, rate: int, put: Callable[[bytes], None], max_frames: int | None = None) -> int:
+    """Copy the run's AAC frames (no decode) to ``put``, cut to the run's duration (and to
+    ``max_frames``); return the frames written.
 
     One slice at a time, so memory is one slice's however long the run (a speaker who
     never pauses makes a single run of hours)."""
     need = max(1, -(-int(round(run.duration_ms * rate / 1000.0)) // FRAME))
+    if max_frames is not None:
+        need = min(need, max_frames)
     frames = 0
     for s in run.slices:
         if frames >= need:
