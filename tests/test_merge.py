@@ -156,7 +156,7 @@ def test_gaps_drop_and_align_session(rec, tmp_path):
         u = next(x for x in sess["users"] if x["uid"] == tu["uid"])
         path = tmp_path / "sess" / u["file"]
         dur = len(decode_pcm(path, 48000)) / 48.0
-        assert abs(dur - truth["span_ms"]) <= _frame_ms(tu), (tu["uid"], dur)
+        assert abs(dur - truth["span_ms"]) <= _frame_ms(tu) / 2 + 0.1, (tu["uid"], dur)   # same length, all
         for e in _onset_errors(path, tu, 0.0):
             assert abs(e) <= (_quantum_ms(tu) / 2 + 2.0 if u["mode"] == "copy" else 2.0)
 
