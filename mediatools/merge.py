@@ -7,16 +7,21 @@ sample-exactly through :func:`mediatools.mixdown.render_mix`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .atomic import atomic_path
 from .errors import MediatoolsError, Strictness, UsageError
 from .mixdown import FORMATS, OutputFormat, render_mix
-from .model import Recording
+from .model import MediaInfo, Recording
 from .naming import iso_utc
 from .opus_copy import copy_opus
 from .recording import load_recording
@@ -48,6 +53,7 @@ class MergeOptions:
     strict: bool = False
     reencode: bool = False
     tolerance_ms: float = DEFAULT_TOLERANCE_MS
+    parallel: int | None = None        # users written at once; default: one per core, at most 4
 
 
 def safe_name(uid: str, taken: set[str]) -> str:
@@ -117,9 +123,9 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
         except OSError as exc:
             raise MediatoolsError(f"cannot create ({exc.strerror})", file=str(outdir), code="unwritable") from None
     taken: set[str] = {"merge"}
-    users = []
-    total = sum(len(u.runs) for u in tl.users) or 1
-    done = 0
+    jobs: list[_Job] = []
+    users: list[dict] = []
+    entry: dict[Path, dict] = {}   # job → its place in the report, which keeps the users' order
     for ut in tl.users:
         stem = safe_name(ut.uid, taken)
         if not ut.runs:
@@ -129,7 +135,6 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
         media = ut.track.media
         codec = media.codec if media else "aac"
         fmt_name = o.format or ("ogg" if codec == "opus" else "m4a")
-        out = outdir / f"{stem}.{fmt_name}"
         lt, f0, f1 = _layout(ut, o.gaps, o.align, tl.span_ms)
         if start_ms is not None:
             f0 = max(f0, start_ms)
@@ -145,29 +150,17 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
                       else f"{codec} cannot be copied into {fmt_name}")
         elif start_ms is not None or end_ms is not None:
             reason = "--start/--end cut inside frames"
-        if reason is None and codec == "opus":
-            runs = _copy_opus(lt, out, fmt_name, media.channels, f0, f1)
-            mode = "copy"
-        elif reason is None:
-            runs = _copy(lt, out, fmt_name, media.sample_rate, media.channels, f0, f1)
-            mode = "copy"
-        else:
-            runs = _transcode(lt, out, fmt_name, media, f0, f1)
-            mode = "transcode"
-        session = {pr.index: pr.offset_ms for pr in ut.runs}
-        for r in runs["runs"]:   # where the run sits in the file and where it sits in the call
-            r["session_offset_ms"] = round(session[r["index"]], 3)
-        done += len(ut.runs)
-        if progress:
-            progress(done, total)
-        users.append({"uid": ut.uid, "file": out.name, "mode": mode, "reason": reason,
-                      "codec": codec, "sample_rate": media.sample_rate if media else None,
-                      "channels": media.channels if media else None,
-                      "file_start_offset_ms": round(f0, 3), "duration_ms": runs["duration_ms"],
-                      "runs": runs["runs"],
-                      "gaps": [{"offset_ms": round(g.offset_ms, 3), "duration_ms": round(g.duration_ms, 3)}
-                               for g in ut.gaps],
-                      "problems": [p.to_dict() for p in rec.problems if p.uid == ut.uid]})
+        jobs.append(_Job(ut, lt, outdir / f"{stem}.{fmt_name}", fmt_name, codec, media, f0, f1, reason))
+        users.append({"uid": ut.uid})
+        entry[jobs[-1].out] = users[-1]
+    total = sum(len(j.ut.runs) for j in jobs) or 1
+    done = 0
+    with contextlib.closing(_run_jobs(jobs, o.parallel)) as finished:   # closing: stop the rest on errors
+        for job, written in finished:
+            _report_user(job, written, rec, entry[job.out])
+            done += len(job.ut.runs)
+            if progress:
+                progress(done, total)
     report = {"schema": SCHEMA, "outdir": str(outdir), "sid": rec.sid, "cname": rec.cname,
               "origin_ms": tl.origin_ms, "origin_utc": iso_utc(tl.origin_ms), "span_ms": round(tl.span_ms, 3),
               "gaps": o.gaps, "align": o.align, "files": {u["uid"]: u["file"] for u in users},
@@ -177,7 +170,83 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
     return report
 
 
-def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: float, f1: float) -> dict:
+def _report_user(job: _Job, written: dict, rec: Recording, entry: dict) -> None:
+    ut, media = job.ut, job.media
+    session = {pr.index: pr.offset_ms for pr in ut.runs}
+    for r in written["runs"]:   # where the run sits in the file and where it sits in the call
+        r["session_offset_ms"] = round(session[r["index"]], 3)
+    entry.update({"file": job.out.name, "mode": "copy" if job.reason is None else "transcode",
+                  "reason": job.reason, "codec": job.codec,
+                  "sample_rate": media.sample_rate if media else None,
+                  "channels": media.channels if media else None,
+                  "file_start_offset_ms": round(job.f0, 3), "duration_ms": written["duration_ms"],
+                  "runs": written["runs"],
+                  "gaps": [{"offset_ms": round(g.offset_ms, 3), "duration_ms": round(g.duration_ms, 3)}
+                           for g in ut.gaps],
+                  "problems": [p.to_dict() for p in rec.problems if p.uid == ut.uid]})
+
+
+@dataclass
+class _Job:
+    """One user's file, decided up front so users can be written side by side."""
+    ut: UserTimeline
+    lt: UserTimeline          # runs as placed in the file
+    out: Path
+    fmt: str
+    codec: str
+    media: MediaInfo | None
+    f0: float                 # the file's span on the session timeline (ms)
+    f1: float
+    reason: str | None        # why it is transcoded; None: copied
+
+
+def _write(job: _Job, cancelled: threading.Event) -> dict:
+    def check(*_: object) -> None:   # between runs / blocks: another user's failure or Ctrl-C stops this one
+        if cancelled.is_set():
+            raise KeyboardInterrupt
+    m = job.media
+    if job.reason is None and job.codec == "opus":
+        return _copy_opus(job.lt, job.out, job.fmt, m.channels, job.f0, job.f1, check)  # type: ignore[union-attr]
+    if job.reason is None:
+        return _copy(job.lt, job.out, job.fmt, m.sample_rate, m.channels, job.f0, job.f1, check)  # type: ignore[union-attr]
+    return _transcode(job.lt, job.out, job.fmt, m, job.f0, job.f1, check)
+
+
+def _run_jobs(jobs: list[_Job], parallel: int | None) -> Iterator[tuple[_Job, dict]]:
+    """Write the users' files, several at once (each is one ffmpeg pipeline that uses about
+    one core), yielding each as it completes. A failure or an interrupt stops the others at
+    their next run or block, and each removes its own temporary file."""
+    cancelled = threading.Event()
+    workers = min(len(jobs), parallel or min(4, os.cpu_count() or 1))
+    if workers <= 1:
+        for job in jobs:
+            yield job, _write(job, cancelled)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures: dict[Future, _Job] = {}
+        try:
+            for job in jobs:   # inside the try: workers start (and may be interrupted) at once
+                futures[pool.submit(_write, job, cancelled)] = job
+            pending = set(futures)
+            while pending:
+                # Short waits, then an explicit check for signals: a signal caught while the
+                # workers run Python code may not reach the main thread's handler (and so
+                # KeyboardInterrupt) until all of them are done. pthread_sigmask with nothing to
+                # change is the stdlib call that runs pending handlers (PyErr_CheckSignals).
+                finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                signal.pthread_sigmask(signal.SIG_BLOCK, ())
+                for fut in finished:
+                    yield futures[fut], fut.result()
+        except BaseException:
+            cancelled.set()
+            for fut in futures:
+                fut.cancel()
+            wait(futures)
+            raise
+
+
+def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: float, f1: float,
+          check: Callable[[], None]) -> dict:
     """Splice copied run frames and silence frames; placement quantised to ±half a frame.
 
     A run keeps its last, partly used frame unless that would push the next run (or the
@@ -199,6 +268,7 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
     limits = [at(pr.offset_ms) for pr in lt.runs[1:]] + [at(f1)]
     with atomic_path(out) as tmp, adts_output(tmp, fmt, remux_failed) as put:
         for pr, limit in zip(lt.runs, limits):
+            check()
             n = max(0, int(round(at(pr.offset_ms) - pos)))
             put(b"".join(sil.take(n)))
             pos += n
@@ -215,21 +285,24 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
     return {"duration_ms": round(pos * frame_ms, 3), "runs": runs}
 
 
-def _copy_opus(lt: UserTimeline, out: Path, fmt: str, channels: int, f0: float, f1: float) -> dict:
-    res = copy_opus([(pr.run, pr.offset_ms, pr.duration_ms) for pr in lt.runs], out, fmt, channels, f0, f1)
+def _copy_opus(lt: UserTimeline, out: Path, fmt: str, channels: int, f0: float, f1: float,
+               check: Callable[[], None]) -> dict:
+    res = copy_opus([(pr.run, pr.offset_ms, pr.duration_ms) for pr in lt.runs], out, fmt, channels, f0, f1,
+                    check=check)
     for pr, r in zip(lt.runs, res["runs"]):
         r.update({"index": pr.index, "start_utc": iso_utc(pr.start_ms), "duration_ms": round(pr.duration_ms, 3)})
     return res
 
 
-def _transcode(lt: UserTimeline, out: Path, fmt_name: str, media, f0: float, f1: float) -> dict:  # noqa: ANN001
+def _transcode(lt: UserTimeline, out: Path, fmt_name: str, media: MediaInfo | None, f0: float, f1: float,
+               check: Callable[..., None]) -> dict:
     fmt = _MERGE_ONLY.get(fmt_name) or FORMATS[fmt_name]
     rate = media.sample_rate if media else 48000
     if fmt.rates and rate not in fmt.rates:
         rate = 48000
     channels = media.channels if media else 1
     res = render_mix(_Span(0, [lt], f1), out, fmt=fmt, rate=rate, channels=channels, normalize="none",
-                     window_start_ms=f0, window_end_ms=f1)
+                     window_start_ms=f0, window_end_ms=f1, progress=check)
     segs = res.users[0]["runs"] if res.users else []
     runs = [{"index": pr.index, "start_utc": iso_utc(pr.start_ms), "file_offset_ms": s["offset_ms"], "duration_ms": s["duration_ms"],
              "placement_error_ms": 0.0} for pr, s in zip([r for r in lt.runs if r.end_offset_ms > f0 and r.offset_ms < f1], segs)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from .atomic import TMP_PREFIX, atomic_path
 from .errors import MediatoolsError
@@ -41,8 +42,9 @@ def ogg_samples(path: Path) -> int:
 
 
 def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channels: int, f0: float,
-              f1: float) -> dict:
-    """``runs`` are (run, offset_ms, duration_ms) on the session timeline; the file spans [f0, f1)."""
+              f1: float, *, check: Callable[[], None] = lambda: None) -> dict:
+    """``runs`` are (run, offset_ms, duration_ms) on the session timeline; the file spans [f0, f1).
+    ``check`` is called between ffmpeg steps and may raise to stop."""
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=TMP_PREFIX) as td:
         work = Path(td)
         pieces: list[tuple[str | float, int | Path]] = []   # ("file", run) or (packet ms, count)
@@ -50,6 +52,7 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
         pos = 0.0   # ms written
         limits = [offset_ms for _, offset_ms, _ in runs[1:]] + [f1]
         for i, ((run, offset_ms, duration_ms), limit) in enumerate(zip(runs, limits)):
+            check()
             pos += _silence(pieces, offset_ms - f0 - pos)
             # -t keeps every packet that starts before it: the last one may overhang the run's
             # end. Where that would push the next run (or the file's end) off its place, stop
@@ -79,6 +82,7 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
         listing = []
         cut: dict[tuple, Path] = {}   # the same silence is cut once, however often it recurs
         for kind, val in pieces:
+            check()
             if kind != "file":
                 if (kind, val) not in cut:
                     cut[kind, val] = work / f"sil{len(cut)}.ogg"

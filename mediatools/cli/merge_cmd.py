@@ -25,6 +25,8 @@ from ..sources import local_source
 @click.option("--start", help="Cut from here: seconds / H:MM:SS.mmm from the session origin, or UTC.")
 @click.option("--end", help="Cut up to here (same forms as --start).")
 @click.option("--reencode", is_flag=True, help="Transcode even where the audio could be copied.")
+@click.option("--parallel", type=click.IntRange(1, 64), default=None,
+              help="Users written at once.  [default: one per CPU core, at most 4]")
 @strict_option
 @json_option
 @quiet_option
@@ -32,10 +34,10 @@ from ..sources import local_source
 @click.pass_context
 def merge_cmd(ctx: click.Context, source: str, outdir: str, fmt: str | None, sid: str | None,
               uids: tuple[str, ...], gaps: str, align: str, start: str | None, end: str | None,
-              reencode: bool, strict: bool, as_json: bool, quiet: bool) -> None:
+              reencode: bool, parallel: int | None, strict: bool, as_json: bool, quiet: bool) -> None:
     """One file per user: the user's runs, copied without re-encoding where the codec allows."""
     opts = MergeOptions(sid=sid, uids=list(uids), format=fmt, gaps=gaps, align=align, start=start, end=end,
-                        strict=strict, reencode=reencode)
+                        strict=strict, reencode=reencode, parallel=parallel)
     folder = local_source(ctx, source, sid=sid, uids=list(uids))
     if show_progress(quiet):
         with click.progressbar(length=1000, label="merging", file=click.get_text_stream("stderr")) as bar:
