@@ -234,7 +234,7 @@ def _run_jobs(jobs: list[_Job], parallel: int | None) -> Iterator[tuple[_Job, di
                 # KeyboardInterrupt) until all of them are done. pthread_sigmask with nothing to
                 # change is the stdlib call that runs pending handlers (PyErr_CheckSignals).
                 finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-                if hasattr(signal, "pthread_sigmask"):   # POSIX; elsewhere waits wake the handler
+                if hasattr(signal, "pthread_sigmask"):   # POSIX only
                     signal.pthread_sigmask(signal.SIG_BLOCK, ())
                 for fut in finished:
                     yield futures[fut], fut.result()
