@@ -153,14 +153,9 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
         jobs.append(_Job(ut, lt, outdir / f"{stem}.{fmt_name}", fmt_name, codec, media, f0, f1, reason))
         users.append({"uid": ut.uid})
         entry[jobs[-1].out] = users[-1]
-    total = sum(len(j.ut.runs) for j in jobs) or 1
-    done = 0
-    with contextlib.closing(_run_jobs(jobs, o.parallel)) as finished:   # closing: stop the rest on errors
+    with contextlib.closing(_run_jobs(jobs, o.parallel, progress)) as finished:   # closing: stop the rest on errors
         for job, written in finished:
             _report_user(job, written, rec, entry[job.out])
-            done += len(job.ut.runs)
-            if progress:
-                progress(done, total)
     report = {"schema": SCHEMA, "outdir": str(outdir), "sid": rec.sid, "cname": rec.cname,
               "origin_ms": tl.origin_ms, "origin_utc": iso_utc(tl.origin_ms), "span_ms": round(tl.span_ms, 3),
               "gaps": o.gaps, "align": o.align, "files": {u["uid"]: u["file"] for u in users},
@@ -200,10 +195,13 @@ class _Job:
     reason: str | None        # why it is transcoded; None: copied
 
 
-def _write(job: _Job, cancelled: threading.Event) -> dict:
-    def check(*_: object) -> None:   # between runs / blocks: another user's failure or Ctrl-C stops this one
+def _write(job: _Job, cancelled: threading.Event, fraction: Callable[[float], None]) -> dict:
+    def check(done: int | None = None, total: int | None = None) -> None:
+        """Between runs / blocks: say how far this user is; another user's failure or Ctrl-C stops it."""
         if cancelled.is_set():
             raise KeyboardInterrupt
+        if done is not None and total:
+            fraction(done / total)
     m = job.media
     if job.reason is None and job.codec == "opus":
         return _copy_opus(job.lt, job.out, job.fmt, m.channels, job.f0, job.f1, check)  # type: ignore[union-attr]
@@ -212,21 +210,42 @@ def _write(job: _Job, cancelled: threading.Event) -> dict:
     return _transcode(job.lt, job.out, job.fmt, m, job.f0, job.f1, check)
 
 
-def _run_jobs(jobs: list[_Job], parallel: int | None) -> Iterator[tuple[_Job, dict]]:
+def _run_jobs(jobs: list[_Job], parallel: int | None,
+              progress: Callable[[int, int], None] | None) -> Iterator[tuple[_Job, dict]]:
     """Write the users' files, several at once (each is one ffmpeg pipeline that uses about
     one core), yielding each as it completes. A failure or an interrupt stops the others at
-    their next run or block, and each removes its own temporary file."""
+    their next run or block, and each removes its own temporary file.
+
+    ``progress(done, total)`` counts runs, parts of a user's runs included; it is called from
+    the calling thread only (workers just record their fraction)."""
     cancelled = threading.Event()
+    done = {id(job): 0.0 for job in jobs}
+    total = sum(len(j.ut.runs) for j in jobs) or 1
+
+    def tell() -> None:
+        if progress:
+            progress(int(sum(done.values())), total)
+
+    def fraction_of(job: _Job, inline: bool) -> Callable[[float], None]:
+        def record(f: float) -> None:
+            done[id(job)] = f * len(job.ut.runs)
+            if inline:
+                tell()
+        return record
+
     workers = min(len(jobs), parallel or min(4, os.cpu_count() or 1))
     if workers <= 1:
         for job in jobs:
-            yield job, _write(job, cancelled)
+            written = _write(job, cancelled, fraction_of(job, True))
+            done[id(job)] = len(job.ut.runs)
+            tell()
+            yield job, written
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures: dict[Future, _Job] = {}
         try:
             for job in jobs:   # inside the try: workers start (and may be interrupted) at once
-                futures[pool.submit(_write, job, cancelled)] = job
+                futures[pool.submit(_write, job, cancelled, fraction_of(job, False))] = job
             pending = set(futures)
             while pending:
                 # Short waits, then an explicit check for signals: a signal caught while the
@@ -236,6 +255,9 @@ def _run_jobs(jobs: list[_Job], parallel: int | None) -> Iterator[tuple[_Job, di
                 finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
                 if hasattr(signal, "pthread_sigmask"):   # POSIX only
                     signal.pthread_sigmask(signal.SIG_BLOCK, ())
+                for fut in finished:
+                    done[id(futures[fut])] = len(futures[fut].ut.runs)
+                tell()
                 for fut in finished:
                     yield futures[fut], fut.result()
         except BaseException:
@@ -247,7 +269,7 @@ def _run_jobs(jobs: list[_Job], parallel: int | None) -> Iterator[tuple[_Job, di
 
 
 def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: float, f1: float,
-          check: Callable[[], None]) -> dict:
+          check: Callable[[int, int], None]) -> dict:
     """Splice copied run frames and silence frames; placement quantised to ±half a frame.
 
     A run keeps its last, partly used frame unless that would push the next run (or the
@@ -268,8 +290,8 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
     sil = SilenceFrames(rate, channels)
     limits = [at(pr.offset_ms) for pr in lt.runs[1:]] + [at(f1)]
     with atomic_path(out) as tmp, adts_output(tmp, fmt, remux_failed) as put:
-        for pr, limit in zip(lt.runs, limits):
-            check()
+        for i, (pr, limit) in enumerate(zip(lt.runs, limits)):
+            check(i, len(lt.runs))
             n = max(0, int(round(at(pr.offset_ms) - pos)))
             put(b"".join(sil.take(n)))
             pos += n
@@ -287,7 +309,7 @@ def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: f
 
 
 def _copy_opus(lt: UserTimeline, out: Path, fmt: str, channels: int, f0: float, f1: float,
-               check: Callable[[], None]) -> dict:
+               check: Callable[[int, int], None]) -> dict:
     res = copy_opus([(pr.run, pr.offset_ms, pr.duration_ms) for pr in lt.runs], out, fmt, channels, f0, f1,
                     check=check)
     for pr, r in zip(lt.runs, res["runs"]):
@@ -296,7 +318,7 @@ def _copy_opus(lt: UserTimeline, out: Path, fmt: str, channels: int, f0: float, 
 
 
 def _transcode(lt: UserTimeline, out: Path, fmt_name: str, media: MediaInfo | None, f0: float, f1: float,
-               check: Callable[..., None]) -> dict:
+               check: Callable[[int, int], None]) -> dict:
     fmt = _MERGE_ONLY.get(fmt_name) or FORMATS[fmt_name]
     rate = media.sample_rate if media else 48000
     if fmt.rates and rate not in fmt.rates:

@@ -42,9 +42,9 @@ def ogg_samples(path: Path) -> int:
 
 
 def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channels: int, f0: float,
-              f1: float, *, check: Callable[[], None] = lambda: None) -> dict:
+              f1: float, *, check: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """``runs`` are (run, offset_ms, duration_ms) on the session timeline; the file spans [f0, f1).
-    ``check`` is called between ffmpeg steps and may raise to stop."""
+    ``check(runs done, runs)`` is called between ffmpeg steps and may raise to stop."""
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=TMP_PREFIX) as td:
         work = Path(td)
         pieces: list[tuple[str | float, int | Path]] = []   # ("file", run) or (packet ms, count)
@@ -52,7 +52,7 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
         pos = 0.0   # ms written
         limits = [offset_ms for _, offset_ms, _ in runs[1:]] + [f1]
         for i, ((run, offset_ms, duration_ms), limit) in enumerate(zip(runs, limits)):
-            check()
+            check(i, len(runs))
             pos += _silence(pieces, offset_ms - f0 - pos)
             # -t keeps every packet that starts before it: the last one may overhang the run's
             # end. Where that would push the next run (or the file's end) off its place, stop
@@ -82,7 +82,7 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
         listing = []
         cut: dict[tuple, Path] = {}   # the same silence is cut once, however often it recurs
         for kind, val in pieces:
-            check()
+            check(len(runs), len(runs))
             if kind != "file":
                 if (kind, val) not in cut:
                     cut[kind, val] = work / f"sil{len(cut)}.ogg"

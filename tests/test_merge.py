@@ -355,3 +355,17 @@ def test_interrupted_parallel_merge_leaves_nothing_half_written(sig, make_record
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert stray_temp_files(tmp_path) == [] and sorted(os.listdir(out)) == [], (sorted(os.listdir(out)), err)
+
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_progress_moves_within_a_user(rec, tmp_path, parallel):
+    """A long user is not one jump: progress counts runs (and blocks of a transcode) as they
+    are written, never goes back, and ends at the total."""
+    from mediatools.merge import MergeOptions, merge
+
+    seen: list[tuple[int, int]] = []
+    merge(rec[0], tmp_path, MergeOptions(format="flac", parallel=parallel), progress=lambda d, t: seen.append((d, t)))
+    total = sum(len(tu["runs"]) for tu in rec[1]["users"])
+    assert seen[-1] == (total, total)
+    assert all(t == total for _, t in seen) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert len({d for d, _ in seen if 0 < d < total}) >= 2, seen
