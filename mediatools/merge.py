@@ -96,7 +96,9 @@ def _layout(ut: UserTimeline, gaps: str, align: str, session_span: float) -> tup
 
 def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOptions | None = None, *,
           progress: Callable[[int, int], None] | None = None, create_outdir: bool = False) -> dict:
-    """Write ``<uid>.<ext>`` per selected user and ``merge.json`` into ``outdir``; return the report."""
+    """Write ``<uid>.<ext>`` per selected user and ``merge.json`` into ``outdir``; return the report.
+
+    ``progress(done, total)`` is called as the work advances (done/total is the share written)."""
     o = options or MergeOptions()
     if o.gaps not in ("keep", "drop"):
         raise UsageError("--gaps must be keep or drop")
@@ -216,15 +218,15 @@ def _run_jobs(jobs: list[_Job], parallel: int | None,
     one core), yielding each as it completes. A failure or an interrupt stops the others at
     their next run or block, and each removes its own temporary file.
 
-    ``progress(done, total)`` counts runs, parts of a user's runs included; it is called from
-    the calling thread only (workers just record their fraction)."""
+    ``progress(done, total)`` counts thousandths of runs, so a long run moves it too; it is
+    called from the calling thread only (workers just record their fraction)."""
     cancelled = threading.Event()
     done = {id(job): 0.0 for job in jobs}
     total = sum(len(j.ut.runs) for j in jobs) or 1
 
     def tell() -> None:
         if progress:
-            progress(int(sum(done.values())), total)
+            progress(int(sum(done.values()) * 1000), total * 1000)
 
     def fraction_of(job: _Job, inline: bool) -> Callable[[float], None]:
         def record(f: float) -> None:

@@ -365,7 +365,7 @@ def test_progress_moves_within_a_user(rec, tmp_path, parallel):
 
     seen: list[tuple[int, int]] = []
     merge(rec[0], tmp_path, MergeOptions(format="flac", parallel=parallel), progress=lambda d, t: seen.append((d, t)))
-    total = sum(len(tu["runs"]) for tu in rec[1]["users"])
+    total = sum(len(tu["runs"]) for tu in rec[1]["users"]) * 1000   # thousandths of runs
     assert seen[-1] == (total, total)
     assert all(t == total for _, t in seen) and [d for d, _ in seen] == sorted(d for d, _ in seen)
-    assert len({d for d, _ in seen if 0 < d < total}) >= 2, seen
+    assert len({d for d, _ in seen if 0 < d < total}) >= 5, seen   # a transcode moves it per block
