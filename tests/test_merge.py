@@ -368,4 +368,6 @@ def test_progress_moves_within_a_user(rec, tmp_path, parallel):
     total = sum(len(tu["runs"]) for tu in rec[1]["users"]) * 1000   # thousandths of runs
     assert seen[-1] == (total, total)
     assert all(t == total for _, t in seen) and [d for d, _ in seen] == sorted(d for d, _ in seen)
-    assert len({d for d, _ in seen if 0 < d < total}) >= 5, seen   # a transcode moves it per block
+    between = {d for d, _ in seen if 0 < d < total}
+    # serial: every transcoded block reports; side by side: the waiting thread reports every 0.1 s
+    assert len(between) >= (5 if parallel == 1 else 1), seen
