@@ -81,21 +81,18 @@ def ts_adts(data: bytes) -> bytes | None:
     for i in range(0, n, 188):   # the audio PID: the first PES start with an audio stream id
         if data[i] != 0x47:
             return None
-        b1, b3 = data[i + 1], data[i + 3]
-        if b1 & 0x40 and b3 & 0x10:
-            o = 4 + (1 + data[i + 4] if b3 & 0x20 else 0)
-            if o <= 180 and data[i + o:i + o + 3] == b"\0\0\1" and 0xC0 <= data[i + o + 3] <= 0xDF:
-                audio = ((b1 & 0x1F) << 8) | data[i + 2]
-                break
+        if _audio_pes_payload(data, i) is not None:
+            audio = ((data[i + 1] & 0x1F) << 8) | data[i + 2]
+            break
     if audio is None:
-        return None
-    if any(data[i] != 0x47 for i in range(i + 188, n, 188)):
         return None
     hi, lo = audio >> 8, audio & 0xFF
     mv = memoryview(data)
     parts = []
     for i in range(0, n, 188):
         b3 = data[i + 3]
+        if data[i] != 0x47:
+            return None
         if data[i + 2] != lo or data[i + 1] & 0x1F != hi or not b3 & 0x10:
             continue
         o = 4 + (1 + data[i + 4] if b3 & 0x20 else 0)
@@ -105,6 +102,18 @@ def ts_adts(data: bytes) -> bytes | None:
             parts.append(mv[i + o:i + 188])
     adts = b"".join(parts)
     return adts if adts[:2] and adts[0] == 0xFF and (adts[1] & 0xF6) == 0xF0 else None
+
+
+def _audio_pes_payload(data: bytes, i: int) -> int | None:
+    """Where the payload of the TS packet at ``data[i]`` starts, if that packet begins a PES
+    packet of an audio stream (stream id 0xC0–0xDF); else None."""
+    b1, b3 = data[i + 1], data[i + 3]
+    if not (b1 & 0x40 and b3 & 0x10):
+        return None
+    o = 4 + (1 + data[i + 4] if b3 & 0x20 else 0)
+    if o <= 180 and data[i + o:i + o + 3] == b"\0\0\1" and 0xC0 <= data[i + o + 3] <= 0xDF:
+        return o
+    return None
 
 
 def adts_media(path: str | Path) -> MediaInfo | None:
@@ -118,10 +127,8 @@ def adts_media(path: str | Path) -> MediaInfo | None:
         return None
     for i in range(0, len(data) - 187, 188):
         pkt = data[i:i + 188]
-        if pkt[0] != 0x47 or not pkt[1] & 0x40 or not pkt[3] & 0x10:
-            continue
-        o = 4 + (1 + pkt[4] if pkt[3] & 0x20 else 0)
-        if o + 9 > 188 or pkt[o:o + 3] != b"\x00\x00\x01" or not 0xC0 <= pkt[o + 3] <= 0xDF:
+        o = _audio_pes_payload(pkt, 0) if pkt[0] == 0x47 else None
+        if o is None or o + 9 > 188:   # not an audio PES start, or its header does not fit
             continue
         h = pkt[o + 9 + pkt[o + 8]:]
         if len(h) < 4 or h[0] != 0xFF or (h[1] & 0xF6) != 0xF0:
