@@ -125,13 +125,11 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
         except OSError as exc:
             raise MediatoolsError(f"cannot create ({exc.strerror})", file=str(outdir), code="unwritable") from None
     taken: set[str] = {"merge"}
-    jobs: list[_Job] = []
-    users: list[dict] = []
-    entry: dict[Path, dict] = {}   # job → its place in the report, which keeps the users' order
+    slots: list[_Job | dict] = []   # per user, in order: its job, or its entry when there is nothing to write
     for ut in tl.users:
         stem = safe_name(ut.uid, taken)
         if not ut.runs:
-            users.append({"uid": ut.uid, "file": None, "mode": None, "reason": "no usable audio", "runs": []})
+            slots.append({"uid": ut.uid, "file": None, "mode": None, "reason": "no usable audio", "runs": []})
             continue
         sigs = {(r.media.codec, r.media.sample_rate, r.media.channels) for r in ut.track.runs if r.media}
         media = ut.track.media
@@ -152,12 +150,11 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
                       else f"{codec} cannot be copied into {fmt_name}")
         elif start_ms is not None or end_ms is not None:
             reason = "--start/--end cut inside frames"
-        jobs.append(_Job(ut, lt, outdir / f"{stem}.{fmt_name}", fmt_name, codec, media, f0, f1, reason))
-        users.append({"uid": ut.uid})
-        entry[jobs[-1].out] = users[-1]
+        slots.append(_Job(ut, lt, outdir / f"{stem}.{fmt_name}", fmt_name, codec, media, f0, f1, reason))
+    jobs = [j for j in slots if isinstance(j, _Job)]
     with contextlib.closing(_run_jobs(jobs, o.parallel, progress)) as finished:   # closing: stop the rest on errors
-        for job, written in finished:
-            _report_user(job, written, rec, entry[job.out])
+        written = {id(job): result for job, result in finished}
+    users = [_user_entry(j, written[id(j)], rec) if isinstance(j, _Job) else j for j in slots]
     report = {"schema": SCHEMA, "outdir": str(outdir), "sid": rec.sid, "cname": rec.cname,
               "origin_ms": tl.origin_ms, "origin_utc": iso_utc(tl.origin_ms), "span_ms": round(tl.span_ms, 3),
               "gaps": o.gaps, "align": o.align, "files": {u["uid"]: u["file"] for u in users},
@@ -167,20 +164,21 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
     return report
 
 
-def _report_user(job: _Job, written: dict, rec: Recording, entry: dict) -> None:
+def _user_entry(job: _Job, written: dict, rec: Recording) -> dict:
+    """The user's part of merge.json."""
     ut, media = job.ut, job.media
     session = {pr.index: pr.offset_ms for pr in ut.runs}
     for r in written["runs"]:   # where the run sits in the file and where it sits in the call
         r["session_offset_ms"] = round(session[r["index"]], 3)
-    entry.update({"file": job.out.name, "mode": "copy" if job.reason is None else "transcode",
-                  "reason": job.reason, "codec": job.codec,
-                  "sample_rate": media.sample_rate if media else None,
-                  "channels": media.channels if media else None,
-                  "file_start_offset_ms": round(job.f0, 3), "duration_ms": written["duration_ms"],
-                  "runs": written["runs"],
-                  "gaps": [{"offset_ms": round(g.offset_ms, 3), "duration_ms": round(g.duration_ms, 3)}
-                           for g in ut.gaps],
-                  "problems": [p.to_dict() for p in rec.problems if p.uid == ut.uid]})
+    return {"uid": ut.uid, "file": job.out.name, "mode": "copy" if job.reason is None else "transcode",
+            "reason": job.reason, "codec": job.codec,
+            "sample_rate": media.sample_rate if media else None,
+            "channels": media.channels if media else None,
+            "file_start_offset_ms": round(job.f0, 3), "duration_ms": written["duration_ms"],
+            "runs": written["runs"],
+            "gaps": [{"offset_ms": round(g.offset_ms, 3), "duration_ms": round(g.duration_ms, 3)}
+                     for g in ut.gaps],
+            "problems": [p.to_dict() for p in rec.problems if p.uid == ut.uid]}
 
 
 @dataclass
