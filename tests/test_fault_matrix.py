@@ -193,6 +193,12 @@ def test_two_recordings_in_one_folder(base_recording, make_recording, tmp_path):
     doc = json.loads(run_cli("inspect", str(both), "--json", check=True).stdout)
     assert sorted(r["sid"] for r in doc["recordings"]) == sorted([ta["sid"], "0a1b2c3d4e5f"])
     run_cli("mix", str(both), "-o", str(tmp_path / "m.wav"), "--sid", "0a1b2c3d4e5f", check=True)
+    proc = run_cli("merge", str(both), "-o", str(tmp_path / "mg"))
+    assert proc.returncode == 2 and "--sid" in proc.stderr and not (tmp_path / "mg").exists()
+    doc = json.loads(run_cli("merge", str(both), "-o", str(tmp_path / "mg"), "--sid", "0a1b2c3d4e5f", "--json",
+                             check=True).stdout)
+    assert doc["sid"] == "0a1b2c3d4e5f"
+    assert sorted(u["uid"] for u in doc["users"]) == sorted(u["uid"] for u in tb["users"])
 
 
 def test_unwritable_output_folder(base_recording, tmp_path):
