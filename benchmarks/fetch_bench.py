@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from s3support import CREDS, FaultProxy, free_port, s3_client, wait_for_port  # noqa: E402
 
-from mediatools.naming import playlist_name, slice_name  # noqa: E402
-from mediatools.playlist import PlaylistEntry, format_playlist  # noqa: E402
+from mediatools.agora.names import playlist_name, slice_name  # noqa: E402
+from mediatools.agora.playlist import PlaylistEntry, format_playlist  # noqa: E402
 
 SID = "be11c0ffee0000000000000000000001"
 OTHER = "0e11c0ffee0000000000000000000002"

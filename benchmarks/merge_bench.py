@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mediatools.ffmpeg import base_cmd
-from mediatools.synth import plan, synthesize
+from mediatools.media.ffmpeg import base_cmd
+from mediatools.synth.generate import plan, synthesize
 
 
 def timed(args: list[str]) -> float:

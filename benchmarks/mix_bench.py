@@ -15,10 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import measure  # noqa: E402
 
-from mediatools.ffmpeg import ffmpeg_path  # noqa: E402
-from mediatools.recording import load_recording  # noqa: E402
-from mediatools.synth import plan, synthesize  # noqa: E402
-from mediatools.timeline import build_timeline  # noqa: E402
+from mediatools.media.ffmpeg import ffmpeg_path  # noqa: E402
+from mediatools.recording.discovery import load_recording  # noqa: E402
+from mediatools.synth.generate import plan, synthesize  # noqa: E402
+from mediatools.timeline.contract import build_timeline  # noqa: E402
 
 BITRATE = "128k"
 
@@ -53,9 +53,9 @@ import io
 import subprocess
 import sys
 from pydub import AudioSegment
-from mediatools.ffmpeg import ffmpeg_path
-from mediatools.recording import load_recording
-from mediatools.timeline import build_timeline
+from mediatools.media.ffmpeg import ffmpeg_path
+from mediatools.recording.discovery import load_recording
+from mediatools.timeline.contract import build_timeline
 AudioSegment.converter = ffmpeg_path()
 folder, out, fmt = sys.argv[1:4]
 tl = build_timeline(load_recording(folder, measure=None))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mediatools.synth import Fault, plan, synthesize
+from mediatools.synth.generate import Fault, plan, synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mediatools.naming import parse_name
+from mediatools.agora.names import parse_name
 
 SYNTH_FAULTS = {  # case name → synth fault kind (user index 0, run 0, slice 1)
     "missing_slice": "missing_slice",

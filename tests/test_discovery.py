@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from mediatools.recording import load_recording
-from mediatools.report import probe_runs
-from mediatools.timeline import build_timeline
+from mediatools.recording.discovery import load_recording
+from mediatools.recording.inspect_report import probe_runs
+from mediatools.timeline.contract import build_timeline
 
 from conftest import run_cli
 
@@ -59,7 +59,7 @@ def test_playlist_dialects(dialect, make_recording):
 
 
 def test_bak_overlap_cuts_original_at_failover_start(make_recording):
-    from mediatools.synth import Fault
+    from mediatools.synth.generate import Fault
     folder, truth = make_recording("disc_bak_overlap3", users=1, duration_s=50.0, seed=4, gaps=0,
                                    faults=[Fault("bak_overlap", "0", 0, 1)])
     rec = check_against_truth(folder, truth)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mediatools.faults import POLICY
-from mediatools.synth import Fault
+from mediatools.synth.generate import Fault
 
 from conftest import run_cli, sigint_default
 from faultcases import EXPECTED_CODE, HAND_MADE, SYNTH_FAULTS, copy_recording
@@ -129,7 +129,7 @@ def test_readme_fault_section_matches_policy():
 # ---------------------------------------------------------------- mix column
 
 def _audible_onsets_ok(x, truth_user, rate=48000, tol_ms=2.0, shift_ms=0.0):
-    from mediatools.signal import active_spans, envelope
+    from mediatools.media.tones import active_spans, envelope
     spans = active_spans(envelope(x, rate, truth_user["freq"]), rate, threshold=0.125)
     prev_end = None
     for run in truth_user["runs"]:
@@ -145,7 +145,7 @@ def _audible_onsets_ok(x, truth_user, rate=48000, tol_ms=2.0, shift_ms=0.0):
 @pytest.mark.parametrize("name", ALL_CASES)
 def test_mix_tolerant_keeps_survivors_in_place(name, fault_case, tmp_path):
     from mediatools.atomic import stray_temp_files
-    from mediatools.signal import decode_pcm
+    from mediatools.media.tones import decode_pcm
     folder, truth, uid = fault_case(name)
     before = _snapshot(folder)
     out = tmp_path / "mix.wav"
@@ -369,7 +369,7 @@ def test_interrupted_fetch_exits_130_keeps_complete_files(fault_case, fault_buck
 def test_merge_tolerant_keeps_survivors_in_place(name, fault_case, tmp_path):
     """Session-aligned WAV per user: every surviving run starts where the truth says (±2 ms)."""
     from mediatools.atomic import stray_temp_files
-    from mediatools.signal import decode_pcm
+    from mediatools.media.tones import decode_pcm
     folder, truth, uid = fault_case(name)
     before = _snapshot(folder)
     out = tmp_path / "merged"

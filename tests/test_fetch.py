@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from mediatools.atomic import stray_temp_files
-from mediatools.naming import parse_name
+from mediatools.agora.names import parse_name
 from mediatools.storage.select import refusal, relative_key
-from mediatools.storage.vendors import endpoint_for
-from mediatools.synth import Fault
+from mediatools.agora.vendors import endpoint_for
+from mediatools.synth.generate import Fault
 from s3support import CREDS, FaultProxy
 
 from conftest import run_cli

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mediatools.recording import load_recording
-from mediatools.timeline import build_timeline
+from mediatools.recording.discovery import load_recording
+from mediatools.timeline.contract import build_timeline
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "two_users"
 

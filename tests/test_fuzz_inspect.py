@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from mediatools.errors import MediatoolsError
-from mediatools.naming import format_utc, playlist_name, slice_name
-from mediatools.recording import discover
-from mediatools.report import recording_dict
-from mediatools.timeline import build_timeline
+from mediatools.agora.names import format_utc, playlist_name, slice_name
+from mediatools.recording.discovery import discover
+from mediatools.recording.inspect_report import recording_dict
+from mediatools.timeline.contract import build_timeline
 
 EXAMPLES = max(30, int(os.environ.get("MEDIATOOLS_FUZZ_EXAMPLES", "200")) // 5)
 T0 = 1_773_480_413_589

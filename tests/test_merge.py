@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mediatools.atomic import stray_temp_files
-from mediatools.merge import safe_name
-from mediatools.signal import decode_pcm, onset_ms
-from mediatools.synth import Fault
+from mediatools.merge.core import safe_name
+from mediatools.media.tones import decode_pcm, onset_ms
+from mediatools.synth.generate import Fault
 from tests.conftest import run_cli
 
 KW = dict(users=3, duration_s=40.0, seed=3, codec="mixed", sample_rates=[48000, 48000, 16000],
@@ -119,7 +119,7 @@ def test_copy_is_bit_identical_except_splice_frames(rec, tmp_path):
 def _packet_md5s(src: str) -> list[str]:
     import subprocess
 
-    from mediatools.ffmpeg import base_cmd
+    from mediatools.media.ffmpeg import base_cmd
 
     p = subprocess.run(base_cmd() + ["-i", src, "-map", "0:a:0", "-c", "copy", "-f", "framemd5", "-"],
                        capture_output=True, check=True, text=True)
@@ -129,8 +129,8 @@ def _packet_md5s(src: str) -> list[str]:
 def _adts(src: str) -> list[bytes]:
     import subprocess
 
-    from mediatools.ffmpeg import base_cmd
-    from mediatools.splice import split_adts
+    from mediatools.media.ffmpeg import base_cmd
+    from mediatools.media.adts import split_adts
 
     p = subprocess.run(base_cmd() + ["-i", src, "-map", "0:a:0", "-c", "copy", "-f", "adts", "-"],
                        capture_output=True, check=True)
@@ -219,7 +219,7 @@ def test_ts_copy_and_start_end_transcode(rec, tmp_path):
 @pytest.mark.parametrize("channels", [1, 2])
 def test_silence_is_one_priming_frame_then_one_repeated_frame(rate, channels):
     """What SilenceFrames relies on to splice any length of silence from 8 encoded frames."""
-    from mediatools.splice import SilenceFrames, silence_frames
+    from mediatools.media.adts import SilenceFrames, silence_frames
     frames = silence_frames(60, rate, channels)
     assert len(frames) == 60 and len(set(frames[1:])) == 1
     assert SilenceFrames(rate, channels).take(60) == frames
@@ -228,8 +228,8 @@ def test_silence_is_one_priming_frame_then_one_repeated_frame(rate, channels):
 def test_quick_probe_agrees_with_ffmpeg(make_recording):
     """Merge reads AAC parameters from the first ADTS header instead of starting ffmpeg per
     run; on every rate and channel count it must say what ffmpeg says (Opus: not AAC)."""
-    from mediatools.ffmpeg import probe
-    from mediatools.splice import adts_media
+    from mediatools.media.ffmpeg import probe
+    from mediatools.media.adts import adts_media
 
     folder, _ = make_recording("merge_probe", users=4, duration_s=20.0, seed=9, codec="mixed",
                                sample_rates=[48000, 44100, 32000, 16000], channels=[1, 2, 2, 1], gaps=0)
@@ -289,7 +289,7 @@ def test_touching_runs_do_not_drift(make_recording, tmp_path):
     up its overhanging last frame (packet) rather than push the failover run late."""
     import shutil
 
-    from mediatools.naming import format_utc, parse_utc
+    from mediatools.agora.names import format_utc, parse_utc
 
     src, truth = make_recording("merge_failover", users=2, duration_s=50.0, seed=4, gaps=0, late_join=False,
                                 codec="mixed", faults=[Fault("bak_overlap", "0", 0, 1),
@@ -361,7 +361,7 @@ def test_interrupted_parallel_merge_leaves_nothing_half_written(sig, make_record
 def test_progress_moves_within_a_user(rec, tmp_path, parallel):
     """A long user is not one jump: progress counts runs (and blocks of a transcode) as they
     are written, never goes back, and ends at the total."""
-    from mediatools.merge import MergeOptions, merge
+    from mediatools.merge.core import MergeOptions, merge
 
     seen: list[tuple[int, int]] = []
     merge(rec[0], tmp_path, MergeOptions(format="flac", parallel=parallel), progress=lambda d, t: seen.append((d, t)))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from mediatools.atomic import stray_temp_files
-from mediatools.signal import active_spans, decode_pcm, envelope, level_db
-from mediatools.synth import Fault
+from mediatools.media.tones import active_spans, decode_pcm, envelope, level_db
+from mediatools.synth.generate import Fault
 
 from conftest import run_cli
 
@@ -170,7 +170,7 @@ def test_limit_prevents_clipping_and_ebu_sets_loudness(make_recording, tmp_path)
 
 
 def test_transcode_options_shape_the_output(mixed_rec, tmp_path):
-    from mediatools.ffmpeg import probe
+    from mediatools.media.ffmpeg import probe
     folder, _ = mixed_rec
     opts = tmp_path / "start.json"
     opts.write_text(json.dumps({"clientRequest": {"transcodeOptions": {

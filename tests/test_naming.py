@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mediatools.errors import MediatoolsError
-from mediatools.naming import AgoraName, format_name, format_utc, parse_name, parse_utc
+from mediatools.agora.names import AgoraName, format_name, format_utc, parse_name, parse_utc
 
 EXAMPLES = int(os.environ.get("MEDIATOOLS_FUZZ_EXAMPLES", "200"))
 

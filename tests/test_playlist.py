@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mediatools.errors import MediatoolsError
-from mediatools.playlist import PlaylistError, parse_playlist
+from mediatools.agora.playlist import PlaylistError, parse_playlist
 
 EXAMPLES = int(os.environ.get("MEDIATOOLS_FUZZ_EXAMPLES", "200"))
 N = "sid1_c__uid_s_123__uid_e_audio_"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mediatools.model import SLICE_MISSING, Recording, Slice, UserTrack
-from mediatools.timeline import build_timeline, make_run, resolve_overlaps, split_runs
+from mediatools.recording.model import SLICE_MISSING, Recording, Slice, UserTrack
+from mediatools.timeline.contract import build_timeline, make_run, resolve_overlaps, split_runs
 
 
 def sl(utc: int, dur: float, *, disc: bool = False, status: str = "ok", source: str = "original") -> Slice:

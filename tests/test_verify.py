@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mediatools.ffmpeg import ffmpeg_path
+from mediatools.media.ffmpeg import ffmpeg_path
 
 from conftest import run_cli
 

@@ -19,7 +19,7 @@ ISSUES_URL = "https://github.com/mediatools/mediatools/issues"
 
 
 def _version_message() -> str:
-    from ..ffmpeg import ffmpeg_path, ffmpeg_version
+    from ..media.ffmpeg import ffmpeg_path, ffmpeg_version
     try:
         return f"mediatools {__version__}\nffmpeg {ffmpeg_version()} ({ffmpeg_path()})"
     except MediatoolsError as exc:

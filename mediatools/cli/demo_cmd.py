@@ -6,11 +6,11 @@ from pathlib import Path
 import click
 
 from . import cli
-from ..merge import MergeOptions, merge
-from ..mix import MixOptions, mix
-from ..recording import discover
-from ..report import SCHEMA, probe_runs, recording_dict, render_text
-from ..synth import Fault, plan, synthesize
+from ..merge.core import MergeOptions, merge
+from ..mix.api import MixOptions, mix
+from ..recording.discovery import discover
+from ..recording.inspect_report import SCHEMA, probe_runs, recording_dict, render_text
+from ..synth.generate import Fault, plan, synthesize
 
 
 @cli.command("demo")

@@ -6,7 +6,7 @@ import click
 
 from . import cli
 from .common import emit_json, json_option, quiet_option, s3_options, show_progress, strict_option
-from ..sources import s3_target
+from ..storage.sources import s3_target
 from ..storage import Selection, fetch, playlist_names_from_file_list
 
 

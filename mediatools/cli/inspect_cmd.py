@@ -5,10 +5,10 @@ import click
 from . import cli
 from .common import source_options, emit_json, json_option, sid_option, strict_option, uid_option
 from ..errors import Strictness, UsageError
-from ..recording import discover
-from ..report import SCHEMA, probe_runs, recording_dict, render_text
-from ..sources import local_source
-from ..timeline import DEFAULT_TOLERANCE_MS, build_timeline
+from ..recording.discovery import discover
+from ..recording.inspect_report import SCHEMA, probe_runs, recording_dict, render_text
+from ..storage.sources import local_source
+from ..timeline.contract import DEFAULT_TOLERANCE_MS, build_timeline
 
 
 @cli.command("inspect")

@@ -5,8 +5,8 @@ import click
 from . import cli
 from .common import source_options, emit_json, json_option, quiet_option, report_problems, show_progress, sid_option, strict_option
 from ..errors import Problem
-from ..merge import MERGE_FORMATS, MergeOptions, merge
-from ..sources import local_source
+from ..merge.core import MERGE_FORMATS, MergeOptions, merge
+from ..storage.sources import local_source
 
 
 @cli.command("merge")

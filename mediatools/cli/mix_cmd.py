@@ -5,11 +5,11 @@ import click
 from . import cli
 from .common import (source_options, emit_json, json_option, quiet_option, report_problems, show_progress, sid_option,
                      strict_option)
-from ..agora_config import load_transcode_options
+from ..agora.transcode import load_transcode_options
 from ..errors import Problem, UsageError
-from ..mix import NORMALIZE, MixOptions, mix
-from ..mixdown import FORMATS
-from ..sources import local_source
+from ..mix.api import NORMALIZE, MixOptions, mix
+from ..mix.render import FORMATS
+from ..storage.sources import local_source
 
 
 def _gains(values: tuple[str, ...]) -> dict[str, float]:

@@ -4,7 +4,7 @@ import click
 
 from . import cli
 from .common import emit_json, json_option
-from ..synth import FAULT_KINDS, Fault, plan, synthesize
+from ..synth.generate import FAULT_KINDS, Fault, plan, synthesize
 
 
 def _fault(value: str) -> Fault:

@@ -4,9 +4,9 @@ import click
 
 from . import cli
 from .common import source_options, emit_json, json_option, sid_option
-from ..agora_config import load_transcode_options
-from ..sources import local_source
-from ..verify import verify
+from ..agora.transcode import load_transcode_options
+from ..storage.sources import local_source
+from ..verify.checks import verify
 
 
 @cli.command("verify")

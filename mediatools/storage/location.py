@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import MediatoolsError, UsageError
-from ..jsonfile import find_key, read_json
-from .vendors import endpoint_for
+from ..agora.documents import find_key, read_json
+from ..agora.vendors import endpoint_for
 
 
 @dataclass(frozen=True)

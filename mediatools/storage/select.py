@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import MediatoolsError
-from ..jsonfile import find_all, read_json
+from ..agora.documents import find_all, read_json
 from .location import prefix_folder
-from ..naming import AgoraName, NameError_, parse_name
-from ..playlist import PlaylistError, parse_playlist
+from ..agora.names import AgoraName, NameError_, parse_name
+from ..agora.playlist import PlaylistError, parse_playlist
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ffmpeg import FFmpegError, base_cmd, concat_url, last_line
+from ..media.ffmpeg import FFmpegError, base_cmd, concat_url, last_line
 
 RATE = 16000
 HOP = 160           # 10 ms

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .errors import MediatoolsError
+from ..errors import MediatoolsError
 
 TRACK_TYPES = ("audio", "video")
 _STEM = (

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import m3u8
 
-from .errors import MediatoolsError, Problem
-from .naming import parse_utc
+from ..errors import MediatoolsError, Problem
+from .names import parse_utc
 
 #: EXTINF above this is treated as absurd (Agora slices are ~15 s).
 MAX_EXTINF_S = 3600.0
@@ -162,7 +162,7 @@ def parse_playlist(text: str | bytes, name: str = "<playlist>") -> Playlist:
 def format_playlist(entries: list[PlaylistEntry], *, endlist: bool = True, comma: bool = False,
                     target_duration: int = 18, time_format: str = "utc") -> str:
     """Write a playlist exactly as Agora does (used by the synthesizer and tests)."""
-    from .naming import format_utc
+    from .names import format_utc
 
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-ALLOW-CACHE:YES",
              f"#EXT-X-TARGETDURATION:{target_duration}"]

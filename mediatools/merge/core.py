@@ -1,9 +1,9 @@
 """``merge``: one playable file per user, copying the sender's audio where the codec allows.
 
-AAC users going to m4a/aac/ts/mka are copied frame by frame (:mod:`mediatools.splice`), Opus
-users going to ogg/opus/webm/mka packet by packet (:mod:`mediatools.opus_copy`); everything
+AAC users going to m4a/aac/ts/mka are copied frame by frame (:mod:`mediatools.media.adts`), Opus
+users going to ogg/opus/webm/mka packet by packet (:mod:`mediatools.merge.opus_copy`); everything
 else (codec changes, other formats, ``--reencode``, ``--start/--end``) is transcoded
-sample-exactly through :func:`mediatools.mixdown.render_mix`.
+sample-exactly through :func:`mediatools.mix.render.render_mix`.
 """
 from __future__ import annotations
 
@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .atomic import atomic_path
-from .errors import MediatoolsError, Strictness, UsageError
-from .mixdown import FORMATS, OutputFormat, render_mix
-from .model import MediaInfo, Recording
-from .naming import iso_utc
+from ..atomic import atomic_path
+from ..errors import MediatoolsError, Strictness, UsageError
+from ..mix.render import FORMATS, OutputFormat, render_mix
+from ..recording.model import MediaInfo, Recording
+from ..agora.names import iso_utc
 from .opus_copy import copy_opus
-from .recording import load_recording
-from .report import probe_runs
-from .splice import FRAME, SilenceFrames, adts_output, run_adts
-from .timeline import DEFAULT_TOLERANCE_MS, PlacedRun, Timeline, UserTimeline, build_timeline
-from .timespec import parse_time
+from ..recording.discovery import load_recording
+from ..recording.inspect_report import probe_runs
+from ..media.adts import FRAME, SilenceFrames, adts_output, run_adts
+from ..timeline.contract import DEFAULT_TOLERANCE_MS, PlacedRun, Timeline, UserTimeline, build_timeline
+from ..timeline.timespec import parse_time
 
 SCHEMA = "mediatools.merge/1"
 MERGE_FORMATS = ("m4a", "aac", "mp3", "wav", "flac", "opus", "ogg", "ts", "mka", "webm")

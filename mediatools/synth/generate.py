@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MediatoolsError
-from .ffmpeg import base_cmd, last_line
-from .naming import playlist_name, slice_name
-from .playlist import PlaylistEntry, format_playlist
-from .signal import TONE_FREQS
+from ..errors import MediatoolsError
+from ..media.ffmpeg import base_cmd, last_line
+from ..agora.names import playlist_name, slice_name
+from ..agora.playlist import PlaylistEntry, format_playlist
+from ..media.tones import TONE_FREQS
 
 BASE_UTC_MS = 1_773_480_413_589  # 2026-03-14T09:26:53.589Z
 FAULT_KINDS = ("missing_slice", "truncated_slice", "garbage_slice", "zero_byte_slice", "no_endlist",
@@ -273,7 +273,7 @@ def _synth_user(spec: SynthSpec, u: UserSpec, ui: int, out: Path, faults: list[F
 
 
 def _utc_of(name: str) -> int:
-    from .naming import parse_name
+    from ..agora.names import parse_name
     return parse_name(name).utc_ms  # type: ignore[return-value]
 
 
@@ -348,7 +348,7 @@ def _write_playlists(spec: SynthSpec, u: UserSpec, out: Path, entries: dict[str,
 def _unlisted_durations(out: Path, pieces: list[dict], entries: dict[str, list[PlaylistEntry]],
                         kinds: set[str]) -> None:
     """A slice no playlist lists has no EXTINF: its duration is its decoded length."""
-    from .ffmpeg import decoded_duration
+    from ..media.ffmpeg import decoded_duration
 
     listed = set() if "no_playlist" in kinds else {e.uri for fam in entries.values() for e in fam}
     for p in pieces:
@@ -384,9 +384,9 @@ def _truth_runs(pieces: list[dict], out: Path | None, u: UserSpec, amplitude: fl
 
 def _measure_onset(out: Path, chain: list[dict], u: UserSpec, amplitude: float) -> float | None:
     """Where the tone becomes audible when this run is decoded per the contract."""
-    from .signal import decode_pcm, onset_ms
+    from ..media.tones import decode_pcm, onset_ms
 
-    from .ffmpeg import concat_url
+    from ..media.ffmpeg import concat_url
     x = decode_pcm(concat_url([out / p["name"] for p in chain[:2]]), 48000, 1, duration_s=2.0)
     # threshold at half the known tone amplitude, the same rule tests apply to outputs
     return onset_ms(x, 48000, u.freq, level=amplitude)

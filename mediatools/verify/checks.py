@@ -4,7 +4,7 @@ Checks, each pass/fail with the measured value: format/rate/channels (against
 ``transcodeOptions`` when given), duration vs the recording's span, the global offset
 (found by cross-correlation, not assumed), every run of every user present at its
 place, and silence where nobody spoke. Both sides are reduced to 10 ms band energies
-(:mod:`mediatools.features`), so memory stays small for any length.
+(:mod:`mediatools.verify.features`), so memory stays small for any length.
 """
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .agora_config import TranscodeOptions
-from .errors import MediatoolsError
+from ..agora.transcode import TranscodeOptions
+from ..errors import MediatoolsError
 from .features import HOP_MS, file_features, run_features
-from .ffmpeg import probe
-from .model import Recording
-from .recording import load_recording
-from .timeline import build_timeline
+from ..media.ffmpeg import probe
+from ..recording.model import Recording
+from ..recording.discovery import load_recording
+from ..timeline.contract import build_timeline
 
 SCHEMA = "mediatools.verify/1"
 PRESENCE_MIN = 0.5          # correlation a run must reach to count as present

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 
-from .errors import MediatoolsError
+from ..errors import MediatoolsError
 from .ffmpeg import base_cmd, concat_url, last_line
-from .model import MediaInfo, Run
+from ..recording.model import MediaInfo, Run
 
 FRAME = 1024
 #: sampling_frequency_index → Hz (ISO 14496-3)

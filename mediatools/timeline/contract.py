@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import Problem
-from .model import Recording, Run, Slice, UserTrack
+from ..errors import Problem
+from ..recording.model import Recording, Run, Slice, UserTrack
 
 DEFAULT_TOLERANCE_MS = 250.0
 
@@ -137,7 +137,7 @@ class Timeline:
 
 def select_users(recording: Recording, uids: list[str] | None = None,
                  exclude: list[str] | None = None) -> list[UserTrack]:
-    from .errors import UsageError
+    from ..errors import UsageError
 
     users = recording.users
     if uids:

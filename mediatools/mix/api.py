@@ -1,6 +1,6 @@
 """``mix``: every selected user on one wall-clock timeline, in one file.
 
-The library call behind ``mediatools mix``; rendering lives in :mod:`mediatools.mixdown`.
+The library call behind ``mediatools mix``; rendering lives in :mod:`mediatools.mix.render`.
 """
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import Strictness, UsageError
-from .mixdown import can_split, format_for, render_mix, render_mix_split
-from .model import Recording
-from .naming import iso_utc
-from .recording import load_recording
-from .report import probe_runs
-from .timeline import DEFAULT_TOLERANCE_MS, build_timeline
-from .timespec import parse_time
+from ..errors import Strictness, UsageError
+from .render import can_split, format_for, render_mix, render_mix_split
+from ..recording.model import Recording
+from ..agora.names import iso_utc
+from ..recording.discovery import load_recording
+from ..recording.inspect_report import probe_runs
+from ..timeline.contract import DEFAULT_TOLERANCE_MS, build_timeline
+from ..timeline.timespec import parse_time
 
 SCHEMA = "mediatools.mix/1"
 NORMALIZE = ("none", "limit", "ebu")

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 
-from .atomic import atomic_path
-from .errors import MediatoolsError, Problem, UsageError
-from .ffmpeg import base_cmd, concat_url, last_line
-from .splice import FRAME, adts_output, copy_adts_frames
-from .timeline import Timeline, UserTimeline
+from ..atomic import atomic_path
+from ..errors import MediatoolsError, Problem, UsageError
+from ..media.ffmpeg import base_cmd, concat_url, last_line
+from ..media.adts import FRAME, adts_output, copy_adts_frames
+from ..timeline.contract import Timeline, UserTimeline
 
 if TYPE_CHECKING:
     import numpy as np

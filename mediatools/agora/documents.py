@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from .errors import MediatoolsError
+from ..errors import MediatoolsError
 
 
 def read_json(path: str | Path) -> object:

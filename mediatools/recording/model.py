@@ -2,14 +2,14 @@
 
 Times are Unix milliseconds (``*_ms``, ints where they come from file names, floats
 for durations so EXTINF precision is kept). Offsets against the session origin live
-in :mod:`mediatools.timeline`, not here.
+in :mod:`mediatools.timeline.contract`, not here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import Problem
+from ..errors import Problem
 
 #: Slice states. Only "ok" slices carry audio; the rest are reported and skipped.
 SLICE_OK = "ok"

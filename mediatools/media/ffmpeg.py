@@ -17,8 +17,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .errors import MediatoolsError
-from .model import MediaInfo
+from ..errors import MediatoolsError
+from ..recording.model import MediaInfo
 
 
 class FFmpegError(MediatoolsError):

@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from .errors import MediatoolsError, UsageError
+from ..errors import MediatoolsError, UsageError
 
 
 def s3_target(source: str | None, opts: dict[str, Any]):  # noqa: ANN201
     """(S3Location, Settings) from a SOURCE and the shared S3 options."""
-    from .storage import load_agora_storage_config, parse_s3_url, settings_from_options
-    from .storage.location import S3Location, with_overrides
+    from . import load_agora_storage_config, parse_s3_url, settings_from_options
+    from .location import S3Location, with_overrides
 
     cfg_file = opts.get("agora_storage_config")
     if cfg_file:
@@ -62,7 +62,7 @@ def local_source(ctx: click.Context | None, source: str, *, sid: str | None = No
 
 
 def _fetch_to_cache(source: str | None, opts: dict[str, Any], *, sid: str | None, uids: list[str] | None) -> Path:
-    from .storage import Selection, fetch
+    from . import Selection, fetch
 
     loc, settings = s3_target(source, opts)
     folder = cache_folder(opts.get("cache_dir"), settings.endpoint_url, loc.bucket)

@@ -1,4 +1,4 @@
-"""Discovery: a folder of Agora files → :class:`~mediatools.model.Recording` objects.
+"""Discovery: a folder of Agora files → :class:`~mediatools.recording.model.Recording` objects.
 
 The rules for abnormal uploads (AGORA_FORMAT.md) live here and each repair is reported:
 re-uploaded playlists (the larger of the unsuffixed and the highest-index version wins),
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import MediatoolsError, Problem, Strictness, UsageError
+from ..errors import MediatoolsError, Problem, Strictness, UsageError
 from .model import (SLICE_GARBAGE, SLICE_MISSING, SLICE_OK, SLICE_TRUNCATED, SLICE_ZERO, Recording,
                     Slice, UserTrack)
-from .naming import AgoraName, NameError_, looks_like_agora, parse_name
-from .playlist import PlaylistError, parse_playlist
-from .timeline import DEFAULT_TOLERANCE_MS, resolve_overlaps, split_runs
+from ..agora.names import AgoraName, NameError_, looks_like_agora, parse_name
+from ..agora.playlist import PlaylistError, parse_playlist
+from ..timeline.contract import DEFAULT_TOLERANCE_MS, resolve_overlaps, split_runs
 
 #: A slice whose file-name time is this far from its user's median is an outlier.
 OUTLIER_MS = 12 * 3600 * 1000
@@ -115,7 +115,7 @@ def check_slice_file(path: Path) -> tuple[str, int | None, str | None]:
 
 
 def _default_measure(path: Path) -> float:
-    from .ffmpeg import decoded_duration
+    from ..media.ffmpeg import decoded_duration
     return decoded_duration(path)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MediatoolsError
-from .jsonfile import find_key, read_json
+from ..errors import MediatoolsError
+from .documents import find_key, read_json
 
 
 @dataclass

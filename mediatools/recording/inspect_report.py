@@ -15,10 +15,10 @@ Schema ``mediatools.inspect/1`` (times in ms; ``*_utc`` ISO 8601)::
 """
 from __future__ import annotations
 
-from .errors import MediatoolsError, Problem
+from ..errors import MediatoolsError, Problem
 from .model import Recording, Run
-from .naming import iso_utc
-from .timeline import Timeline, build_timeline
+from ..agora.names import iso_utc
+from ..timeline.contract import Timeline, build_timeline
 
 SCHEMA = "mediatools.inspect/1"
 
@@ -31,8 +31,8 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
     of merge's set-up time and idled a core before a mix). Anything else is probed by
     ffmpeg as usual.
     """
-    from .ffmpeg import probe
-    from .splice import adts_media
+    from ..media.ffmpeg import probe
+    from ..media.adts import adts_media
 
     problems = []
     for u in rec.users:

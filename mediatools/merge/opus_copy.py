@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .atomic import TMP_PREFIX, atomic_path
-from .errors import MediatoolsError
-from .ffmpeg import concat_url, run as run_ffmpeg
-from .model import Run
+from ..atomic import TMP_PREFIX, atomic_path
+from ..errors import MediatoolsError
+from ..media.ffmpeg import concat_url, run as run_ffmpeg
+from ..recording.model import Run
 
 PACKET_MS = 20.0
 STEP_MS = 2.5     # the smallest Opus frame: the placement quantum

@@ -1,0 +1,1 @@
+"""The service that receives Agora's notifications and runs the pipeline (the serve issue)."""
