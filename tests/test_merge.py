@@ -228,7 +228,7 @@ def test_silence_is_one_priming_frame_then_one_repeated_frame(rate, channels):
 def test_quick_probe_agrees_with_ffmpeg(make_recording):
     """Merge reads AAC parameters from the first ADTS header instead of starting ffmpeg per
     run; on every rate and channel count it must say what ffmpeg says (Opus: not AAC)."""
-    from mediatools.media.ffmpeg import probe
+    from mediatools.media.probe import probe
     from mediatools.media.adts import adts_media
 
     folder, _ = make_recording("merge_probe", users=4, duration_s=20.0, seed=9, codec="mixed",

@@ -170,7 +170,7 @@ def test_limit_prevents_clipping_and_ebu_sets_loudness(make_recording, tmp_path)
 
 
 def test_transcode_options_shape_the_output(mixed_rec, tmp_path):
-    from mediatools.media.ffmpeg import probe
+    from mediatools.media.probe import probe
     folder, _ = mixed_rec
     opts = tmp_path / "start.json"
     opts.write_text(json.dumps({"clientRequest": {"transcodeOptions": {

@@ -8,7 +8,7 @@ from .common import (source_options, emit_json, json_option, quiet_option, repor
 from ..agora.transcode import load_transcode_options
 from ..errors import Problem, UsageError
 from ..mix.api import NORMALIZE, MixOptions, mix
-from ..mix.render import FORMATS
+from ..media.formats import FORMATS
 from ..storage.sources import local_source
 
 

@@ -8,14 +8,12 @@ so the cumulative error never exceeds half a frame.
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 
 from ..errors import MediatoolsError
-from .ffmpeg import base_cmd, concat_url, last_line
+from .ffmpeg import FFmpegProcess, base_cmd, concat_url, run, start
 from ..recording.model import MediaInfo, Run
 
 FRAME = 1024
@@ -173,10 +171,8 @@ def slice_adts(path: Path) -> tuple[bytes, list[int]]:
         starts = None
     if starts:
         return adts, starts   # type: ignore[return-value]
-    proc = subprocess.run(base_cmd() + ["-i", concat_url([path]), "-map", "0:a:0", "-c", "copy", "-f", "adts", "-"],
-                          capture_output=True)
-    if proc.returncode != 0 or not proc.stdout:
-        raise MediatoolsError(f"cannot copy audio ({last_line(proc.stderr)})", file=path.name, code="copy_failed")
+    proc = run(base_cmd() + ["-i", concat_url([path]), "-map", "0:a:0", "-c", "copy", "-f", "adts", "-"],
+               error="cannot copy audio ({last})", file=path.name, code="copy_failed", need_output=True)
     return proc.stdout, adts_starts(proc.stdout)
 
 
@@ -193,11 +189,9 @@ def silence_frames(n: int, rate: int, channels: int) -> list[bytes]:
         return []
     samples = (n + 1) * FRAME
     layout = "mono" if channels == 1 else "stereo"
-    proc = subprocess.run(base_cmd() + ["-f", "lavfi", "-i", f"anullsrc=r={rate}:cl={layout}",
-                                        "-t", f"{samples / rate:.6f}", "-c:a", "aac", "-b:a", "32k",
-                                        "-f", "adts", "-"], capture_output=True)
-    if proc.returncode != 0:
-        raise MediatoolsError(f"cannot encode silence ({last_line(proc.stderr)})", code="encode_failed")
+    proc = run(base_cmd() + ["-f", "lavfi", "-i", f"anullsrc=r={rate}:cl={layout}",
+                             "-t", f"{samples / rate:.6f}", "-c:a", "aac", "-b:a", "32k", "-f", "adts", "-"],
+               error="cannot encode silence ({last})", code="encode_failed")
     frames = split_adts(proc.stdout)
     while len(frames) < n:
         frames += frames[-1:] * (n - len(frames))
@@ -227,16 +221,13 @@ class SilenceFrames:
         return head + [self.frames[-1]] * (n - len(head))
 
 
-def open_remux(out: Path, fmt: str) -> tuple[subprocess.Popen, object]:
+def open_remux(out: Path, fmt: str) -> FFmpegProcess:
     """An ffmpeg copying ADTS from its stdin into ``fmt``'s container, so frames are
     muxed while the next run is still being read (both cores busy)."""
-    err = tempfile.TemporaryFile()
     args = base_cmd() + ["-f", "aac", "-i", "pipe:0", "-c", "copy"]
     if fmt == "m4a":
         args += ["-movflags", "+faststart"]
-    proc = subprocess.Popen(args + ["-f", MUXERS[fmt], "-y", str(out)], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=err)
-    return proc, err
+    return start(args + ["-f", MUXERS[fmt], "-y", str(out)], stdin=True)
 
 
 @contextlib.contextmanager
@@ -248,22 +239,17 @@ def adts_output(tmp: Path, fmt: str, error: Callable[[str], MediatoolsError]) ->
         with open(tmp, "wb") as f:
             yield f.write
         return
-    proc, err = open_remux(tmp, fmt)
-
-    def failed() -> MediatoolsError:
-        if proc.poll() is None:
+    with open_remux(tmp, fmt) as proc:
+        def failed() -> MediatoolsError:
             proc.kill()
-        proc.wait()
-        err.seek(0)
-        return error(last_line(err.read()))
+            return error(proc.last_line())
 
-    def write(data: bytes) -> None:
-        try:
-            proc.stdin.write(data)
-        except OSError:   # BrokenPipeError: the muxer is gone
-            raise failed() from None
+        def write(data: bytes) -> None:
+            try:
+                proc.stdin.write(data)
+            except OSError:   # BrokenPipeError: the muxer is gone
+                raise failed() from None
 
-    try:
         yield write
         try:
             proc.stdin.close()
@@ -271,13 +257,3 @@ def adts_output(tmp: Path, fmt: str, error: Callable[[str], MediatoolsError]) ->
             raise failed() from None
         if proc.wait() != 0:
             raise failed()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        if not proc.stdin.closed:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-        err.close()

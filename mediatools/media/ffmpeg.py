@@ -1,14 +1,20 @@
-"""Finding and running ffmpeg: the I/O edge every media stage goes through.
+"""Finding and running ffmpeg: the one place every ffmpeg (and ffprobe) subprocess starts.
 
 Order: ``$MEDIATOOLS_FFMPEG``, ``ffmpeg`` on PATH, then the binary inside the
 ``imageio-ffmpeg`` wheel — so no system ffmpeg is ever required. ffprobe is optional.
 Commands are always argument lists (never a shell).
+
+:func:`run` runs a command to completion; :func:`start` gives a :class:`FFmpegProcess`
+whose stdin/stdout the caller streams. Either way stderr is drained by a thread (a chatty
+ffmpeg can never stall on a full pipe), only its tail is kept, the process is killed and
+reaped when the caller fails or is cancelled, and a failure is one :class:`FFmpegError`
+that names the file and carries ffmpeg's last line.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
-import json
 import os
 import re
 import shutil
@@ -18,16 +24,149 @@ import threading
 from pathlib import Path
 
 from ..errors import MediatoolsError
-from ..recording.model import MediaInfo
 
 
 class FFmpegError(MediatoolsError):
     pass
 
+def last_line(stderr: bytes | str) -> str:
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "no error output"
 
-@functools.lru_cache(maxsize=None)
+
+def _grow_pipe(stream) -> None:  # noqa: ANN001
+    """1 MiB pipes: fewer wake-ups between the processes (Linux only; harmless elsewhere)."""
+    try:
+        import fcntl
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (OSError, ImportError, ValueError):
+        pass
+
+
+class Completed:
+    """A finished command: exit code, stdout and the tail of stderr."""
+
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+    @property
+    def last(self) -> str:
+        return last_line(self.stderr)
+
+
+def run(cmd: list[str], *, input: bytes | None = None, check: bool = True,
+        error: str = "ffmpeg failed: {last}", file: str | None = None, code: str = "ffmpeg_failed",
+        need_output: bool = False) -> Completed:
+    """Run ``cmd`` to completion. With ``check``, a non-zero exit (or, with ``need_output``,
+    an empty stdout) raises ``FFmpegError(error.format(last=<ffmpeg's last line>))``.
+    An exception here (Ctrl-C included) kills and reaps the process."""
+    proc = subprocess.run(cmd, input=input, capture_output=True,
+                          stdin=None if input is not None else subprocess.DEVNULL)
+    done = Completed(proc.returncode, proc.stdout or b"", proc.stderr or b"")
+    if check and (done.returncode != 0 or (need_output and not done.stdout)):
+        raise FFmpegError(error.format(last=done.last), file=file, code=code)
+    return done
+
+
+class FFmpegProcess:
+    """A running ffmpeg whose stdin and/or stdout the caller streams.
+
+    Use as a context manager: leaving the block kills (if still running) and reaps it and
+    closes its pipes, whether the block finished, failed or was interrupted."""
+
+    TAIL = 64 << 10
+
+    def __init__(self, cmd: list[str], *, stdin: bool = False, stdout: bool = False, bufsize: int = -1,
+                 big_pipes: bool = False):
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, bufsize=bufsize)
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        if big_pipes:
+            for s in (self.stdin, self.stdout):
+                if s is not None:
+                    _grow_pipe(s)
+        self._tail: collections.deque[bytes] = collections.deque()
+        self._tail_size = 0
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self) -> None:
+        err = self.proc.stderr
+        while True:
+            try:
+                chunk = err.read1(1 << 14) if hasattr(err, "read1") else err.read(1 << 14)
+            except (OSError, ValueError):
+                return
+            if not chunk:
+                return
+            self._tail.append(chunk)
+            self._tail_size += len(chunk)
+            while self._tail_size > self.TAIL and len(self._tail) > 1:
+                self._tail_size -= len(self._tail.popleft())
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self) -> int:
+        return self.proc.wait()
+
+    def last_line(self) -> str:
+        """ffmpeg's last stderr line (waits for the process and its stderr to end)."""
+        self.proc.wait()
+        self._drain.join(5)
+        return last_line(b"".join(self._tail))
+
+    def error(self, template: str = "ffmpeg failed: {last}", *, file: str | None = None,
+              code: str = "ffmpeg_failed") -> FFmpegError:
+        """The one-line error for this process (killing it first if it still runs)."""
+        self.kill()
+        return FFmpegError(template.format(last=self.last_line()), file=file, code=code)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        """Kill if still running, reap, close the pipes."""
+        self.kill()
+        for s in (self.stdin, self.stdout):
+            if s is not None and not s.closed:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+        self._drain.join(5)
+        if not self.proc.stderr.closed:
+            self.proc.stderr.close()
+
+    def __enter__(self) -> FFmpegProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start(cmd: list[str], *, stdin: bool = False, stdout: bool = False, bufsize: int = -1,
+          big_pipes: bool = False) -> FFmpegProcess:
+    """Start ``cmd`` with the pipes asked for (the rest go to /dev/null)."""
+    return FFmpegProcess(cmd, stdin=stdin, stdout=stdout, bufsize=bufsize, big_pipes=big_pipes)
+
+
 def ffmpeg_path() -> str:
-    env = os.environ.get("MEDIATOOLS_FFMPEG")
+    """The ffmpeg to run, by ``MEDIATOOLS_FFMPEG`` and PATH as they are now."""
+    from .. import settings
+    return _resolve_ffmpeg(settings.get("MEDIATOOLS_FFMPEG"), os.environ.get("PATH", ""))
+
+
+@functools.lru_cache(maxsize=16)
+def _resolve_ffmpeg(env: str | None, path: str) -> str:
     if env:
         if not (Path(env).is_file() and os.access(env, os.X_OK)):
             raise FFmpegError(f"MEDIATOOLS_FFMPEG={env} is not an executable file")
@@ -42,19 +181,27 @@ def ffmpeg_path() -> str:
         raise FFmpegError(f"no ffmpeg found (set MEDIATOOLS_FFMPEG, or install imageio-ffmpeg): {exc}")
 
 
-@functools.lru_cache(maxsize=None)
 def ffprobe_path() -> str | None:
     """ffprobe beside the chosen ffmpeg, else on PATH, else None."""
-    sib = Path(ffmpeg_path()).with_name("ffprobe")
+    return _resolve_ffprobe(ffmpeg_path())
+
+
+@functools.lru_cache(maxsize=16)
+def _resolve_ffprobe(ffmpeg: str) -> str | None:
+    sib = Path(ffmpeg).with_name("ffprobe")
     if sib.is_file() and os.access(sib, os.X_OK):
         return str(sib)
     return shutil.which("ffprobe")
 
 
-@functools.lru_cache(maxsize=None)
 def ffmpeg_version() -> str:
-    out = subprocess.run([ffmpeg_path(), "-hide_banner", "-version"], capture_output=True, text=True)
-    first = (out.stdout or "").splitlines()[0] if out.stdout else "unknown"
+    return _version_of(ffmpeg_path())
+
+
+@functools.lru_cache(maxsize=16)
+def _version_of(ffmpeg: str) -> str:
+    out = run([ffmpeg, "-hide_banner", "-version"], check=False).stdout.decode("utf-8", "replace")
+    first = out.splitlines()[0] if out else "unknown"
     m = re.match(r"ffmpeg version (\S+)", first)
     return m.group(1) if m else first
 
@@ -87,72 +234,3 @@ def concat_url(paths: "list[str | Path]") -> str:
             os.symlink(os.path.abspath(n), link)
             names[i] = str(link)
     return "concat:" + "|".join(names)
-
-
-def run(args: list[str], *, what: str = "ffmpeg", file: str | None = None) -> subprocess.CompletedProcess:
-    """Run ffmpeg with ``args`` (after the base command); raise a one-line error on failure."""
-    proc = subprocess.run(base_cmd() + args, capture_output=True)
-    if proc.returncode != 0:
-        raise FFmpegError(f"{what} failed: {last_line(proc.stderr)}", file=file, code="ffmpeg_failed")
-    return proc
-
-
-def last_line(stderr: bytes | str) -> str:
-    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else "no error output"
-
-
-_STREAM_RE = re.compile(
-    r"Stream #\d+:\d+.*?: Audio: (?P<codec>[\w\-]+)(?: \((?P<profile>[^)]*)\))?.*?, (?P<rate>\d+) Hz, "
-    r"(?P<layout>[^,]+)(?:, [^,]+)?(?:, (?P<kbps>\d+) kb/s)?")
-_DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_LAYOUTS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.1": 6, "5.1(side)": 6, "7.1": 8}
-
-
-def probe(path: str | Path) -> tuple[MediaInfo, float | None]:
-    """Codec, rate and channels of the first audio stream, and the container duration (s)."""
-    path = str(path)
-    fp = ffprobe_path()
-    if fp:
-        proc = subprocess.run([fp, "-v", "error", "-print_format", "json", "-show_streams",
-                               "-show_format", "-select_streams", "a:0", path], capture_output=True)
-        if proc.returncode == 0:
-            data = json.loads(proc.stdout or b"{}")
-            streams = data.get("streams") or []
-            if streams:
-                s = streams[0]
-                dur = (data.get("format") or {}).get("duration")
-                br = s.get("bit_rate")
-                return (MediaInfo(s.get("codec_name", "unknown"), int(s.get("sample_rate", 0)),
-                                  int(s.get("channels", 0)), s.get("profile"),
-                                  int(br) if br and str(br).isdigit() else None),
-                        float(dur) if dur else None)
-        raise FFmpegError(f"not a readable audio file ({last_line(proc.stderr)})", file=Path(path).name,
-                          code="unreadable")
-    proc = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-i", path], capture_output=True)
-    err = proc.stderr.decode("utf-8", "replace")
-    m = _STREAM_RE.search(err)
-    if not m:
-        raise FFmpegError(f"not a readable audio file ({last_line(err)})", file=Path(path).name,
-                          code="unreadable")
-    layout = m["layout"].strip()
-    ch = _LAYOUTS.get(layout)
-    if ch is None:
-        mm = re.match(r"(\d+) channels", layout)
-        ch = int(mm.group(1)) if mm else 0
-    d = _DURATION_RE.search(err)
-    dur = int(d[1]) * 3600 + int(d[2]) * 60 + float(d[3]) if d else None
-    profile = m["profile"] if m["profile"] and "/" not in m["profile"] else None
-    return (MediaInfo(m["codec"], int(m["rate"]), ch, profile,
-                      int(m["kbps"]) * 1000 if m["kbps"] else None), dur)
-
-
-def decoded_duration(path: str | Path, rate: int = 48000) -> float:
-    """Exact playable duration in seconds, by decoding and counting samples."""
-    proc = subprocess.run(base_cmd() + ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(rate),
-                                        "-f", "s16le", "-"], capture_output=True)
-    if proc.returncode != 0 or not proc.stdout:
-        raise FFmpegError(f"cannot decode ({last_line(proc.stderr)})", file=Path(path).name,
-                          code="unreadable")
-    return len(proc.stdout) / 2 / rate

@@ -5,7 +5,6 @@ is measured by complex demodulation at that frequency with a short moving window
 """
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,8 @@ def decode_pcm(path: str | Path, rate: int, channels: int = 1, *, start_s: float
     Channel conversion is done here, not by ffmpeg (whose defaults change levels by ±3 dB):
     mono is the mean of the source channels; more channels repeat a mono source.
     """
-    from .ffmpeg import FFmpegError, base_cmd, last_line, probe
+    from .ffmpeg import base_cmd, run
+    from .probe import probe
 
     src_ch = probe(str(path))[0].channels or 1
     args = base_cmd() + (inputs_args or [])
@@ -32,9 +32,7 @@ def decode_pcm(path: str | Path, rate: int, channels: int = 1, *, start_s: float
     if duration_s is not None:
         args += ["-t", f"{duration_s:.6f}"]
     args += ["-i", str(path), "-map", "0:a:0", "-ar", str(rate), "-f", "f32le", "-"]
-    proc = subprocess.run(args, capture_output=True)
-    if proc.returncode != 0:
-        raise FFmpegError(f"cannot decode: {last_line(proc.stderr)}", file=Path(str(path)).name)
+    proc = run(args, error="cannot decode: {last}", file=Path(str(path)).name, code="error")
     a = np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, src_ch)
     if channels == 1:
         return a[:, 0].copy() if src_ch == 1 else a.mean(axis=1, dtype=np.float32)

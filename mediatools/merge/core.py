@@ -20,7 +20,8 @@ from typing import Callable, Iterator
 
 from ..atomic import atomic_path
 from ..errors import MediatoolsError, Strictness, UsageError
-from ..mix.render import FORMATS, OutputFormat, render_mix
+from ..media.formats import FORMATS, OutputFormat
+from ..mix.render import render_mix
 from ..recording.model import MediaInfo, Recording
 from ..agora.names import iso_utc
 from .opus_copy import copy_opus

@@ -15,7 +15,8 @@ from typing import Callable
 
 from ..atomic import TMP_PREFIX, atomic_path
 from ..errors import MediatoolsError
-from ..media.ffmpeg import concat_url, run as run_ffmpeg
+from ..media import ffmpeg
+from ..media.ffmpeg import base_cmd, concat_url
 from ..recording.model import Run
 
 PACKET_MS = 20.0
@@ -60,9 +61,9 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
             room = limit - f0 - pos - PACKET_MS / 2
             keep_ms = max(PACKET_MS / 2, min(duration_ms, room))
             ogg = work / f"run{i}.ogg"
-            run_ffmpeg(["-i", concat_url([s.path for s in run.slices if s.path is not None]), "-map", "0:a:0",
+            ffmpeg.run(base_cmd() + ["-i", concat_url([s.path for s in run.slices if s.path is not None]), "-map", "0:a:0",
                         "-c", "copy", "-t", f"{keep_ms / 1000.0:.6f}", "-f", "ogg", str(ogg)],
-                       what="Opus copy", file=run.slices[0].name)
+                       error="Opus copy failed: {last}", file=run.slices[0].name)
             length = ogg_samples(ogg) / 48.0
             placed.append({"file_offset_ms": round(pos, 3), "placement_error_ms": round(pos - (offset_ms - f0), 3),
                            "packets_ms": round(length, 3)})
@@ -75,10 +76,10 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
             need = max([n for kind, n in pieces if kind == ms], default=0)
             if need:
                 templates[ms] = work / f"silence{ms:g}.ts"
-                run_ffmpeg(["-f", "lavfi", "-i", f"anullsrc=r=48000:cl={layout}",
+                ffmpeg.run(base_cmd() + ["-f", "lavfi", "-i", f"anullsrc=r=48000:cl={layout}",
                             "-t", f"{(need + 5) * ms / 1000:.4f}", "-c:a", "libopus", "-b:a", "16k",
                             "-frame_duration", f"{ms:g}", "-f", "mpegts", str(templates[ms])],
-                           what="silence encoding", file=out.name)
+                           error="silence encoding failed: {last}", file=out.name)
         listing = []
         cut: dict[tuple, Path] = {}   # the same silence is cut once, however often it recurs
         for kind, val in pieces:
@@ -86,14 +87,14 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
             if kind != "file":
                 if (kind, val) not in cut:
                     cut[kind, val] = work / f"sil{len(cut)}.ogg"
-                    run_ffmpeg(["-i", str(templates[kind]), "-c", "copy", "-frames:a", str(val), "-f", "ogg",
-                                str(cut[kind, val])], what="silence cut", file=out.name)
+                    ffmpeg.run(base_cmd() + ["-i", str(templates[kind]), "-c", "copy", "-frames:a", str(val), "-f", "ogg",
+                                str(cut[kind, val])], error="silence cut failed: {last}", file=out.name)
                 val = cut[kind, val]
             listing.append(f"file '{Path(val).name}'")
         (work / "list.txt").write_text("\n".join(listing) + "\n")
         with atomic_path(out) as tmp:
-            run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(work / "list.txt"), "-c", "copy",
-                        "-f", MUXERS[fmt], "-y", str(tmp)], what="joining Opus runs", file=out.name)
+            ffmpeg.run(base_cmd() + ["-f", "concat", "-safe", "0", "-i", str(work / "list.txt"), "-c", "copy",
+                        "-f", MUXERS[fmt], "-y", str(tmp)], error="joining Opus runs failed: {last}", file=out.name)
     return {"duration_ms": round(pos, 3), "runs": placed}
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import Strictness, UsageError
-from .render import can_split, format_for, render_mix, render_mix_split
+from ..media.formats import format_for
+from .render import render_mix
+from .split import can_split, render_mix_split
 from ..recording.model import Recording
 from ..agora.names import iso_utc
 from ..recording.discovery import load_recording

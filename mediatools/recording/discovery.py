@@ -115,7 +115,7 @@ def check_slice_file(path: Path) -> tuple[str, int | None, str | None]:
 
 
 def _default_measure(path: Path) -> float:
-    from ..media.ffmpeg import decoded_duration
+    from ..media.probe import decoded_duration
     return decoded_duration(path)
 
 

@@ -31,7 +31,7 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
     of merge's set-up time and idled a core before a mix). Anything else is probed by
     ffmpeg as usual.
     """
-    from ..media.ffmpeg import probe
+    from ..media.probe import probe
     from ..media.adts import adts_media
 
     problems = []

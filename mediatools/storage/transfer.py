@@ -259,7 +259,8 @@ def _direct_pool(client: Any, jobs: int, retries: int) -> Any:
     (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``, ``REQUESTS_CA_BUNDLE``), so both
     paths trust the same authorities.
     """
-    if os.environ.get("MEDIATOOLS_S3_DIRECT") == "0" or any(
+    from .. import settings
+    if not settings.get("MEDIATOOLS_S3_DIRECT") or any(
             os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
         return None
     try:

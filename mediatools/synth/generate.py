@@ -12,16 +12,14 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
 import tempfile
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MediatoolsError
-from ..media.ffmpeg import base_cmd, last_line
+from ..media.ffmpeg import base_cmd, start
 from ..agora.names import playlist_name, slice_name
 from ..agora.playlist import PlaylistEntry, format_playlist
 from ..media.tones import TONE_FREQS
@@ -160,19 +158,14 @@ def _encode_run(u: UserSpec, spec: SynthSpec, offset_s: float, duration_s: float
                          "-c:a", enc, "-b:a", br, "-f", "segment", "-segment_time", f"{spec.slice_s}",
                          "-segment_format", "mpegts", "-segment_list", str(listfile),
                          "-segment_list_type", "csv", str(pattern)]
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    err: list[bytes] = []
-    t = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
-    t.start()
-    try:
-        for chunk in _signal_chunks(u, spec, offset_s, duration_s, run_seed):
-            proc.stdin.write(chunk)
-    finally:
-        proc.stdin.close()
-    proc.wait()
-    t.join()
-    if proc.returncode != 0:
-        raise MediatoolsError(f"synth encode failed: {last_line(b''.join(err))}")
+    with start(args, stdin=True) as proc:
+        try:
+            for chunk in _signal_chunks(u, spec, offset_s, duration_s, run_seed):
+                proc.stdin.write(chunk)
+        finally:
+            proc.stdin.close()
+        if proc.wait() != 0:
+            raise proc.error("synth encode failed: {last}", code="error")
     out = []
     with open(listfile, newline="") as fh:
         for row in csv.reader(fh):
@@ -348,7 +341,7 @@ def _write_playlists(spec: SynthSpec, u: UserSpec, out: Path, entries: dict[str,
 def _unlisted_durations(out: Path, pieces: list[dict], entries: dict[str, list[PlaylistEntry]],
                         kinds: set[str]) -> None:
     """A slice no playlist lists has no EXTINF: its duration is its decoded length."""
-    from ..media.ffmpeg import decoded_duration
+    from ..media.probe import decoded_duration
 
     listed = set() if "no_playlist" in kinds else {e.uri for fam in entries.values() for e in fam}
     for p in pieces:

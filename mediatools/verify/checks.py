@@ -19,7 +19,7 @@ import numpy as np
 from ..agora.transcode import TranscodeOptions
 from ..errors import MediatoolsError
 from .features import HOP_MS, file_features, run_features
-from ..media.ffmpeg import probe
+from ..media.probe import probe
 from ..recording.model import Recording
 from ..recording.discovery import load_recording
 from ..timeline.contract import build_timeline

@@ -5,13 +5,11 @@ Audio is decoded at a modest rate and reduced, as it streams, to band energies e
 """
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..media.ffmpeg import FFmpegError, base_cmd, concat_url, last_line
+from ..media.ffmpeg import FFmpegProcess, base_cmd, concat_url, start
 
 RATE = 16000
 HOP = 160           # 10 ms
@@ -42,13 +40,19 @@ def stream_features(args: list[str], what: str, *, block_s: float = 20.0) -> tup
     """Decode with ffmpeg ``args`` (inputs) to 16 kHz mono, streaming; → (features, samples)."""
     # ffmpeg's own downmix level does not matter here: only shapes are compared, never levels
     cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", "f32le", "pipe:1"]
-    # stderr to a file: a damaged input can print more than a pipe holds and stall ffmpeg
-    errf = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf)
+    with start(cmd, stdout=True) as proc:
+        feats, total = _reduce(proc, step_s=block_s)
+        if proc.wait() != 0:
+            raise proc.error(f"cannot decode {what}: {{last}}", file=what, code="unreadable")
+    return feats, total
+
+
+def _reduce(proc: FFmpegProcess, *, step_s: float) -> tuple[np.ndarray, int]:
+    """Band energies of ffmpeg's f32le stdout, block by block."""
     chunks: list[np.ndarray] = []
     carry = np.zeros(0, np.float32)
     total = 0
-    step = int(block_s * RATE) // HOP * HOP
+    step = int(step_s * RATE) // HOP * HOP
     while True:
         buf = proc.stdout.read(step * 4)
         if not buf:
@@ -62,12 +66,6 @@ def stream_features(args: list[str], what: str, *, block_s: float = 20.0) -> tup
             carry = data[usable * HOP:]
         else:
             carry = data
-    proc.wait()
-    errf.seek(0)
-    err = errf.read()
-    errf.close()
-    if proc.returncode != 0:
-        raise FFmpegError(f"cannot decode {what}: {last_line(err)}", file=what, code="unreadable")
     if len(carry):
         chunks.append(band_energies(np.concatenate([carry, np.zeros(WIN, np.float32)]))[: max(1, len(carry) // HOP)])
     feats = np.concatenate(chunks) if chunks else np.zeros((0, len(EDGES) - 1), np.float32)

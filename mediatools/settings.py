@@ -1,0 +1,56 @@
+"""Every setting mediatools reads from the environment, documented in one place.
+
+Values are read when they are used, never at import time, so a long-running worker
+(the service, a Dask worker) picks up a changed environment without a restart, and a
+test can set one for one call. ``python -m mediatools.settings`` prints the table.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    parse: Callable[[str], object]
+    doc: str
+
+    def get(self) -> object:
+        raw = os.environ.get(self.name, "")
+        if raw.strip() == "":
+            return self.parse(self.default) if self.default != "" else None
+        try:
+            return self.parse(raw)
+        except ValueError:
+            from .errors import UsageError
+            raise UsageError(f"{self.name}={raw!r} is not valid ({self.doc})", code="bad_setting") from None
+
+
+SETTINGS: dict[str, Setting] = {s.name: s for s in (
+    Setting("MEDIATOOLS_FFMPEG", "", str,
+            "path of the ffmpeg to use; default: ffmpeg on PATH, else the one in the imageio-ffmpeg wheel"),
+    Setting("MEDIATOOLS_SPLIT_MIN_S", "600", float,
+            "AAC mixes at least this long (seconds) are encoded by two encoders, one per half"),
+    Setting("MEDIATOOLS_SPOOL_MAX_MB", "1024", int,
+            "cap (MiB) on the disk spool that lets the mix run ahead of the first half's encoder"),
+    Setting("MEDIATOOLS_S3_DIRECT", "1", lambda v: v.strip() != "0",
+            "0 sends every S3 GET through botocore instead of presigned URLs over urllib3"),
+)}
+
+
+def get(name: str) -> object:
+    """The setting's current value (parsed; the default when unset or empty)."""
+    return SETTINGS[name].get()
+
+
+def table() -> str:
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+    rows += [f"| `{s.name}` | {s.default or '-'} | {s.doc} |" for s in SETTINGS.values()]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(table())
