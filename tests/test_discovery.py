@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mediatools.recording.discovery import load_recording
-from mediatools.recording.inspect_report import probe_runs
+from mediatools.recording.probe import probe_runs
 from mediatools.timeline.contract import build_timeline
 
 from conftest import run_cli

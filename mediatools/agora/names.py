@@ -6,6 +6,12 @@ Grammar (AGORA_FORMAT.md)::
     [bak<n>_]<sid>_<cname>__uid_s_<uid>__uid_e_<type>_<tick>_<index>.m3u8   (re-uploaded)
     [bak<n>_]<sid>_<cname>__uid_s_<uid>__uid_e_<type>_<utc>.ts|.webm
 
+and the names of results stored next to a recording (:func:`parse_result_name`)::
+
+    <sid>_<cname>_<index>.mp3|m4a|aac          Agora's postpone mix (mediatools writes it too)
+    <sid>_<cname>.mediatools.<ext>             mediatools' manifest and reports
+    <sid>_<cname>_stems/<uid>.<ext>            mediatools' per-user stems (a folder)
+
 ``<sid>`` has no underscore; ``<cname>`` may hold ``-`` and ``_``; ``<uid>`` is numeric or
 a user account string; ``<utc>`` is ``YYYYMMDDHHMMSSmmm``.
 """
@@ -25,6 +31,11 @@ _STEM = (
 )
 _SLICE_RE = re.compile(_STEM + r"_(?P<utc>\d{17})\.(?P<ext>ts|webm)\Z")
 _PLAYLIST_RE = re.compile(_STEM + r"(?:_(?P<tick>\d+)_(?P<index>\d+))?\.m3u8\Z")
+#: Agora's postpone-mix container formats (``transcodeOptions.container.format``)
+RESULT_FORMATS = ("mp3", "m4a", "aac")
+_RESULT_RE = re.compile(r"(?P<sid>[A-Za-z0-9]+)_(?P<cname>.+)_(?P<index>\d+)\.(?P<ext>mp3|m4a|aac)\Z")
+_OWN_RE = re.compile(r"(?P<sid>[A-Za-z0-9]+)_(?P<cname>.+?)\.mediatools\.(?P<ext>[a-z0-9]+)\Z")
+_STEMS_RE = re.compile(r"(?P<sid>[A-Za-z0-9]+)_(?P<cname>.+)_stems\Z")
 
 
 class NameError_(MediatoolsError):
@@ -119,6 +130,44 @@ def slice_name(sid: str, cname: str, uid: str, utc_ms: int, *, track_type: str =
 def playlist_name(sid: str, cname: str, uid: str, *, track_type: str = "audio", bak: int | None = None,
                   tick: int | None = None, index: int | None = None) -> str:
     return format_name(AgoraName(sid, cname, uid, track_type, "playlist", bak=bak, tick=tick, index=index))
+
+
+@dataclass(frozen=True)
+class ResultName:
+    """A result stored next to a recording: not part of the recording itself."""
+    sid: str
+    cname: str
+    kind: str                 # "mix" (Agora's postpone-mix name), "mediatools" (manifest, reports), "stems"
+    ext: str = ""
+    index: int | None = None  # mix: Agora's <index>, from 0
+
+
+def parse_result_name(name: str) -> ResultName | None:
+    """The result a bare file (or folder) name stands for, or None for anything else."""
+    if "__uid_s_" in name or "/" in name or "\\" in name:
+        return None
+    if m := _OWN_RE.match(name):
+        return ResultName(m["sid"], m["cname"], "mediatools", m["ext"])
+    if m := _RESULT_RE.match(name):
+        return ResultName(m["sid"], m["cname"], "mix", m["ext"], int(m["index"]))
+    if m := _STEMS_RE.match(name):
+        return ResultName(m["sid"], m["cname"], "stems")
+    return None
+
+
+def result_name(sid: str, cname: str, ext: str = "m4a", index: int = 0) -> str:
+    """Agora's postpone-mix name: ``<sid>_<cname>_<index>.<ext>``."""
+    return f"{sid}_{cname}_{index}.{ext}"
+
+
+def manifest_name(sid: str, cname: str) -> str:
+    """mediatools' manifest beside the recording: ``<sid>_<cname>.mediatools.json``."""
+    return f"{sid}_{cname}.mediatools.json"
+
+
+def stems_folder(sid: str, cname: str) -> str:
+    """mediatools' per-user stems folder beside the recording: ``<sid>_<cname>_stems``."""
+    return f"{sid}_{cname}_stems"
 
 
 def looks_like_agora(name: str) -> bool:

@@ -9,7 +9,8 @@ from . import cli
 from ..merge.core import MergeOptions, merge
 from ..mix.api import MixOptions, mix
 from ..recording.discovery import discover
-from ..recording.inspect_report import SCHEMA, probe_runs, recording_dict, render_text
+from ..recording.inspect_report import SCHEMA, recording_dict, render_text
+from ..recording.probe import probe_runs
 from ..synth.generate import Fault, plan, synthesize
 
 

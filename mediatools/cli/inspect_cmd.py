@@ -6,7 +6,8 @@ from . import cli
 from .common import source_options, emit_json, json_option, sid_option, strict_option, uid_option
 from ..errors import Strictness, UsageError
 from ..recording.discovery import discover
-from ..recording.inspect_report import SCHEMA, probe_runs, recording_dict, render_text
+from ..recording.inspect_report import SCHEMA, recording_dict, render_text
+from ..recording.probe import probe_runs
 from ..storage.sources import local_source
 from ..timeline.contract import DEFAULT_TOLERANCE_MS, build_timeline
 

@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..atomic import atomic_path
-from ..errors import MediatoolsError, Strictness, UsageError
+from ..errors import MediatoolsError, UsageError
 from ..media.formats import FORMATS, OutputFormat
 from ..mix.render import render_mix
 from ..recording.model import MediaInfo, Recording
 from ..agora.names import iso_utc
 from .opus_copy import copy_opus
-from ..recording.discovery import load_recording
-from ..recording.inspect_report import probe_runs
+from ..recording.prepare import prepare_recording
 from ..media.adts import FRAME, SilenceFrames, adts_output, run_adts
 from ..timeline.contract import DEFAULT_TOLERANCE_MS, PlacedRun, Timeline, UserTimeline, build_timeline
 from ..timeline.timespec import parse_time
@@ -110,11 +109,7 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
     outdir = Path(outdir)
     if not outdir.is_dir() and not create_outdir:
         raise MediatoolsError("output folder does not exist", file=str(outdir), code="no_output_dir")
-    rec = source if isinstance(source, Recording) else load_recording(
-        source, sid=o.sid, tolerance_ms=o.tolerance_ms)
-    probe_runs(rec, quick=True)
-    checker = Strictness(o.strict)
-    checker.extend(rec.problems)
+    rec = prepare_recording(source, sid=o.sid, strict=o.strict, tolerance_ms=o.tolerance_ms)
     tl = build_timeline(rec, o.uids or None)
     start_ms = parse_time(o.start, tl.origin_ms) if o.start else None
     end_ms = parse_time(o.end, tl.origin_ms) if o.end else None

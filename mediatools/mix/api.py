@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import Strictness, UsageError
+from ..errors import UsageError
 from ..media.formats import format_for
 from .render import render_mix
 from .split import can_split, render_mix_split
 from ..recording.model import Recording
 from ..agora.names import iso_utc
-from ..recording.discovery import load_recording
-from ..recording.inspect_report import probe_runs
+from ..recording.prepare import prepare_recording
 from ..timeline.contract import DEFAULT_TOLERANCE_MS, build_timeline
 from ..timeline.timespec import parse_time
 
@@ -49,11 +48,7 @@ def mix(source: str | Path | Recording, out: str | Path, options: MixOptions | N
     if o.channels not in (1, 2):
         raise UsageError("--channels must be 1 or 2")
     fmt = format_for(out, o.format)
-    rec = source if isinstance(source, Recording) else load_recording(
-        source, sid=o.sid, tolerance_ms=o.tolerance_ms)
-    probe_runs(rec, quick=True)
-    checker = Strictness(o.strict)
-    checker.extend(rec.problems)
+    rec = prepare_recording(source, sid=o.sid, strict=o.strict, tolerance_ms=o.tolerance_ms)
     unknown = [u for u in o.gains_db if u not in rec.uids]
     if unknown:
         raise UsageError(f"--gain for unknown uid {', '.join(unknown)}")

@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 from ..errors import MediatoolsError, Problem, Strictness, UsageError
 from .model import (SLICE_GARBAGE, SLICE_MISSING, SLICE_OK, SLICE_TRUNCATED, SLICE_ZERO, Recording,
                     Slice, UserTrack)
-from ..agora.names import AgoraName, NameError_, looks_like_agora, parse_name
+from ..agora.names import AgoraName, NameError_, looks_like_agora, parse_name, parse_result_name
 from ..agora.playlist import PlaylistError, parse_playlist
 from ..timeline.contract import DEFAULT_TOLERANCE_MS, resolve_overlaps, split_runs
 
@@ -39,8 +39,11 @@ class _Track:
     slices: dict[str, tuple[AgoraName, Path]] = field(default_factory=dict)
 
 
-def scan(root: Path, problems: list[Problem]) -> dict[tuple[str, str, str, str], _Track]:
-    """Index every Agora-named file below ``root`` by user track."""
+def scan(root: Path, problems: list[Problem], results: list[str] | None = None
+         ) -> dict[tuple[str, str, str, str], _Track]:
+    """Index every Agora-named file below ``root`` by user track. Results stored beside the
+    recording (Agora's postpone mix, mediatools' outputs) are no problem: their paths
+    relative to ``root`` go to ``results``; other files are not Agora's and are ignored."""
     if not root.exists():
         raise MediatoolsError("no such folder", file=str(root), code="not_found")
     if not root.is_dir():
@@ -48,8 +51,15 @@ def scan(root: Path, problems: list[Problem]) -> dict[tuple[str, str, str, str],
     tracks: dict[tuple[str, str, str, str], _Track] = defaultdict(_Track)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        for d in dirnames:   # a stems folder (its files are not Agora-named, so skipped below)
+            if results is not None and parse_result_name(d):
+                results.append((Path(dirpath) / d).relative_to(root).as_posix() + "/")
         for fn in sorted(filenames):
-            if not looks_like_agora(fn) or fn.startswith("."):
+            if fn.startswith("."):
+                continue
+            if not looks_like_agora(fn):
+                if results is not None and parse_result_name(fn):
+                    results.append((Path(dirpath) / fn).relative_to(root).as_posix())
                 continue
             path = Path(dirpath) / fn
             try:
@@ -247,7 +257,8 @@ def discover(root: str | Path, *, track_type: str = "audio", tolerance_ms: float
     """Every recording (sid, cname) found below ``root``, users sorted by first instant."""
     root = Path(root)
     scan_problems: list[Problem] = []
-    tracks = scan(root, scan_problems)
+    results: list[str] = []
+    tracks = scan(root, scan_problems, results)
     by_rec: dict[tuple[str, str], list[tuple[UserTrack, list[Problem]]]] = defaultdict(list)
     for key, t in sorted(tracks.items()):
         if key[3] != track_type:
@@ -257,8 +268,14 @@ def discover(root: str | Path, *, track_type: str = "audio", tolerance_ms: float
     for (sid, cname), items in sorted(by_rec.items()):
         users = sorted((u for u, _ in items), key=lambda u: (u.first_ms is None, u.first_ms or 0, u.uid))
         probs = list(scan_problems) + [p for _, ps in items for p in ps]
-        recs.append(Recording(sid=sid, cname=cname, root=root, users=users, problems=probs))
+        mine = [r for r in results if _result_of(r, sid, cname)]
+        recs.append(Recording(sid=sid, cname=cname, root=root, users=users, problems=probs, results=mine))
     return recs
+
+
+def _result_of(rel: str, sid: str, cname: str) -> bool:
+    n = parse_result_name(posixpath.basename(rel.rstrip("/")))
+    return n is not None and n.sid == sid and n.cname == cname
 
 
 def load_recording(root: str | Path, *, sid: str | None = None, strict: bool = False,

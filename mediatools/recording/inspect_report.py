@@ -11,51 +11,16 @@ Schema ``mediatools.inspect/1`` (times in ms; ``*_utc`` ISO 8601)::
                               "end_offset_ms", "slices", "sources", "drift_ms",
                               "codec", "sample_rate", "channels"}],
                     "gaps": [{"offset_ms", "duration_ms"}]}],
-         "problems": [{"code", "file", "message", "action", "uid"}]}]}
+         "problems": [{"code", "file", "message", "action", "uid"}],
+         "results": ["<path relative to root>", ...]}]}   (Agora's postpone mix, mediatools' outputs)
 """
 from __future__ import annotations
 
-from ..errors import MediatoolsError, Problem
 from .model import Recording, Run
 from ..agora.names import iso_utc
 from ..timeline.contract import Timeline, build_timeline
 
 SCHEMA = "mediatools.inspect/1"
-
-
-def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
-    """Fill ``run.media`` by probing the first slice of each run (never every slice).
-
-    ``quick``: read AAC-LC parameters straight from the first ADTS header in the TS
-    (merge and mix need only codec, rate and channels; an ffmpeg start per run was most
-    of merge's set-up time and idled a core before a mix). Anything else is probed by
-    ffmpeg as usual.
-    """
-    from ..media.probe import probe
-    from ..media.adts import adts_media
-
-    problems = []
-    for u in rec.users:
-        seen = None
-        for r in u.runs:
-            s = r.slices[0]
-            try:
-                media = adts_media(s.path) if quick else None
-                r.media = media or probe(s.path)[0]
-            except MediatoolsError as exc:
-                problems.append(Problem("unreadable", s.name, exc.message, "reported", u.uid))
-                continue
-            sig = (r.media.codec, r.media.sample_rate, r.media.channels)
-            if seen and sig != seen:
-                problems.append(Problem("format_change", s.name,
-                                        f"uid {u.uid} changes from {_fmt(seen)} to {_fmt(sig)}", "reported", u.uid))
-            seen = sig
-    rec.problems.extend(problems)
-    return problems
-
-
-def _fmt(sig: tuple) -> str:
-    return f"{sig[0]} {sig[1]} Hz {sig[2]} ch"
 
 
 def _run_dict(i: int, r: Run, origin: int) -> dict:
@@ -88,7 +53,8 @@ def recording_dict(rec: Recording, tl: Timeline | None = None) -> dict:
             "gaps": [{"offset_ms": round(g.offset_ms, 3), "duration_ms": round(g.duration_ms, 3)} for g in ut.gaps],
         })
     return {"sid": rec.sid, "cname": rec.cname, "origin_ms": tl.origin_ms, "origin_utc": iso_utc(tl.origin_ms),
-            "span_ms": round(tl.span_ms, 3), "users": users, "problems": [p.to_dict() for p in rec.problems]}
+            "span_ms": round(tl.span_ms, 3), "users": users, "problems": [p.to_dict() for p in rec.problems],
+            "results": list(rec.results)}
 
 
 def clock(ms: float) -> str:
@@ -119,4 +85,6 @@ def render_text(doc: dict) -> str:
                 out.append(f"    [{p['code']}] {p['file']}: {p['message']} ({p['action']})")
         else:
             out.append("  problems: none")
+        if r.get("results"):
+            out.append(f"  results beside it: {', '.join(r['results'])}")
     return "\n".join(out)

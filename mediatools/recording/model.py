@@ -110,6 +110,10 @@ class Recording:
     root: Path
     users: list[UserTrack]
     problems: list[Problem] = field(default_factory=list)
+    #: results stored beside the recording (Agora's postpone mix, mediatools' outputs): names
+    results: list[str] = field(default_factory=list)
+    #: how far runs have been probed: None, "quick" (ADTS headers) or "full" (ffprobe)
+    probed: str | None = None
 
     def user(self, uid: str) -> UserTrack:
         for u in self.users:

@@ -1,0 +1,48 @@
+"""Probing a recording's runs: codec, sample rate and channels, found once per recording."""
+from __future__ import annotations
+
+from ..errors import MediatoolsError, Problem
+from .model import Recording
+
+
+def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
+    """Fill ``run.media`` by probing the first slice of each run (never every slice).
+
+    ``quick``: read AAC-LC parameters straight from the first ADTS header in the TS
+    (merge and mix need only codec, rate and channels; an ffmpeg start per run was most
+    of merge's set-up time and idled a core before a mix). Anything else is probed by
+    ffmpeg as usual.
+
+    Idempotent: the recording remembers it was probed, so problems are found once however
+    many stages run on it (a full probe after a quick one refines ``run.media`` but adds
+    no problem already reported). Returns the problems newly found.
+    """
+    from ..media.adts import adts_media
+    from ..media.probe import probe
+
+    if rec.probed == "full" or (quick and rec.probed == "quick"):
+        return []   # found once: a second stage on the same recording reports nothing twice
+    problems = []
+    for u in rec.users:
+        seen = None
+        for r in u.runs:
+            s = r.slices[0]
+            try:
+                media = adts_media(s.path) if quick else None
+                r.media = media or probe(s.path)[0]
+            except MediatoolsError as exc:
+                problems.append(Problem("unreadable", s.name, exc.message, "reported", u.uid))
+                continue
+            sig = (r.media.codec, r.media.sample_rate, r.media.channels)
+            if seen and sig != seen:
+                problems.append(Problem("format_change", s.name,
+                                        f"uid {u.uid} changes from {_fmt(seen)} to {_fmt(sig)}", "reported", u.uid))
+            seen = sig
+    rec.probed = "quick" if quick else "full"
+    new = [p for p in problems if p not in rec.problems]
+    rec.problems.extend(new)
+    return new
+
+
+def _fmt(sig: tuple) -> str:
+    return f"{sig[0]} {sig[1]} Hz {sig[2]} ch"
