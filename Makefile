@@ -25,6 +25,7 @@ fuzz: $(STAMP)
 	MEDIATOOLS_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests -k fuzz
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	$(BIN)/python benchmarks/mix_bench.py
 	$(BIN)/python benchmarks/merge_bench.py
 	$(BIN)/python benchmarks/verify_bench.py

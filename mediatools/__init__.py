@@ -1,21 +1,49 @@
-"""mediatools: Agora Cloud Recording individual audio → audio people can use."""
+"""mediatools: Agora Cloud Recording individual audio → audio people can use.
+
+The library API (the CLI and the service are thin layers over it). Every stage has one
+shape, ``stage(source, out, options, *, progress=None) -> Report``: options and reports are
+dataclasses, reports have ``to_dict()`` (the command's ``--json``) and a ``schema`` name,
+and ``progress(done, total)`` follows :class:`mediatools.progress.Progress`.
+
+Loading and the timeline
+    ``load_recording(folder, sid=None)`` → :class:`Recording` (users → runs → slices, with
+    every problem found as a :class:`Problem`); ``discover(folder)`` → all recordings there;
+    ``build_timeline(rec)`` → :class:`Timeline` (each run's offset from the session origin).
+
+Stages
+    ``fetch(s3_url_or_location, dest, FetchOptions(...))`` → :class:`FetchReport`
+    ``merge(source, outdir, MergeOptions(...))`` → :class:`MergeReport`
+    ``mix(source, out_file, MixOptions(...))`` → :class:`MixReport`
+    ``verify(mix_file, source, VerifyOptions(...))`` → :class:`VerifyReport`
+
+``source`` is a folder or an already loaded :class:`Recording` (loaded once, probed once:
+running several stages on one recording reports each problem once). Expected failures
+raise :class:`MediatoolsError` (one line naming the file); :class:`UsageError` for bad
+arguments. The library prints nothing; it logs to the ``mediatools`` logger.
+
+Heavy dependencies load on first use: boto3 when a bucket is first reached, numpy when
+audio is first mixed or measured.
+"""
 from __future__ import annotations
+
+import logging as _logging
 
 __version__ = "0.1.0"
 
-from .errors import MediatoolsError, Problem  # noqa: E402
-from .recording.model import MediaInfo, Recording, Run, Slice, UserTrack  # noqa: E402
-from .recording.discovery import discover, load_recording  # noqa: E402
-from .timeline.contract import Timeline, build_timeline  # noqa: E402
+from .errors import MediatoolsError, Problem, UsageError  # noqa: E402
+from .merge import MergeOptions, MergeReport, merge  # noqa: E402
+from .mix import MixOptions, MixReport, mix  # noqa: E402
+from .recording import MediaInfo, Recording, Run, Slice, UserTrack, discover, load_recording  # noqa: E402
+from .storage import FetchOptions, FetchReport, S3Location, Selection, Settings, fetch  # noqa: E402
+from .timeline import Timeline, build_timeline  # noqa: E402
+from .verify import VerifyOptions, VerifyReport, verify  # noqa: E402
 
-__all__ = ["MediatoolsError", "Problem", "MediaInfo", "Recording", "Run", "Slice", "UserTrack",
-           "discover", "load_recording", "Timeline", "build_timeline", "fetch", "__version__"]
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
-# The stage functions live in their modules (mediatools.mix.api.mix, mediatools.merge.core.merge,
-# mediatools.verify.checks.verify); only fetch, whose module has another name, is re-exported here.
-def __getattr__(name: str):  # noqa: ANN202
-    """boto3 is imported only when fetch is first used."""
-    if name == "fetch":
-        from .storage import fetch
-        return fetch
-    raise AttributeError(f"module 'mediatools' has no attribute {name!r}")
+__all__ = ["__version__", "MediatoolsError", "UsageError", "Problem",
+           "MediaInfo", "Recording", "Run", "Slice", "UserTrack", "discover", "load_recording",
+           "Timeline", "build_timeline",
+           "fetch", "FetchOptions", "FetchReport", "S3Location", "Selection", "Settings",
+           "merge", "MergeOptions", "MergeReport",
+           "mix", "MixOptions", "MixReport",
+           "verify", "VerifyOptions", "VerifyReport"]

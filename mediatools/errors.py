@@ -6,7 +6,7 @@ with the data so tolerant runs can report exactly what they skipped or repaired.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 

@@ -50,6 +50,7 @@ class MotoServer:
 
     def __init__(self) -> None:
         import logging
+
         from moto.server import ThreadedMotoServer
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.port = free_port()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_cli
 
 from mediatools.recording.discovery import load_recording
 from mediatools.recording.probe import probe_runs
 from mediatools.timeline.contract import build_timeline
-
-from conftest import run_cli
 
 
 def check_against_truth(folder, truth):

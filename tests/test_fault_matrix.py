@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import run_cli, sigint_default
+from faultcases import EXPECTED_CODE, HAND_MADE, SYNTH_FAULTS, copy_recording
 
 from mediatools.faults import POLICY
 from mediatools.synth.generate import Fault
-
-from conftest import run_cli, sigint_default
-from faultcases import EXPECTED_CODE, HAND_MADE, SYNTH_FAULTS, copy_recording
 
 PLAN = dict(users=2, duration_s=50.0, seed=4, gaps=1)
 ALL_CASES = sorted(list(SYNTH_FAULTS) + list(HAND_MADE))
@@ -220,6 +219,7 @@ def test_unwritable_output_folder(base_recording, tmp_path):
 def test_full_disk_leaves_no_partial_output(base_recording, tmp_path):
     """A size-limited filesystem (tmpfs, 64 KiB) fills up mid-encode."""
     import subprocess
+
     from mediatools.atomic import stray_temp_files
     folder, _ = base_recording
     mnt = tmp_path / "tiny"
@@ -244,6 +244,7 @@ def test_interrupted_mix_exits_130_and_cleans_up(sig, ext, env, make_recording, 
     import subprocess
     import sys
     import time
+
     from mediatools.atomic import stray_temp_files
     folder, _ = make_recording("matrix_long", users=3, duration_s=240.0, seed=2, gaps=1)
     out = tmp_path / f"m.{ext}"
@@ -339,8 +340,10 @@ def test_interrupted_fetch_exits_130_keeps_complete_files(fault_case, fault_buck
     import subprocess
     import sys
     import time
-    from mediatools.atomic import stray_temp_files
+
     from s3support import FaultProxy
+
+    from mediatools.atomic import stray_temp_files
     folder, _, _ = fault_case("missing_slice")
     srv, upload = fault_bucket
     url = upload("missing_slice", folder)

@@ -15,15 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
-
-from mediatools.atomic import stray_temp_files
-from mediatools.agora.names import parse_name
-from mediatools.storage.select import refusal, relative_key
-from mediatools.agora.vendors import endpoint_for
-from mediatools.synth.generate import Fault
+from conftest import run_cli
 from s3support import CREDS, FaultProxy
 
-from conftest import run_cli
+from mediatools.agora.names import parse_name
+from mediatools.agora.vendors import endpoint_for
+from mediatools.atomic import stray_temp_files
+from mediatools.storage.selection import refusal, relative_key
+from mediatools.synth.generate import Fault
 
 BUCKET = "calls"
 PREFIX = "agora/app1/"
@@ -393,16 +392,15 @@ def test_vendor_errors():
 def test_library_fetch_returns_the_report(bucket, tmp_path, monkeypatch):
     """The library call behind the command: same selection, same report."""
     from mediatools import fetch as fetch_api
-    from mediatools.storage import S3Location, Selection, Settings
+    from mediatools.storage import FetchOptions, S3Location, Selection, Settings
     srv, info = bucket
     for k, v in ISOLATED.items():
         monkeypatch.setenv(k, v)
-    rep = fetch_api(S3Location(BUCKET, PREFIX), tmp_path, selection=Selection(sid=info["sid_a"]),
-                    settings=Settings(endpoint_url=srv.url), jobs=4)
+    opts = FetchOptions(selection=Selection(sid=info["sid_a"]), settings=Settings(endpoint_url=srv.url), jobs=4)
+    rep = fetch_api(S3Location(BUCKET, PREFIX), tmp_path, opts)
     assert rep.ok and set(rep.fetched) == info["expected_a"] and set(rep.missing) == info["missing_a"]
     assert rep.to_dict()["counts"]["fetched"] == len(info["expected_a"])
-    again = fetch_api(S3Location(BUCKET, PREFIX), tmp_path, selection=Selection(sid=info["sid_a"]),
-                      settings=Settings(endpoint_url=srv.url), jobs=4)
+    again = fetch_api(f"s3://{BUCKET}/{PREFIX}", tmp_path, opts)
     assert again.fetched == [] and set(again.skipped) == info["expected_a"]
 
 

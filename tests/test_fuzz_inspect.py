@@ -10,10 +10,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
-from mediatools.errors import MediatoolsError
 from mediatools.agora.names import format_utc, playlist_name, slice_name
+from mediatools.errors import MediatoolsError
 from mediatools.recording.discovery import discover
 from mediatools.recording.inspect_report import recording_dict
 from mediatools.timeline.contract import build_timeline

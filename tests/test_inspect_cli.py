@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_cli
 
 RUN_KEYS = {"index": int, "start_ms": int, "start_utc": str, "offset_ms": int, "duration_ms": float,
@@ -14,7 +13,7 @@ USER_KEYS = {"uid": str, "track_type": str, "codec": str, "sample_rate": int, "c
              "first_offset_ms": float, "last_offset_ms": float, "first_utc": str, "last_utc": str,
              "playlists": list, "slices": int, "usable_slices": int, "runs": list, "gaps": list}
 REC_KEYS = {"sid": str, "cname": str, "origin_ms": int, "origin_utc": str, "span_ms": float, "users": list,
-            "problems": list}
+            "problems": list, "results": list}   # results: the layout issue, defect 3
 
 
 def _typed(d: dict, keys: dict) -> None:

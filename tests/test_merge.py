@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mediatools.atomic import stray_temp_files
-from mediatools.merge.core import safe_name
 from mediatools.media.tones import decode_pcm, onset_ms
+from mediatools.merge.core import safe_name
 from mediatools.synth.generate import Fault
 from tests.conftest import run_cli
 
@@ -129,8 +129,8 @@ def _packet_md5s(src: str) -> list[str]:
 def _adts(src: str) -> list[bytes]:
     import subprocess
 
-    from mediatools.media.ffmpeg import base_cmd
     from mediatools.media.adts import split_adts
+    from mediatools.media.ffmpeg import base_cmd
 
     p = subprocess.run(base_cmd() + ["-i", src, "-map", "0:a:0", "-c", "copy", "-f", "adts", "-"],
                        capture_output=True, check=True)
@@ -228,8 +228,8 @@ def test_silence_is_one_priming_frame_then_one_repeated_frame(rate, channels):
 def test_quick_probe_agrees_with_ffmpeg(make_recording):
     """Merge reads AAC parameters from the first ADTS header instead of starting ffmpeg per
     run; on every rate and channel count it must say what ffmpeg says (Opus: not AAC)."""
-    from mediatools.media.probe import probe
     from mediatools.media.adts import adts_media
+    from mediatools.media.probe import probe
 
     folder, _ = make_recording("merge_probe", users=4, duration_s=20.0, seed=9, codec="mixed",
                                sample_rates=[48000, 44100, 32000, 16000], channels=[1, 2, 2, 1], gaps=0)
@@ -361,7 +361,7 @@ def test_interrupted_parallel_merge_leaves_nothing_half_written(sig, make_record
 def test_progress_moves_within_a_user(rec, tmp_path, parallel):
     """A long user is not one jump: progress counts runs (and blocks of a transcode) as they
     are written, never goes back, and ends at the total."""
-    from mediatools.merge.core import MergeOptions, merge
+    from mediatools.merge import MergeOptions, merge
 
     seen: list[tuple[int, int]] = []
     merge(rec[0], tmp_path, MergeOptions(format="flac", parallel=parallel), progress=lambda d, t: seen.append((d, t)))

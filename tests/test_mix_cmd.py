@@ -5,12 +5,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from mediatools.atomic import stray_temp_files
 from mediatools.media.tones import active_spans, decode_pcm, envelope, level_db
 from mediatools.synth.generate import Fault
-
-from conftest import run_cli
 
 RATE = 48000
 HALF = 0.125  # half the synth tone amplitude (0.25): the onset rule truth.json uses

@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mediatools.errors import MediatoolsError
 from mediatools.agora.names import AgoraName, format_name, format_utc, parse_name, parse_utc
+from mediatools.errors import MediatoolsError
 
 EXAMPLES = int(os.environ.get("MEDIATOOLS_FUZZ_EXAMPLES", "200"))
 

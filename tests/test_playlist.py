@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from mediatools.errors import MediatoolsError
 from mediatools.agora.playlist import PlaylistError, parse_playlist
+from mediatools.errors import MediatoolsError
 
 EXAMPLES = int(os.environ.get("MEDIATOOLS_FUZZ_EXAMPLES", "200"))
 N = "sid1_c__uid_s_123__uid_e_audio_"

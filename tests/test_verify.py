@@ -6,10 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from mediatools.media.ffmpeg import ffmpeg_path
-
-from conftest import run_cli
 
 PLAN = dict(users=3, duration_s=50.0, seed=8, gaps=1)
 

@@ -45,7 +45,7 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog="Exit codes: 0 success (problems reported), 1 failure, 2 usage error, 130 interrupted.")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--debug", is_flag=True, help="Show the log (every ffmpeg command, each step) and tracebacks for errors.")
 @click.version_option(__version__, message="%(version)s", prog_name="mediatools", callback=None)
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -72,10 +72,24 @@ def _handle_term(signum, frame):  # noqa: ANN001
     raise KeyboardInterrupt
 
 
+def _setup_logging(debug: bool) -> None:
+    """The library logs and never prints; the CLI decides: warnings always, everything with --debug."""
+    import logging
+    root = logging.getLogger("mediatools")
+    if any(getattr(h, "_mediatools_cli", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler._mediatools_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("mediatools: %(name)s: %(message)s" if debug else "mediatools: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _handle_term)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _setup_logging(debug)
     try:
         # with standalone_mode=False click returns ctx.exit()'s code instead of raising
         rv = cli.main(args=args, prog_name="mediatools", standalone_mode=False)

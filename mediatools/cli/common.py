@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -44,10 +44,6 @@ def report_problems(problems: list[Problem], *, quiet: bool = False) -> None:
         click.echo(f"mediatools: warning: {p.file}: {p.message} ({p.action})", err=True)
 
 
-def show_progress(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
-
-
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     ctx.meta.setdefault("s3", {})[param.name] = value
     return value
@@ -87,3 +83,15 @@ def source_options(f: Callable) -> Callable:
                      help="Where s3:// sources are fetched to and reused "
                           "[default: the user cache folder, mediatools/s3].")(f)
     return s3_options(f)
+
+
+def local_source(ctx: click.Context | None, source: str, *, sid: str | None = None,
+                 uids: list[str] | None = None) -> Path:
+    """A folder holding the recording; ``s3://`` sources are fetched (or refreshed) into the cache first."""
+    from ..storage.sources import resolve_source
+    opts = dict(ctx.meta.get("s3", {})) if ctx is not None else {}
+    folder, rep = resolve_source(source, opts, sid=sid, uids=uids)
+    if rep is not None:
+        click.echo(f"mediatools: {rep.source}: {len(rep.fetched)} fetched, {len(rep.skipped)} reused from cache "
+                   f"{folder}", err=True)
+    return folder

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import click
 
-from . import cli
-from ..merge.core import MergeOptions, merge
-from ..mix.api import MixOptions, mix
+from ..merge import MergeOptions, merge
+from ..mix import MixOptions, mix
 from ..recording.discovery import discover
 from ..recording.inspect_report import SCHEMA, recording_dict, render_text
 from ..recording.probe import probe_runs
 from ..synth.generate import Fault, plan, synthesize
+from . import cli
 
 
 @cli.command("demo")
@@ -48,10 +48,10 @@ def demo_cmd(out: str, seed: int) -> None:
     click.echo("3/4 merge: one file per user ...", err=True)
     (root / "merged").mkdir(parents=True, exist_ok=True)
     m = merge(rec_dir, root / "merged", MergeOptions())
-    for u in m["users"]:
+    for u in m.users:
         click.echo(f"    {root / 'merged' / (u.get('file') or '-')}  ({u.get('mode')})")
     click.echo("4/4 mix: everyone on one timeline ...", err=True)
     r = mix(rec_dir, root / "call.m4a", MixOptions())
-    click.echo(f"    {r['output']}  ({r['duration_ms'] / 1000:.1f} s, {len(r['users'])} users)")
+    click.echo(f"    {r.output}  ({r.duration_ms / 1000:.1f} s, {len(r.users)} users)")
     click.echo(f"\nOutputs:\n  recording  {rec_dir}/\n  per user   {root / 'merged'}/  (merge.json describes them)\n"
                f"  mix        {root / 'call.m4a'}\nTry: mediatools inspect {rec_dir} --json")

@@ -1,43 +1,12 @@
 from __future__ import annotations
 
-import threading
-
 import click
 
-from . import cli
-from .common import emit_json, json_option, quiet_option, s3_options, show_progress, strict_option
+from ..storage import FetchOptions, Selection, fetch, playlist_names_from_file_list
 from ..storage.sources import s3_target
-from ..storage import Selection, fetch, playlist_names_from_file_list
-
-
-class _Bar:
-    """click's progress bar over bytes, labelled with files done; safe from worker threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bar = None
-        self._files = 0
-        self._total = 0
-
-    def start(self, files: int, nbytes: int) -> None:
-        self._total = files
-        self._bar = click.progressbar(length=max(1, nbytes), label=self._label(), file=click.get_text_stream("stderr"),
-                                      show_eta=True, show_percent=True)
-        self._bar.__enter__()
-
-    def _label(self) -> str:
-        return f"fetch {self._files}/{self._total} files"
-
-    def advance(self, files: int, nbytes: int) -> None:
-        with self._lock:
-            self._files += files
-            if self._bar is not None:
-                self._bar.label = self._label()
-                self._bar.update(nbytes)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
+from . import cli
+from .common import emit_json, json_option, quiet_option, s3_options, strict_option
+from .progress import progress_bar
 
 
 def _mb(n: int) -> str:
@@ -83,14 +52,11 @@ def fetch_cmd(ctx: click.Context, source: str | None, dest: str, sid: str | None
     types = frozenset({"audio", "video"}) if track_type == "all" else frozenset({track_type})
     sel = Selection(sid=sid, cname=cname, uids=frozenset(uids), track_types=types,
                     playlist_names=playlist_names_from_file_list(file_list) if file_list else None)
-    bar = _Bar() if show_progress(quiet) and not as_json else None
-    try:
-        rep = fetch(loc, dest, settings=settings, selection=sel, jobs=opts.get("jobs", 32),
-                    retries=opts.get("retries", 5), include_orphans=include_orphans, dry_run=dry_run,
-                    checksum=not no_checksum, strict=strict, progress=bar)
-    finally:
-        if bar:
-            bar.close()
+    options = FetchOptions(selection=sel, settings=settings, jobs=opts.get("jobs", 32),
+                           retries=opts.get("retries", 5), include_orphans=include_orphans, dry_run=dry_run,
+                           checksum=not no_checksum, strict=strict)
+    with progress_bar("fetch", quiet=quiet or as_json) as progress:
+        rep = fetch(loc, dest, options, progress=progress)
     if as_json:
         emit_json(rep.to_dict())
     elif dry_run:

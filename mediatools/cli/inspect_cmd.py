@@ -2,14 +2,13 @@ from __future__ import annotations
 
 import click
 
-from . import cli
-from .common import source_options, emit_json, json_option, sid_option, strict_option, uid_option
 from ..errors import Strictness, UsageError
 from ..recording.discovery import discover
 from ..recording.inspect_report import SCHEMA, recording_dict, render_text
 from ..recording.probe import probe_runs
-from ..storage.sources import local_source
 from ..timeline.contract import DEFAULT_TOLERANCE_MS, build_timeline
+from . import cli
+from .common import emit_json, json_option, local_source, sid_option, source_options, strict_option, uid_option
 
 
 @cli.command("inspect")

@@ -2,11 +2,19 @@ from __future__ import annotations
 
 import click
 
+from ..merge import MERGE_FORMATS, MergeOptions, merge
 from . import cli
-from .common import source_options, emit_json, json_option, quiet_option, report_problems, show_progress, sid_option, strict_option
-from ..errors import Problem
-from ..merge.core import MERGE_FORMATS, MergeOptions, merge
-from ..storage.sources import local_source
+from .common import (
+    emit_json,
+    json_option,
+    local_source,
+    quiet_option,
+    report_problems,
+    sid_option,
+    source_options,
+    strict_option,
+)
+from .progress import progress_bar
 
 
 @cli.command("merge")
@@ -37,24 +45,14 @@ def merge_cmd(ctx: click.Context, source: str, outdir: str, fmt: str | None, sid
               reencode: bool, parallel: int | None, strict: bool, as_json: bool, quiet: bool) -> None:
     """One file per user: the user's runs, copied without re-encoding where the codec allows."""
     opts = MergeOptions(sid=sid, uids=list(uids), format=fmt, gaps=gaps, align=align, start=start, end=end,
-                        strict=strict, reencode=reencode, parallel=parallel)
+                        strict=strict, reencode=reencode, parallel=parallel, create_outdir=True)
     folder = local_source(ctx, source, sid=sid, uids=list(uids))
-    if show_progress(quiet):
-        with click.progressbar(length=1000, label="merging", file=click.get_text_stream("stderr")) as bar:
-            state = {"shown": 0}
-
-            def progress(done: int, total: int) -> None:
-                pos = int(1000 * done / max(total, 1))
-                bar.update(pos - state["shown"])
-                state["shown"] = pos
-
-            report = merge(folder, outdir, opts, progress=progress, create_outdir=True)
-    else:
-        report = merge(folder, outdir, opts, create_outdir=True)
-    report_problems([Problem(**p) for p in report["problems"]], quiet=quiet or as_json)
+    with progress_bar("merging", quiet=quiet) as progress:
+        report = merge(folder, outdir, opts, progress=progress)
+    report_problems(report.problems, quiet=quiet or as_json)
     if as_json:
-        emit_json(report)
+        emit_json(report.to_dict())
     elif not quiet:
-        for u in report["users"]:
+        for u in report.users:
             if u["file"]:
                 click.echo(f"wrote {u['file']} ({u['mode']}, {u['duration_ms'] / 1000:.3f} s)", err=True)

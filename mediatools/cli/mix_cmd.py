@@ -2,14 +2,22 @@ from __future__ import annotations
 
 import click
 
-from . import cli
-from .common import (source_options, emit_json, json_option, quiet_option, report_problems, show_progress, sid_option,
-                     strict_option)
 from ..agora.transcode import load_transcode_options
-from ..errors import Problem, UsageError
-from ..mix.api import NORMALIZE, MixOptions, mix
+from ..errors import UsageError
 from ..media.formats import FORMATS
-from ..storage.sources import local_source
+from ..mix import NORMALIZE, MixOptions, mix
+from . import cli
+from .common import (
+    emit_json,
+    json_option,
+    local_source,
+    quiet_option,
+    report_problems,
+    sid_option,
+    source_options,
+    strict_option,
+)
+from .progress import progress_bar
 
 
 def _gains(values: tuple[str, ...]) -> dict[str, float]:
@@ -69,22 +77,11 @@ def mix_cmd(ctx: click.Context, source: str, out: str, fmt: str | None, sid: str
     opts.sample_rate = sample_rate or opts.sample_rate
     opts.channels = channels or opts.channels
     folder = local_source(ctx, source, sid=sid, uids=list(uids))
-    if show_progress(quiet):
-        with click.progressbar(length=1000, label="mixing", file=click.get_text_stream("stderr"),
-                               show_eta=True) as bar:
-            state = {"shown": 0}
-
-            def progress(done: int, total: int) -> None:
-                pos = int(1000 * done / max(total, 1))
-                bar.update(pos - state["shown"])
-                state["shown"] = pos
-
-            report = mix(folder, out, opts, progress=progress)
-    else:
-        report = mix(folder, out, opts)
-    report_problems([Problem(**p) for p in report["problems"]], quiet=quiet or as_json)
+    with progress_bar("mixing", quiet=quiet) as progress:
+        report = mix(folder, out, opts, progress=progress)
+    report_problems(report.problems, quiet=quiet or as_json)
     if as_json:
-        emit_json(report)
+        emit_json(report.to_dict())
     elif not quiet:
-        click.echo(f"wrote {report['output']} ({report['format']}, {report['duration_ms'] / 1000:.3f} s, "
-                   f"{len(report['users'])} users, {len(report['problems'])} problems)", err=True)
+        click.echo(f"wrote {report.output} ({report.format}, {report.duration_ms / 1000:.3f} s, "
+                   f"{len(report.users)} users, {len(report.problems)} problems)", err=True)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import click
 
+from ..synth.generate import FAULT_KINDS, Fault, plan, synthesize
 from . import cli
 from .common import emit_json, json_option
-from ..synth.generate import FAULT_KINDS, Fault, plan, synthesize
 
 
 def _fault(value: str) -> Fault:

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import click
 
-from . import cli
-from .common import source_options, emit_json, json_option, sid_option
 from ..agora.transcode import load_transcode_options
-from ..storage.sources import local_source
-from ..verify.checks import verify
+from ..verify import VerifyOptions, verify
+from . import cli
+from .common import emit_json, json_option, local_source, sid_option, source_options
 
 
 @cli.command("verify")
@@ -30,7 +29,7 @@ def verify_cmd(ctx: click.Context, mixfile: str, source: str, sid: str | None, t
     """
     expected = load_transcode_options(transcode_options) if transcode_options else None
     folder = local_source(ctx, source, sid=sid)
-    rep = verify(mixfile, folder, sid=sid, tolerance_ms=tolerance_ms, expected=expected)
+    rep = verify(mixfile, folder, VerifyOptions(sid=sid, tolerance_ms=tolerance_ms, expected=expected))
     if as_json:
         emit_json(rep.to_dict())
     else:

@@ -11,10 +11,9 @@ import contextlib
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-
 from ..errors import MediatoolsError
-from .ffmpeg import FFmpegProcess, base_cmd, concat_url, run, start
 from ..recording.model import MediaInfo, Run
+from .ffmpeg import FFmpegProcess, base_cmd, concat_url, run, start
 
 FRAME = 1024
 #: sampling_frequency_index → Hz (ISO 14496-3)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
+import logging
 import os
 import re
 import shutil
@@ -24,6 +25,8 @@ import threading
 from pathlib import Path
 
 from ..errors import MediatoolsError
+
+log = logging.getLogger(__name__)
 
 
 class FFmpegError(MediatoolsError):
@@ -44,6 +47,11 @@ def _grow_pipe(stream) -> None:  # noqa: ANN001
         pass
 
 
+def _shown(cmd: list[str]) -> str:
+    """A command line for the debug log (arguments are paths and options, never secrets)."""
+    return " ".join(cmd)
+
+
 class Completed:
     """A finished command: exit code, stdout and the tail of stderr."""
 
@@ -61,6 +69,7 @@ def run(cmd: list[str], *, input: bytes | None = None, check: bool = True,
     """Run ``cmd`` to completion. With ``check``, a non-zero exit (or, with ``need_output``,
     an empty stdout) raises ``FFmpegError(error.format(last=<ffmpeg's last line>))``.
     An exception here (Ctrl-C included) kills and reaps the process."""
+    log.debug("run %s", _shown(cmd))
     proc = subprocess.run(cmd, input=input, capture_output=True,
                           stdin=None if input is not None else subprocess.DEVNULL)
     done = Completed(proc.returncode, proc.stdout or b"", proc.stderr or b"")
@@ -79,6 +88,7 @@ class FFmpegProcess:
 
     def __init__(self, cmd: list[str], *, stdin: bool = False, stdout: bool = False, bufsize: int = -1,
                  big_pipes: bool = False):
+        log.debug("start %s", _shown(cmd))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                      stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, bufsize=bufsize)

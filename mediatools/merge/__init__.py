@@ -1,8 +1,10 @@
 """``merge``: one playable file per user, the sender's audio copied where the codec allows.
 
-:func:`merge` and :class:`MergeOptions` are the API; :mod:`.core` plans and writes,
-:mod:`.opus_copy` is the packet-level Opus path (the AAC path is :mod:`mediatools.media.adts`).
+:func:`merge`, :class:`MergeOptions` and :class:`MergeReport` are the API. :mod:`.options`
+holds the options and the report, :mod:`.core` plans and writes, :mod:`.opus_copy` is the
+packet-level Opus path (the AAC path is :mod:`mediatools.media.adts`).
 """
-from .core import MERGE_FORMATS, MergeOptions, merge
+from .core import merge, safe_name
+from .options import COPY_FORMATS, MERGE_FORMATS, MergeOptions, MergeReport
 
-__all__ = ["MERGE_FORMATS", "MergeOptions", "merge"]
+__all__ = ["COPY_FORMATS", "MERGE_FORMATS", "MergeOptions", "MergeReport", "merge", "safe_name"]

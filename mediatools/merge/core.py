@@ -9,51 +9,38 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
-import signal
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..atomic import atomic_path
+from ..agora.names import iso_utc
+from ..atomic import atomic_path, atomic_write
 from ..errors import MediatoolsError, UsageError
+from ..media.adts import FRAME, SilenceFrames, adts_output, run_adts
 from ..media.formats import FORMATS, OutputFormat
 from ..mix.render import render_mix
+from ..progress import Progress
 from ..recording.model import MediaInfo, Recording
-from ..agora.names import iso_utc
-from .opus_copy import copy_opus
 from ..recording.prepare import prepare_recording
-from ..media.adts import FRAME, SilenceFrames, adts_output, run_adts
-from ..timeline.contract import DEFAULT_TOLERANCE_MS, PlacedRun, Timeline, UserTimeline, build_timeline
+from ..timeline.contract import PlacedRun, Timeline, UserTimeline, build_timeline
 from ..timeline.timespec import parse_time
+from ..workers import as_completed
+from .options import COPY_FORMATS, MergeOptions, MergeReport
+from .opus_copy import copy_opus
 
-SCHEMA = "mediatools.merge/1"
-MERGE_FORMATS = ("m4a", "aac", "mp3", "wav", "flac", "opus", "ogg", "ts", "mka", "webm")
-COPY_FORMATS = {"aac": ("m4a", "aac", "ts", "mka"), "opus": ("ogg", "opus", "webm", "mka")}
+log = logging.getLogger(__name__)
+
 #: containers only merge writes (when it has to transcode into them)
 _MERGE_ONLY = {
     "ts": OutputFormat("ts", "mpegts", "aac", "128k", priming=1024),
     "mka": OutputFormat("mka", "matroska", "aac", "128k"),
     "webm": OutputFormat("webm", "webm", "libopus", "96k", rates=(48000, 24000, 16000, 12000, 8000)),
 }
-
-
-@dataclass
-class MergeOptions:
-    sid: str | None = None
-    uids: list[str] = field(default_factory=list)
-    format: str | None = None          # default: m4a for AAC, ogg for Opus
-    gaps: str = "keep"                 # keep | drop
-    align: str = "user"                # user | session
-    start: str | None = None
-    end: str | None = None
-    strict: bool = False
-    reencode: bool = False
-    tolerance_ms: float = DEFAULT_TOLERANCE_MS
-    parallel: int | None = None        # users written at once; default: one per core, at most 4
 
 
 def safe_name(uid: str, taken: set[str]) -> str:
@@ -66,7 +53,7 @@ def safe_name(uid: str, taken: set[str]) -> str:
     return name
 
 
-class _Span(Timeline):
+class _FixedSpan(Timeline):
     """A timeline whose span is fixed (session-aligned stems all last the session span)."""
 
     def __init__(self, origin_ms: int, users: list[UserTimeline], span: float):
@@ -95,19 +82,15 @@ def _layout(ut: UserTimeline, gaps: str, align: str, session_span: float) -> tup
 
 
 def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOptions | None = None, *,
-          progress: Callable[[int, int], None] | None = None, create_outdir: bool = False) -> dict:
+          progress: Progress | None = None) -> MergeReport:
     """Write ``<uid>.<ext>`` per selected user and ``merge.json`` into ``outdir``; return the report.
 
-    ``progress(done, total)`` is called as the work advances (done/total is the share written)."""
+    Each file is written under a temporary name and renamed when complete; ``merge.json``
+    last. ``progress(done, total)`` counts thousandths of runs written."""
     o = options or MergeOptions()
-    if o.gaps not in ("keep", "drop"):
-        raise UsageError("--gaps must be keep or drop")
-    if o.align not in ("user", "session"):
-        raise UsageError("--align must be user or session")
-    if o.format and o.format not in MERGE_FORMATS:
-        raise UsageError(f"unknown format {o.format!r} (use one of {', '.join(MERGE_FORMATS)})")
+    o.check()
     outdir = Path(outdir)
-    if not outdir.is_dir() and not create_outdir:
+    if not outdir.is_dir() and not o.create_outdir:
         raise MediatoolsError("output folder does not exist", file=str(outdir), code="no_output_dir")
     rec = prepare_recording(source, sid=o.sid, strict=o.strict, tolerance_ms=o.tolerance_ms)
     tl = build_timeline(rec, o.uids or None)
@@ -148,15 +131,16 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
             reason = "--start/--end cut inside frames"
         slots.append(_Job(ut, lt, outdir / f"{stem}.{fmt_name}", fmt_name, codec, media, f0, f1, reason))
     jobs = [j for j in slots if isinstance(j, _Job)]
+    for j in jobs:
+        log.info("merging uid %s → %s (%s)", j.ut.uid, j.out.name, "copy" if j.reason is None else f"transcode: {j.reason}")
     with contextlib.closing(_run_jobs(jobs, o.parallel, progress)) as finished:   # closing: stop the rest on errors
         written = {id(job): result for job, result in finished}
     users = [_user_entry(j, written[id(j)], rec) if isinstance(j, _Job) else j for j in slots]
-    report = {"schema": SCHEMA, "outdir": str(outdir), "sid": rec.sid, "cname": rec.cname,
-              "origin_ms": tl.origin_ms, "origin_utc": iso_utc(tl.origin_ms), "span_ms": round(tl.span_ms, 3),
-              "gaps": o.gaps, "align": o.align, "files": {u["uid"]: u["file"] for u in users},
-              "users": users, "problems": [p.to_dict() for p in rec.problems]}
-    with atomic_path(outdir / "merge.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    report = MergeReport(outdir=str(outdir), sid=rec.sid, cname=rec.cname, origin_ms=tl.origin_ms,
+                         origin_utc=iso_utc(tl.origin_ms), span_ms=round(tl.span_ms, 3), gaps=o.gaps,
+                         align=o.align, users=users, problems=list(rec.problems))
+    with atomic_write(outdir / "merge.json", part=False) as f:
+        f.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False).encode())
     return report
 
 
@@ -237,31 +221,15 @@ def _run_jobs(jobs: list[_Job], parallel: int | None,
             tell()
             yield job, written
         return
+    def finished(job: _Job) -> None:
+        done[id(job)] = len(job.ut.runs)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures: dict[Future, _Job] = {}
-        try:
-            for job in jobs:   # inside the try: workers start (and may be interrupted) at once
-                futures[pool.submit(_write, job, cancelled, fraction_of(job, False))] = job
-            pending = set(futures)
-            while pending:
-                # Short waits, then an explicit check for signals: a signal caught while the
-                # workers run Python code may not reach the main thread's handler (and so
-                # KeyboardInterrupt) until all of them are done. pthread_sigmask with nothing to
-                # change is the stdlib call that runs pending handlers (PyErr_CheckSignals).
-                finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-                if hasattr(signal, "pthread_sigmask"):   # POSIX only
-                    signal.pthread_sigmask(signal.SIG_BLOCK, ())
-                for fut in finished:
-                    done[id(futures[fut])] = len(futures[fut].ut.runs)
-                tell()
-                for fut in finished:
-                    yield futures[fut], fut.result()
-        except BaseException:
-            cancelled.set()
-            for fut in futures:
-                fut.cancel()
-            wait(futures)
-            raise
+        write = lambda job: _write(job, cancelled, fraction_of(job, False))  # noqa: E731
+        for job, written in as_completed(pool, write, jobs, stop=cancelled, tick=tell):
+            finished(job)
+            tell()
+            yield job, written
 
 
 def _copy(lt: UserTimeline, out: Path, fmt: str, rate: int, channels: int, f0: float, f1: float,
@@ -320,7 +288,7 @@ def _transcode(lt: UserTimeline, out: Path, fmt_name: str, media: MediaInfo | No
     if fmt.rates and rate not in fmt.rates:
         rate = 48000
     channels = media.channels if media else 1
-    res = render_mix(_Span(0, [lt], f1), out, fmt=fmt, rate=rate, channels=channels, normalize="none",
+    res = render_mix(_FixedSpan(0, [lt], f1), out, fmt=fmt, rate=rate, channels=channels, normalize="none",
                      window_start_ms=f0, window_end_ms=f1, progress=check)
     segs = res.users[0]["runs"] if res.users else []
     runs = [{"index": pr.index, "start_utc": iso_utc(pr.start_ms), "file_offset_ms": s["offset_ms"], "duration_ms": s["duration_ms"],

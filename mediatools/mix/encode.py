@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .. import settings
 from ..errors import MediatoolsError
 from ..media.ffmpeg import base_cmd, start
 from ..media.formats import OutputFormat
@@ -131,6 +130,7 @@ class Spool(Writer):
 
     def __init__(self, stream, folder: Path):  # noqa: ANN001
         self.folder, self.file, self.size, self.count, self.written = folder, None, 0, 0, 0
+        from .. import settings
         self.limit = int(settings.get("MEDIATOOLS_SPOOL_MAX_MB")) << 20   # read per mix, not per process
         super().__init__(stream, depth=0)
 

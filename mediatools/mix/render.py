@@ -20,6 +20,7 @@ from ..errors import MediatoolsError, Problem
 from ..media.ffmpeg import FFmpegProcess, base_cmd, concat_url, start
 from ..media.formats import FORMATS, OutputFormat, format_for
 from ..timeline.contract import Timeline, UserTimeline
+from ..timeline.span import Span, window
 from .encode import Encoder, encoder_cmd
 
 if TYPE_CHECKING:
@@ -44,12 +45,11 @@ def user_segments(ut: UserTimeline, rate: int, *, window_start_ms: float = 0.0,
                   window_end_ms: float | None = None) -> list[Segment]:
     """Runs → sample-exact segments relative to the output's t=0 (the window start)."""
     segs = []
+    out = window(0.0, None if window_end_ms is None else window_end_ms - window_start_ms)
     for pr in ut.runs:
         start_ms = pr.offset_ms - window_start_ms
         end_ms = start_ms + pr.duration_ms
-        limit = None if window_end_ms is None else window_end_ms - window_start_ms
-        lo, hi = max(start_ms, 0.0), end_ms if limit is None else min(end_ms, limit)
-        if hi <= lo:
+        if Span(start_ms, end_ms).crop(out) is None:
             continue
         ch = min(pr.run.media.channels, 2) if pr.run.media else 1
         segs.append(Segment(start=int(round(start_ms * rate / 1000.0)),

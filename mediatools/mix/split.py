@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .. import settings
 from ..atomic import atomic_path
 from ..errors import MediatoolsError
 from ..media.adts import FRAME, adts_output, copy_adts_frames
@@ -25,6 +24,7 @@ WARMUP_FRAMES = 235
 def can_split(fmt: OutputFormat, normalize: str, total_samples: int, rate: int) -> bool:
     """Loudness normalization looks at the whole file; only AAC frames join cleanly (MP3's
     bit reservoir reaches back across frames)."""
+    from .. import settings
     return (fmt.codec == "aac" and fmt.name in ("m4a", "aac") and normalize != "ebu"
             and total_samples >= float(settings.get("MEDIATOOLS_SPLIT_MIN_S")) * rate and total_samples >= 4 * BLOCK)
 

@@ -10,6 +10,7 @@ entry can never point outside the folder.
 """
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import statistics
@@ -18,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import MediatoolsError, Problem, Strictness, UsageError
-from .model import (SLICE_GARBAGE, SLICE_MISSING, SLICE_OK, SLICE_TRUNCATED, SLICE_ZERO, Recording,
-                    Slice, UserTrack)
 from ..agora.names import AgoraName, NameError_, looks_like_agora, parse_name, parse_result_name
 from ..agora.playlist import PlaylistError, parse_playlist
+from ..errors import MediatoolsError, Problem, Strictness, UsageError
 from ..timeline.contract import DEFAULT_TOLERANCE_MS, resolve_overlaps, split_runs
+from .model import SLICE_GARBAGE, SLICE_MISSING, SLICE_OK, SLICE_TRUNCATED, SLICE_ZERO, Recording, Slice, UserTrack
+
+log = logging.getLogger(__name__)
 
 #: A slice whose file-name time is this far from its user's median is an outlier.
 OUTLIER_MS = 12 * 3600 * 1000
@@ -270,6 +272,8 @@ def discover(root: str | Path, *, track_type: str = "audio", tolerance_ms: float
         probs = list(scan_problems) + [p for _, ps in items for p in ps]
         mine = [r for r in results if _result_of(r, sid, cname)]
         recs.append(Recording(sid=sid, cname=cname, root=root, users=users, problems=probs, results=mine))
+        log.debug("%s: recording %s (%s): %d users, %d problems, %d results beside it", root, sid, cname,
+                  len(users), len(probs), len(mine))
     return recs
 
 

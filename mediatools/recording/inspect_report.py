@@ -16,9 +16,9 @@ Schema ``mediatools.inspect/1`` (times in ms; ``*_utc`` ISO 8601)::
 """
 from __future__ import annotations
 
-from .model import Recording, Run
 from ..agora.names import iso_utc
 from ..timeline.contract import Timeline, build_timeline
+from .model import Recording, Run
 
 SCHEMA = "mediatools.inspect/1"
 

@@ -1,8 +1,12 @@
 """Probing a recording's runs: codec, sample rate and channels, found once per recording."""
 from __future__ import annotations
 
+import logging
+
 from ..errors import MediatoolsError, Problem
 from .model import Recording
+
+log = logging.getLogger(__name__)
 
 
 def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
@@ -39,6 +43,7 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
                                         f"uid {u.uid} changes from {_fmt(seen)} to {_fmt(sig)}", "reported", u.uid))
             seen = sig
     rec.probed = "quick" if quick else "full"
+    log.debug("recording %s probed (%s): %d problems", rec.sid, rec.probed, len(problems))
     new = [p for p in problems if p not in rec.problems]
     rec.problems.extend(new)
     return new

@@ -1,26 +1,39 @@
 """``fetch``: list once, read the playlists, choose the slices, fetch them in parallel."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-from ..atomic import TMP_PREFIX
+from ..atomic import sweep_parts
 from ..errors import MediatoolsError
+from ..progress import Progress
+from ..workers import run_all
 from .client import make_client
-from .location import S3Location, Settings
-from .select import ObjectInfo, Selection, Targets, classify, plan
-from .transfer import PART_SUFFIX, Cancelled, Downloader, TransferError
+from .location import S3Location, Settings, parse_s3_url
+from .selection import ObjectInfo, Selection, Targets, classify, plan
+from .transfer import Cancelled, Downloader, TransferError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "mediatools.fetch/1"
 
 
-class Progress(Protocol):
-    def start(self, files: int, nbytes: int) -> None: ...
-    def advance(self, files: int, nbytes: int) -> None: ...
+@dataclass
+class FetchOptions:
+    """What to fetch (``selection``), how to reach the bucket (``settings``) and how hard to try."""
+    selection: Selection = field(default_factory=Selection)
+    settings: Settings = field(default_factory=Settings)
+    jobs: int = 32                 # requests in flight (and connections in the pool)
+    retries: int = 5               # attempts per request
+    include_orphans: bool = False  # also fetch slices no playlist lists
+    dry_run: bool = False          # list what would be fetched, fetch nothing
+    checksum: bool = True          # check MD5 against single-part ETags
+    strict: bool = False           # fail before fetching on any missing slice, refused key, bad playlist
 
 
 @dataclass
@@ -101,15 +114,23 @@ def _describe(sel: Selection) -> str:
     return ", ".join(bits)
 
 
-def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None,
-          selection: Selection | None = None, jobs: int = 32, retries: int = 5,
-          include_orphans: bool = False, dry_run: bool = False, checksum: bool = True,
-          strict: bool = False, progress: Progress | None = None, client: Any = None) -> FetchReport:
-    """Fetch the selected recording(s) below ``loc`` into ``dest``; see the module docstring."""
+def fetch(source: S3Location | str, dest: str | Path, options: FetchOptions | None = None, *,
+          progress: Progress | None = None, client: Any = None) -> FetchReport:
+    """Fetch the selected recording(s) below ``source`` (``s3://bucket/prefix`` or an
+    :class:`S3Location`) into ``dest``.
+
+    Playlists are read first and decide which slices are needed; every file is written under
+    a temporary name, checked (length, MD5 where the ETag is one) and renamed, and a rerun
+    skips complete files. ``progress(done, total, note)`` counts bytes. ``client``: a boto3
+    S3 client to reuse (made from ``options.settings`` otherwise).
+    """
     t0 = time.monotonic()
-    sel = selection or Selection()
+    opts = options or FetchOptions()
+    loc = parse_s3_url(source) if isinstance(source, str) else source
+    sel, jobs, retries = opts.selection, opts.jobs, opts.retries
+    include_orphans, dry_run, checksum, strict = opts.include_orphans, opts.dry_run, opts.checksum, opts.strict
     dest = Path(dest)
-    client = client or make_client(settings or Settings(), jobs=jobs, retries=retries)
+    client = client or make_client(opts.settings, jobs=jobs, retries=retries)
     targets = Targets(dest)
     stop = threading.Event()
     dl = Downloader(client, loc.bucket, retries=retries, checksum=checksum, stop=stop, jobs=jobs)
@@ -117,6 +138,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
     try:
         objects = list_for(client, loc, sel, pool)
         report = FetchReport(source=loc.url, dest=str(dest), dry_run=dry_run, listed=len(objects))
+        log.info("%s: %d objects listed (%s)", loc.url, len(objects), _describe(sel))
         playlists, slices, refused, odd = classify(objects, loc.prefix, sel)
         # keys whose folder in DEST resolves outside it (a symlink there) are refused too
         playlists, slices = (_landable(targets, xs, refused) for xs in (playlists, slices))
@@ -142,7 +164,7 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
                 texts[o.key] = None
                 report.failed.append({"file": o.rel, "error": exc.message})
 
-        _run_all(pool, read_playlist, playlists, stop)
+        run_all(pool, _guarded(read_playlist), playlists, stop=stop)
         p = plan(playlists, slices, texts, include_orphans=include_orphans, odd=odd)
         report.missing = p.missing
         report.orphans = [o.rel for o in p.orphans]
@@ -161,16 +183,18 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
             def check(o: ObjectInfo) -> None:
                 done = o.key in local_pl or dl.is_complete(o, targets.path(o.rel))
                 (report.skipped if done else report.would_fetch).append(o.rel)
-            _run_all(pool, check, files, stop)
+            run_all(pool, _guarded(check), files, stop=stop)
             report.skipped.sort()
             report.would_fetch.sort()
             wanted = set(report.would_fetch)
             report.bytes = sum(o.size for o in files if o.rel in wanted)
             return report
 
-        if progress:
-            progress.start(len(files), sum(o.size for o in files))
         lock = threading.Lock()
+        count = {"files": 0, "bytes": 0}
+        total_bytes, total_files = sum(o.size for o in files), len(files)
+        if progress:
+            progress(0, total_bytes, f"0/{total_files} files")
 
         def get(o: ObjectInfo) -> None:
             target = targets.path(o.rel)
@@ -193,10 +217,15 @@ def fetch(loc: S3Location, dest: str | Path, *, settings: Settings | None = None
                 with lock:
                     report.failed.append({"file": o.rel, "error": exc.message})
             if progress:
-                progress.advance(1, o.size)
+                with lock:
+                    count["files"] += 1
+                    count["bytes"] += o.size
+                    done_files, done_bytes = count["files"], count["bytes"]
+                progress(done_bytes, total_bytes, f"{done_files}/{total_files} files")
 
-        _run_all(pool, get, files, stop)
-        _sweep(targets.folders())
+        run_all(pool, _guarded(get), files, stop=stop)
+        for folder in targets.folders():
+            sweep_parts(folder)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     report.fetched.sort()
@@ -217,40 +246,11 @@ def _landable(targets: Targets, objs: list[ObjectInfo], refused: list[tuple[str,
     return ok
 
 
-def _run_all(pool: ThreadPoolExecutor, fn: Callable[[ObjectInfo], None], items: list[ObjectInfo],
-             stop: threading.Event) -> None:
-    """Run ``fn`` over ``items``; the first unexpected error or Ctrl-C stops everything."""
-    futures: list[Future] = [pool.submit(_guard, fn, o) for o in items]
-    try:
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for f in done:
-            exc = f.exception()
-            if exc is not None:
-                stop.set()
-                for q in pending:
-                    q.cancel()
-                wait(pending)
-                raise exc
-    except KeyboardInterrupt:
-        stop.set()
-        for q in futures:
-            q.cancel()
-        wait(futures)
-        raise
-
-
-def _guard(fn: Callable[[ObjectInfo], None], o: ObjectInfo) -> None:
-    try:
-        fn(o)
-    except Cancelled:
-        pass
-
-
-def _sweep(folders: list[Path]) -> None:
-    """Remove temporaries a killed earlier run left in the folders of this plan."""
-    for folder in folders:
-        for stale in folder.glob(f"{TMP_PREFIX}*{PART_SUFFIX}"):
-            try:
-                stale.unlink()
-            except OSError:
-                pass
+def _guarded(fn: Callable[[ObjectInfo], None]) -> Callable[[ObjectInfo], None]:
+    """A worker that gives up quietly once the run is cancelled (the cause is raised elsewhere)."""
+    def guarded(o: ObjectInfo) -> None:
+        try:
+            fn(o)
+        except Cancelled:
+            pass
+    return guarded

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import MediatoolsError, UsageError
 from ..agora.documents import find_key, read_json
 from ..agora.vendors import endpoint_for
+from ..errors import MediatoolsError, UsageError
 
 
 @dataclass(frozen=True)

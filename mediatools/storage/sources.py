@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
-from typing import Any
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MediatoolsError, UsageError
+
+if TYPE_CHECKING:
+    from .fetch import FetchReport
+
+log = logging.getLogger(__name__)
 
 
 def s3_target(source: str | None, opts: dict[str, Any]):  # noqa: ANN201
@@ -46,34 +50,36 @@ def cache_folder(cache_dir: str | None, endpoint: str | None, bucket: str) -> Pa
     return root / host / bucket
 
 
-def local_source(ctx: click.Context | None, source: str, *, sid: str | None = None,
-                 uids: list[str] | None = None) -> Path:
-    """A folder holding the recording; ``s3://`` sources are fetched (or refreshed) into the cache first."""
-    opts = dict(ctx.meta.get("s3", {})) if ctx is not None else {}
+def resolve_source(source: str, opts: dict[str, Any], *, sid: str | None = None,
+                   uids: list[str] | None = None) -> tuple[Path, FetchReport | None]:
+    """The local folder holding the recording, and the fetch report when ``source`` is ``s3://``
+    (fetched, or refreshed, into the cache first). ``opts``: the bucket options by name."""
     if source.startswith("s3://") or (opts.get("agora_storage_config") and not Path(source).exists()):
-        return _fetch_to_cache(source if source.startswith("s3://") else None, opts, sid=sid, uids=uids)
+        return fetch_to_cache(source if source.startswith("s3://") else None, opts, sid=sid, uids=uids)
     p = Path(source)
     if not p.exists():
         raise MediatoolsError("no such file or folder", file=source, code="not_found")
     if not p.is_dir():
         raise MediatoolsError("not a folder (SOURCE is the folder holding the recording)", file=source,
                               code="not_a_folder")
-    return p
+    return p, None
 
 
-def _fetch_to_cache(source: str | None, opts: dict[str, Any], *, sid: str | None, uids: list[str] | None) -> Path:
-    from . import Selection, fetch
+def fetch_to_cache(source: str | None, opts: dict[str, Any], *, sid: str | None,
+                   uids: list[str] | None) -> tuple[Path, FetchReport]:
+    """Fetch what a command needs into the cache folder and return that folder; a file that
+    cannot be fetched is an error (a partial recording would mix wrongly)."""
+    from . import FetchOptions, Selection, fetch
 
     loc, settings = s3_target(source, opts)
     folder = cache_folder(opts.get("cache_dir"), settings.endpoint_url, loc.bucket)
     dest = folder / loc.folder
     dest.mkdir(parents=True, exist_ok=True)
-    rep = fetch(loc, dest, settings=settings, selection=Selection(sid=sid, uids=frozenset(uids or ())),
-                jobs=opts.get("jobs") or 32, retries=opts.get("retries") or 5)
-    click.echo(f"mediatools: {loc.url}: {len(rep.fetched)} fetched, {len(rep.skipped)} reused from cache "
-               f"{dest}", err=True)
+    rep = fetch(loc, dest, FetchOptions(selection=Selection(sid=sid, uids=frozenset(uids or ())), settings=settings,
+                                        jobs=opts.get("jobs") or 32, retries=opts.get("retries") or 5))
+    log.info("%s: %d fetched, %d reused from cache %s", loc.url, len(rep.fetched), len(rep.skipped), dest)
     if rep.failed:
         f = rep.failed[0]
         raise MediatoolsError(f"{f['error']} ({len(rep.failed)} file(s) could not be fetched)", file=f["file"],
                               code="s3_failed")
-    return dest
+    return dest, rep

@@ -8,21 +8,19 @@ those fail after botocore has handed the response over.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
 import random
 import threading
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
-from ..atomic import TMP_PREFIX
+from ..atomic import atomic_write
 from ..errors import MediatoolsError
-from .select import ObjectInfo
+from .selection import ObjectInfo
 
 CHUNK = 1 << 20
-PART_SUFFIX = ".part"
 
 
 class TransferError(MediatoolsError):
@@ -46,32 +44,6 @@ def _body_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         pass
     return tuple(errs)
-
-
-def temp_path(target: Path) -> Path:
-    """Deterministic per target, so a killed run's leftover is overwritten by the next."""
-    return target.with_name(f"{TMP_PREFIX}{target.name}{PART_SUFFIX}")
-
-
-@contextlib.contextmanager
-def _staged(target: Path, made: set[Path]) -> Iterator[BinaryIO]:
-    """A file written under its temporary name, renamed onto ``target`` only if the body
-    completes; the temporary is gone either way. ``made``: folders already created."""
-    tmp = temp_path(target)
-    try:
-        if target.parent not in made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made.add(target.parent)
-        with open(tmp, "wb") as f:
-            yield f
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise MediatoolsError(f"cannot write ({exc.strerror})", file=str(target), code="unwritable") from None
-    finally:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def file_md5(path: Path) -> str:
@@ -99,6 +71,15 @@ class Downloader:
         self._pools: dict[str, Any] = {}
         self._made: set[Path] = set()
 
+    def _folder(self, target: Path) -> None:
+        """Create the target's folder once per run."""
+        if target.parent not in self._made:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise MediatoolsError(f"cannot write ({exc.strerror})", file=str(target), code="unwritable") from None
+            self._made.add(target.parent)
+
     # -- checks ---------------------------------------------------------------
     def is_complete(self, obj: ObjectInfo, path: Path) -> bool:
         """A local file already holds this object: same length and, when known, same MD5."""
@@ -119,12 +100,14 @@ class Downloader:
 
     def download(self, obj: ObjectInfo, target: Path) -> int:
         """GET into ``.mediatools-tmp-<name>.part``, verify, rename. Returns bytes written."""
-        with _staged(target, self._made) as f:
+        self._folder(target)
+        with atomic_write(target) as f:
             return self._get(obj, f)
 
     def write(self, data: bytes, target: Path) -> None:
         """Store bytes already fetched and verified (playlists are read before slices are chosen)."""
-        with _staged(target, self._made) as f:
+        self._folder(target)
+        with atomic_write(target) as f:
             f.write(data)
 
     def _get(self, obj: ObjectInfo, sink: BinaryIO) -> int:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MediatoolsError
-from ..media.ffmpeg import base_cmd, start
 from ..agora.names import playlist_name, slice_name
 from ..agora.playlist import PlaylistEntry, format_playlist
+from ..errors import MediatoolsError
+from ..media.ffmpeg import base_cmd, start
 from ..media.tones import TONE_FREQS
 
 BASE_UTC_MS = 1_773_480_413_589  # 2026-03-14T09:26:53.589Z
@@ -377,9 +377,8 @@ def _truth_runs(pieces: list[dict], out: Path | None, u: UserSpec, amplitude: fl
 
 def _measure_onset(out: Path, chain: list[dict], u: UserSpec, amplitude: float) -> float | None:
     """Where the tone becomes audible when this run is decoded per the contract."""
-    from ..media.tones import decode_pcm, onset_ms
-
     from ..media.ffmpeg import concat_url
+    from ..media.tones import decode_pcm, onset_ms
     x = decode_pcm(concat_url([out / p["name"] for p in chain[:2]]), 48000, 1, duration_s=2.0)
     # threshold at half the known tone amplitude, the same rule tests apply to outputs
     return onset_ms(x, 48000, u.freq, level=amplitude)

@@ -5,5 +5,7 @@ Pure functions, no I/O: :mod:`.contract` (runs, overlaps, the session origin, th
 (``--start`` / ``--end`` values).
 """
 from .contract import DEFAULT_TOLERANCE_MS, Gap, PlacedRun, Timeline, UserTimeline, build_timeline
+from .span import Span, gaps, overlap, support, total, window
 
-__all__ = ["DEFAULT_TOLERANCE_MS", "Gap", "PlacedRun", "Timeline", "UserTimeline", "build_timeline"]
+__all__ = ["DEFAULT_TOLERANCE_MS", "Gap", "PlacedRun", "Timeline", "UserTimeline", "build_timeline",
+           "Span", "gaps", "overlap", "support", "total", "window"]

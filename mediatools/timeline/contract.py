@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from ..errors import Problem
 from ..recording.model import Recording, Run, Slice, UserTrack
+from .span import Span
+from .span import gaps as span_gaps
 
 DEFAULT_TOLERANCE_MS = 250.0
 
@@ -90,6 +92,11 @@ class PlacedRun:
     def end_offset_ms(self) -> float:
         return self.offset_ms + self.duration_ms
 
+    @property
+    def span(self) -> Span:
+        """Where the run sits, in ms from the session origin."""
+        return Span(self.offset_ms, self.end_offset_ms)
+
 
 @dataclass
 class Gap:
@@ -163,7 +170,6 @@ def build_timeline(recording: Recording, uids: list[str] | None = None, *,
     for u in users:
         placed = [PlacedRun(i, r.start_ms, float(r.start_ms - origin_ms), r.duration_ms, r)
                   for i, r in enumerate(u.runs)]
-        gaps = [Gap(a.end_offset_ms, b.offset_ms - a.end_offset_ms)
-                for a, b in zip(placed, placed[1:]) if b.offset_ms > a.end_offset_ms]
+        gaps = [Gap(g.start, g.duration) for g in span_gaps(p.span for p in placed)]
         out.append(UserTimeline(u.uid, placed, gaps, u))
     return Timeline(origin_ms=origin_ms, users=out, problems=list(recording.problems))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from ..errors import UsageError
 from ..agora.names import parse_utc
+from ..errors import UsageError
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
 

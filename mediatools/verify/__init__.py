@@ -1,17 +1,20 @@
 """``verify``: is a mix (Agora's postpone mix, or ours) complete and aligned with its recording?
 
-:mod:`.checks` runs the checks; :mod:`.features` reduces audio to 10 ms band energies.
-numpy is imported on first use.
+:func:`verify`, :class:`VerifyOptions` and :class:`VerifyReport` are the API;
+:mod:`.checks` runs the checks, :mod:`.features` reduces audio to 10 ms band energies.
+numpy is imported when :func:`verify` first runs, not when this package is imported.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from .options import Check, VerifyOptions, VerifyReport
 
-def verify(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`mediatools.verify.checks.verify`."""
+
+def verify(mixfile: Any, source: Any, options: VerifyOptions | None = None, *, progress: Any = None) -> VerifyReport:
+    """Check a mix against its recording; see :func:`mediatools.verify.checks.verify`."""
     from .checks import verify as _verify
-    return _verify(*args, **kwargs)
+    return _verify(mixfile, source, options, progress=progress)
 
 
-__all__ = ["verify"]
+__all__ = ["Check", "VerifyOptions", "VerifyReport", "verify"]

@@ -8,23 +8,26 @@ place, and silence where nobody spoke. Both sides are reduced to 10 ms band ener
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..agora.transcode import TranscodeOptions
 from ..errors import MediatoolsError
-from .features import HOP_MS, file_features, run_features
 from ..media.probe import probe
-from ..recording.model import Recording
+from ..progress import Progress
 from ..recording.discovery import load_recording
+from ..recording.model import Recording
 from ..timeline.contract import build_timeline
+from .features import HOP_MS, file_features, run_features
+from .options import Check, VerifyOptions, VerifyReport
 
-SCHEMA = "mediatools.verify/1"
+log = logging.getLogger(__name__)
+
 PRESENCE_MIN = 0.5          # correlation a run must reach to count as present
 MATCH_MIN = 0.45            # band-amplitude correlation for "this mix is of this recording"
 SEARCH_S = 30.0             # global offset search range, ±
@@ -34,47 +37,23 @@ SILENCE_DB = -50.0
 BITRATE_TOLERANCE = 0.25     # average file bitrate against transcodeOptions' bitrate
 
 
-@dataclass
-class Check:
-    name: str
-    passed: bool
-    measured: object
-    expected: object
-    message: str
-
-    def __post_init__(self) -> None:
-        # numpy scalars leak in from the measurements; the JSON report wants plain types
-        self.passed = bool(self.passed)
-        for f in ("measured", "expected"):
-            v = getattr(self, f)
-            if hasattr(v, "item"):
-                setattr(self, f, v.item())
-
-
-@dataclass
-class VerifyReport:
-    mix: str
-    sid: str
-    checks: list[Check] = field(default_factory=list)
-    runs: list[dict] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "mix": self.mix, "sid": self.sid, "passed": self.passed,
-                "checks": [asdict(c) for c in self.checks], "runs": self.runs}
-
-
 _CODEC_OF = {"mp3": "mp3", "m4a": "aac", "aac": "aac"}
 
 
-def verify(mixfile: str | Path, source: str | Path | Recording, *, sid: str | None = None,
-           tolerance_ms: float = 40.0, expected: TranscodeOptions | None = None) -> VerifyReport:
+def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyOptions | None = None, *,
+           progress: Progress | None = None) -> VerifyReport:
+    """Check ``mixfile`` (Agora's postpone mix, or ours) against the recording ``source``.
+
+    Both are reduced to 10 ms band energies as they stream, so memory stays small for any
+    length. ``progress(done, total)`` counts the runs decoded. The report passes when every
+    check does.
+    """
+    o = options or VerifyOptions()
+    sid, tolerance_ms, expected = o.sid, o.tolerance_ms, o.expected
     mixfile = Path(mixfile)
     if not mixfile.is_file():
         raise MediatoolsError("no such file", file=str(mixfile), code="not_found")
+    log.info("verifying %s", mixfile)
     rec = source if isinstance(source, Recording) else load_recording(source, sid=sid)
     tl = build_timeline(rec)
     rep = VerifyReport(mix=str(mixfile), sid=rec.sid)
@@ -129,6 +108,8 @@ def verify(mixfile: str | Path, source: str | Path | Recording, *, sid: str | No
         for uid, pr, job in jobs:
             at, dom = job.result()
             runs.append((uid, pr, dom, at))
+            if progress:
+                progress(len(runs), len(jobs))
 
     # 3. global offset: coarse by cross-correlating energy envelopes, refined by the runs
     lag, score = _xcorr_lag(mix, ref, int(SEARCH_S * 1000 / HOP_MS))

@@ -12,11 +12,11 @@ import posixpath
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import MediatoolsError
 from ..agora.documents import find_all, read_json
-from .location import prefix_folder
 from ..agora.names import AgoraName, NameError_, parse_name
 from ..agora.playlist import PlaylistError, parse_playlist
+from ..errors import MediatoolsError
+from .location import prefix_folder
 
 
 @dataclass(frozen=True)
