@@ -122,11 +122,11 @@ def process_recording(source: str, sid: str, options: ProcessOptions) -> Recordi
         code = "usage" if isinstance(exc, UsageError) else exc.code
         result.status, result.error = "failed", {"code": code, "message": str(exc)}
         result.retryable = code not in FINAL_CODES
-        log.warning("%s: failed: %s", sid, exc)
+        log.info("%s: failed: %s", sid, exc)
     except Exception as exc:  # an unexpected error fails this recording only; the batch goes on
-        log.exception("%s: internal error", sid)
+        log.info("%s: internal error", sid, exc_info=True)
         result.status = "failed"
-        result.error = {"code": "internal", "message": f"internal error: {type(exc).__name__}: {exc}"}
+        result.error = {"code": "internal", "message": f"{sid}: internal error: {type(exc).__name__}: {exc}"}
         result.retryable = True
     result.seconds["total"] = round(time.monotonic() - t0, 3)
     stage(result.status)
@@ -142,7 +142,7 @@ def _timed(result: RecordingResult, name: str, t: float) -> float:
 def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stage: Callable[[str], None]) -> None:
     source, settings = source_settings(source, o)
     result.source = source
-    store, prefix = open_store(source, settings)
+    store, prefix = open_store(source, settings, retries=o.request_attempts)
     deadline = time.monotonic() + o.wait_s
     t = time.monotonic()
     stage("listing")
@@ -156,7 +156,8 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
                                   file=source, code="usage")
         rec = recs[0]
         result.cname, result.first_utc_ms = rec.cname, rec.first_utc_ms
-        dest_store, dest_prefix = (open_store(o.dest, settings) if o.dest else (store, rec.folder))
+        dest_store, dest_prefix = (open_store(o.dest, settings, retries=o.request_attempts) if o.dest
+                                   else (store, rec.folder))
         result.dest = dest_store.url + dest_prefix if isinstance(dest_store, S3Store) else \
             str(Path(dest_store.url) / dest_prefix)
         mkey = naming.manifest_key(dest_prefix, rec.sid, rec.cname)
@@ -200,7 +201,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
         if isinstance(store, S3Store):
             stage("fetch")
             rep = stages.run_fetch(store.bucket, rec.folder, scratch / "in", settings=settings, sid=sid,
-                                   jobs=o.jobs)
+                                   jobs=o.jobs, retries=o.request_attempts)
             if rep.get("failed"):
                 f = rep["failed"][0]
                 raise MediatoolsError(f"{f['error']} ({len(rep['failed'])} file(s) could not be fetched)",

@@ -61,6 +61,7 @@ class ProcessOptions:
     scheduler: str | None = None            # tcp://HOST:PORT of an existing Dask cluster
     retries: int = 1
     jobs: int = 16                          # S3 requests in flight per recording
+    request_attempts: int = 5               # attempts per S3 request (botocore's retries)
     scratch_dir: str | None = None
 
     @classmethod
@@ -112,6 +113,9 @@ class ProcessOptions:
         check_template(self.name_template)
         for sid in self.sids:
             check_sid(sid)
+        for when in (self.since, self.until):
+            if when is not None:
+                parse_when(when)
         return self
 
     def with_transcode_file(self) -> "ProcessOptions":
@@ -150,7 +154,7 @@ class ProcessOptions:
         return asdict(self)
 
 
-_INT = {"vendor", "region_code", "sample_rate", "channels", "workers", "retries", "jobs"}
+_INT = {"vendor", "region_code", "sample_rate", "channels", "workers", "retries", "jobs", "request_attempts"}
 _FLOAT = {"wait_s", "poll_s"}
 _BOOL = {"no_sign_request", "all", "stems", "verify", "force"}
 

@@ -115,10 +115,19 @@ class LocalStore:
         return self._info(key, target)
 
     def delete(self, key: str) -> None:
+        """Remove the file and any folders it leaves empty (up to the root)."""
+        p = self.path(key)
         try:
-            self.path(key).unlink()
+            p.unlink()
         except FileNotFoundError:
-            pass
+            return
+        for folder in p.parents:
+            if folder == self.root or self.root not in folder.parents:
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 class S3Store:
@@ -192,8 +201,9 @@ class S3Store:
             log.info("upload of %s failed (attempt %d): %s", key, attempt, last)
         if isinstance(last, MediatoolsError):
             raise last
-        raise MediatoolsError(f"upload failed: {_short(last)}", file=f"s3://{self.bucket}/{key}",
-                              code="s3_upload") from None
+        # boto3 says "Failed to upload <local file> to <bucket>/<key>: <why>"; keep only the why
+        why = _short(last).split(f"{self.bucket}/{key}: ", 1)[-1]
+        raise MediatoolsError(f"upload failed: {why}", file=f"s3://{self.bucket}/{key}", code="s3_upload") from None
 
     def put_bytes(self, data: bytes, key: str, content_type: str) -> ObjectInfo:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -234,9 +244,9 @@ def split_location(where: str) -> tuple[str, str]:
     return where, ""
 
 
-def open_store(where: str, settings: Settings | None = None) -> tuple[Store, str]:
-    """(store, key prefix) for ``s3://bucket/prefix`` or a local folder."""
+def open_store(where: str, settings: Settings | None = None, *, retries: int = 5) -> tuple[Store, str]:
+    """(store, key prefix) for ``s3://bucket/prefix`` or a local folder; ``retries``: attempts per request."""
     base, prefix = split_location(where)
     if base.startswith("s3://"):
-        return S3Store(base[len("s3://"):].rstrip("/"), settings), prefix
+        return S3Store(base[len("s3://"):].rstrip("/"), settings, retries=retries), prefix
     return LocalStore(base), prefix
