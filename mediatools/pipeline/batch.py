@@ -116,7 +116,7 @@ def _on_dask(source: str, sids: list[str], o: ProcessOptions, report: ProcessRep
         report.cluster = o.scheduler
     else:
         n = o.workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR)
         client = Client(cluster)
         report.cluster = f"local: {n} worker processes"
