@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -276,7 +277,8 @@ def test_foreign_object_under_the_output_name_is_left_alone(recordings, bucket, 
     assert get(c, mix_key(prefix, sid)) != b"Agora's own postpone mix"
 
 
-def test_secrets_never_in_output_reports_or_manifests(recordings, bucket, s3_server, tmp_path):
+def test_secrets_never_in_output_reports_logs_or_manifests(recordings, bucket, s3_server, tmp_path, monkeypatch,
+                                                             caplog):
     c, prefix = bucket, "secrets/app/"
     folder, _ = recordings["done"]
     upload(c, prefix, folder)
@@ -292,8 +294,17 @@ def test_secrets_never_in_output_reports_or_manifests(recordings, bucket, s3_ser
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)["recordings"][0]
     assert res["status"] == "processed" and len([o for o in res["outputs"] if o["kind"] == "stem"]) == 2
+    # the library call, in this process, with every mediatools logger at DEBUG
+    from mediatools.pipeline import ProcessOptions, process
+    for k, v in {**ISOLATED, **env}.items():
+        monkeypatch.setenv(k, v)
+    with caplog.at_level(logging.DEBUG, logger="mediatools"):
+        rep = process("", ProcessOptions(agora_storage_config=str(f), all=True, workers=0, force=True))
+    assert rep.ok and rep.counts["processed"] == 1
+    logs = "\n".join(rec.getMessage() for rec in caplog.records if rec.name.startswith("mediatools"))
+    assert "published" in logs
     stored = b"".join(get(c, k) for k in keys(c, prefix) if k.endswith(".json"))
-    for text in (r.stdout, r.stderr, stored.decode()):
+    for text in (r.stdout, r.stderr, stored.decode(), logs, json.dumps(rep.to_dict())):
         assert secret not in text and key_id not in text
 
 
