@@ -1,0 +1,138 @@
+"""Issue 14, the pure parts and the local-folder path: options, names, completeness, manifest, store."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mediatools.agora.names import playlist_name, slice_name
+from mediatools.agora.playlist import PlaylistEntry, format_playlist
+from mediatools.atomic import stray_temp_files
+from mediatools.errors import MediatoolsError, UsageError
+from mediatools.pipeline import (ProcessOptions, find_recordings, manifest_key, mix_key, process,
+                                 process_recording, stem_key)
+from mediatools.pipeline.completeness import assess, choose_versions, group
+from mediatools.pipeline.manifest import is_current
+from mediatools.pipeline.options import parse_when
+from mediatools.storage.backend import LocalStore
+from mediatools.storage.select import ObjectInfo
+from mediatools.synth.generate import Fault
+
+SID, CN = "abc123", "room-1"
+
+
+def test_options_from_toml_and_flags_override(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text('[process]\nformat = "mp3"\nstems = true\nname-template = "{sid}.{ext}"\nsid = ["a1", "b2"]\n'
+                 'wait_s = 60\n')
+    o = ProcessOptions.from_toml(f)
+    assert (o.format, o.stems, o.name_template, o.sids, o.wait_s) == ("mp3", True, "{sid}.{ext}", ["a1", "b2"], 60.0)
+    o2 = o.merged(format="aac", stems=None)
+    assert (o2.format, o2.stems) == ("aac", True)
+    assert o.options_digest() != o2.options_digest()
+    assert o.options_digest() == o.merged(workers=7, force=True, wait_s=0.0).options_digest()  # how, not what
+    for text, msg in (('stemz = 1', "unknown option 'stemz'"), ('stems = "yes"', "option 'stems' has the wrong type"),
+                      ('format = "ogg"', "format must be one of"), ('sid = "../x"', "not a recording id"),
+                      ('name_template = "x/{sid}.{ext}"', "not a plain file name"), ("format = [", "not valid TOML")):
+        f.write_text(text + "\n")
+        with pytest.raises(UsageError, match=msg):
+            ProcessOptions.from_toml(f)
+
+
+def test_transcode_options_decide_the_format_and_the_digest(tmp_path):
+    t = tmp_path / "start.json"
+    t.write_text(json.dumps({"clientRequest": {"transcodeOptions": {
+        "container": {"format": "mp3"}, "audio": {"sampleRate": "44100", "bitrate": "48000", "channels": "1"}}}}))
+    o = ProcessOptions(transcode_options=str(t)).with_transcode_file()
+    assert o.mix_settings() == {"format": "mp3", "sample_rate": 44100, "channels": 1, "bitrate": "48000",
+                                "normalize": "limit"}
+    assert ProcessOptions(transcode_options=str(t), channels=2).with_transcode_file().mix_settings()["channels"] == 2
+
+
+def test_parse_when():
+    now = 1_800_000_000_000
+    assert parse_when("24h", now) == now - 86_400_000
+    assert parse_when("90m", now) == now - 5_400_000
+    assert parse_when("2026-03-14T09:26:53.589Z") == 1_773_480413_589
+    assert parse_when("20260314092653589") == 1_773_480413_589
+    with pytest.raises(UsageError):
+        parse_when("soon")
+
+
+def test_names_stay_inside_the_prefix():
+    assert manifest_key("a/b/", SID, CN) == "a/b/abc123_room-1.mediatools.json"
+    assert mix_key("a/", SID, CN, "m4a", "{sid}_{cname}_0.{ext}") == "a/abc123_room-1_0.m4a"
+    assert stem_key("", SID, CN, "1111.m4a") == "abc123_room-1_stems/1111.m4a"
+    for bad in ("../x.m4a", ".hidden.m4a", "a/b.m4a"):
+        with pytest.raises(UsageError):
+            stem_key("", SID, CN, bad)
+    with pytest.raises(UsageError):
+        mix_key("", SID, "..", "m4a", "{cname}.{ext}")
+
+
+def _pl(uid: str, slices: list[int], *, endlist: bool = True) -> bytes:
+    entries = [PlaylistEntry(slice_name(SID, CN, uid, t), 15.0, discontinuity=i == 0,
+                             event_time_ms=t if i == 0 else None) for i, t in enumerate(slices)]
+    return format_playlist(entries, endlist=endlist).encode()
+
+
+def test_completeness_rules():
+    t0 = 1_773_480_413_589
+    times = [t0, t0 + 15_000]
+    texts = {playlist_name(SID, CN, "1"): _pl("1", times), playlist_name(SID, CN, "2"): _pl("2", times, endlist=False)}
+    objs = [ObjectInfo(k, len(v), "e") for k, v in texts.items()] + [
+        ObjectInfo(slice_name(SID, CN, u, t), 1000, "e") for u in ("1", "2") for t in times[:1]]
+    rec = group(objs + [ObjectInfo("notes.txt", 1)])[0]
+    ok, why = assess(rec, texts)
+    assert not ok
+    assert any("uid_s_2__uid_e_audio.m3u8: no #EXT-X-ENDLIST" in w for w in why)
+    assert sum("listed by" in w and "not in the store yet" in w for w in why) == 2
+    # the documented re-upload rule: the larger of the plain and the highest-index re-upload
+    plain = ObjectInfo(playlist_name(SID, CN, "1"), 100)
+    old = ObjectInfo(playlist_name(SID, CN, "1", tick=5, index=0), 500)
+    new = ObjectInfo(playlist_name(SID, CN, "1", tick=6, index=1), 300)
+    assert choose_versions([plain, old, new])[("1", None)] is new
+    assert choose_versions([ObjectInfo(plain.key, 400), new])[("1", None)].key == plain.key
+
+
+def test_manifest_is_current_only_for_the_same_inputs_and_options():
+    objs = [ObjectInfo(playlist_name(SID, CN, "1"), 10, "a"), ObjectInfo(slice_name(SID, CN, "1", 1_773_480_413_589),
+                                                                         99, "b")]
+    rec = group(objs)[0]
+    m = {"inputs_digest": rec.inputs_digest(), "options_digest": "o"}
+    assert is_current(m, rec, "o")[0]
+    assert not is_current(m, rec, "p")[0]
+    assert not is_current(m, group(objs + [ObjectInfo(slice_name(SID, CN, "1", 1_773_480_428_589), 5, "c")])[0],
+                          "o")[0]
+    assert not is_current(None, rec, "o")[0]
+
+
+def test_local_store_refuses_escaping_keys_and_cleans_up(tmp_path):
+    s = LocalStore(tmp_path / "root")
+    (tmp_path / "root").mkdir()
+    for bad in ("../x", "a/../../x", "/etc/passwd", "a//b"):
+        with pytest.raises(MediatoolsError):
+            s.put_bytes(b"x", bad, "text/plain")
+    s.put_bytes(b"hello", "a/b/c.txt", "text/plain")
+    assert [o.key for o in s.list("a/")] == ["a/b/c.txt"] and s.get("a/b/c.txt") == b"hello"
+    s.delete("a/b/c.txt")
+    assert list((tmp_path / "root").iterdir()) == []
+
+
+def test_local_folder_to_local_folder_with_stems(make_recording, tmp_path):
+    folder, truth = make_recording("process_local_bak", users=2, duration_s=30.0, seed=31, gaps=0,
+                                   faults=[Fault("bak_gap", "1")])
+    dest = tmp_path / "out"
+    o = ProcessOptions(all=True, workers=0, stems=True, dest=str(dest))
+    [info] = find_recordings(str(folder), o)
+    assert info.complete and info.users == 2 and info.sid == truth["sid"]
+    rep = process(str(folder), o)
+    assert rep.ok and rep.counts["processed"] == 1
+    r = rep.recordings[0]
+    names = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    base = f"{truth['sid']}_{truth['cname']}"
+    assert names == sorted([f"{base}.mediatools.json", f"{base}_0.m4a"] +
+                           [f"{base}_stems/{u['uid']}.m4a" for u in truth["users"]])
+    assert r.verify["passed"] and stray_temp_files(dest) == []
+    again = process_recording(str(folder), truth["sid"], o)   # idempotent: the second call is a skip
+    assert again.status == "skipped" and again.outputs == r.outputs
