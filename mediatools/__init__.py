@@ -15,6 +15,9 @@ Stages
     ``merge(source, outdir, MergeOptions(...))`` → :class:`MergeReport`
     ``mix(source, out_file, MixOptions(...))`` → :class:`MixReport`
     ``verify(mix_file, source, VerifyOptions(...))`` → :class:`VerifyReport`
+    ``process(source, ProcessOptions(...))`` → :class:`ProcessReport`: the unattended job
+    (wait until complete → mix → verify → stems → publish under Agora's names, manifest
+    last) for one recording or a whole bucket, on Dask (imported on first use)
 
 ``source`` is a folder or an already loaded :class:`Recording` (loaded once, probed once:
 running several stages on one recording reports each problem once). Expected failures
@@ -40,10 +43,22 @@ from .verify import VerifyOptions, VerifyReport, verify  # noqa: E402
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
+_LAZY = {"process": "pipeline", "process_recording": "pipeline", "ProcessOptions": "pipeline",
+         "ProcessReport": "pipeline", "RecordingResult": "pipeline"}
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    """The pipeline (and with it Dask) is imported when first used."""
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'mediatools' has no attribute {name!r}")
+
 __all__ = ["__version__", "MediatoolsError", "UsageError", "Problem",
            "MediaInfo", "Recording", "Run", "Slice", "UserTrack", "discover", "load_recording",
            "Timeline", "build_timeline",
            "fetch", "FetchOptions", "FetchReport", "S3Location", "Selection", "Settings",
            "merge", "MergeOptions", "MergeReport",
            "mix", "MixOptions", "MixReport",
-           "verify", "VerifyOptions", "VerifyReport"]
+           "verify", "VerifyOptions", "VerifyReport",
+           "process", "process_recording", "ProcessOptions", "ProcessReport", "RecordingResult"]

@@ -13,13 +13,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
+from s3support import CREDS, FaultProxy
+from test_mix_cmd import RATE, assert_placed
 
 from mediatools.media.tones import decode_pcm
 from mediatools.synth.generate import Fault
-from s3support import CREDS, FaultProxy
-
-from conftest import run_cli
-from test_mix_cmd import RATE, assert_placed
 
 BUCKET = "process"
 ISOLATED = {**CREDS, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",

@@ -11,10 +11,20 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from s3support import FaultProxy, free_port, wait_for_port
-from test_process import (BUCKET, CNAME, ISOLATED, SIDS, assert_mix_on_time, keys, get, manifest_key, mix_key,
-                          recordings, upload)  # noqa: F401  (recordings is a fixture)
+from test_process import (
+    BUCKET,
+    CNAME,
+    ISOLATED,
+    SIDS,
+    assert_mix_on_time,
+    get,
+    keys,
+    manifest_key,
+    mix_key,
+    recordings,  # noqa: F401  (recordings is a fixture)
+    upload,
+)
 
 DASK = str(Path(sys.executable).parent / "dask")
 

@@ -9,13 +9,20 @@ from mediatools.agora.names import playlist_name, slice_name
 from mediatools.agora.playlist import PlaylistEntry, format_playlist
 from mediatools.atomic import stray_temp_files
 from mediatools.errors import MediatoolsError, UsageError
-from mediatools.pipeline import (ProcessOptions, find_recordings, manifest_key, mix_key, process,
-                                 process_recording, stem_key)
+from mediatools.pipeline import (
+    ProcessOptions,
+    find_recordings,
+    manifest_key,
+    mix_key,
+    process,
+    process_recording,
+    stem_key,
+)
 from mediatools.pipeline.completeness import assess, choose_versions, group
 from mediatools.pipeline.manifest import is_current
 from mediatools.pipeline.options import parse_when
 from mediatools.storage.backend import LocalStore
-from mediatools.storage.select import ObjectInfo
+from mediatools.storage.selection import ObjectInfo
 from mediatools.synth.generate import Fault
 
 SID, CN = "abc123", "room-1"

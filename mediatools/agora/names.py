@@ -34,7 +34,10 @@ _PLAYLIST_RE = re.compile(_STEM + r"(?:_(?P<tick>\d+)_(?P<index>\d+))?\.m3u8\Z")
 #: Agora's postpone-mix container formats (``transcodeOptions.container.format``)
 RESULT_FORMATS = ("mp3", "m4a", "aac")
 _RESULT_RE = re.compile(r"(?P<sid>[A-Za-z0-9]+)_(?P<cname>.+)_(?P<index>\d+)\.(?P<ext>mp3|m4a|aac)\Z")
-_OWN_RE = re.compile(r"(?P<sid>[A-Za-z0-9]+)_(?P<cname>.+?)\.mediatools\.(?P<ext>[a-z0-9]+)\Z")
+_OWN_RE = re.compile(r"(?P<sid>[A-Za-z0-9]+)_(?P<cname>.+?)\.mediatools\.(?P<ext>[a-z0-9.]+)\Z")
+#: mediatools' manifest beside a recording, and the claim written before its outputs
+MANIFEST_SUFFIX = ".mediatools.json"
+PENDING_SUFFIX = ".mediatools.pending.json"
 _STEMS_RE = re.compile(r"(?P<sid>[A-Za-z0-9]+)_(?P<cname>.+)_stems\Z")
 
 
@@ -162,7 +165,7 @@ def result_name(sid: str, cname: str, ext: str = "m4a", index: int = 0) -> str:
 
 def manifest_name(sid: str, cname: str) -> str:
     """mediatools' manifest beside the recording: ``<sid>_<cname>.mediatools.json``."""
-    return f"{sid}_{cname}.mediatools.json"
+    return f"{sid}_{cname}{MANIFEST_SUFFIX}"
 
 
 def stems_folder(sid: str, cname: str) -> str:

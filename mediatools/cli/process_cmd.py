@@ -10,6 +10,7 @@ import click
 from . import cli
 from .common import _S3_OPTIONS, emit_json, json_option, quiet_option, show_progress
 
+
 def _bucket_options(f: Callable) -> Callable:
     """The bucket options of fetch, without its per-request --jobs/--retries (here --retries counts recordings)."""
     skip = {"jobs", "retries"}

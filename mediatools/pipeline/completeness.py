@@ -16,7 +16,7 @@ from typing import Any
 
 from ..agora.names import NameError_, iso_utc, parse_name
 from ..agora.playlist import PlaylistError, parse_playlist
-from ..storage.select import ObjectInfo, refusal
+from ..storage.selection import ObjectInfo, refusal
 
 
 @dataclass

@@ -19,8 +19,16 @@ from typing import Any, Callable
 from ..errors import MediatoolsError, UsageError
 from ..storage.backend import LocalStore, S3Store, Store, open_store
 from ..storage.location import Settings
-from ..storage.publish import (MANIFEST_SCHEMA, PENDING_SCHEMA, ForeignObject, Output, check_foreign, claimed_keys,
-                               publish, read_doc)
+from ..storage.publish import (
+    MANIFEST_SCHEMA,
+    PENDING_SCHEMA,
+    ForeignObject,
+    Output,
+    check_foreign,
+    claimed_keys,
+    publish,
+    read_doc,
+)
 from . import manifest as mf
 from . import naming, stages
 from .completeness import RecordingFiles, assess, group, playlist_keys

@@ -7,11 +7,9 @@ Agora name (no ``/``), so no recording can name a key outside the destination pr
 """
 from __future__ import annotations
 
+from ..agora.names import MANIFEST_SUFFIX, PENDING_SUFFIX, stems_folder
 from ..errors import UsageError
-from ..storage.select import refusal
-
-MANIFEST_SUFFIX = ".mediatools.json"
-PENDING_SUFFIX = ".mediatools.pending.json"
+from ..storage.selection import refusal
 
 
 def _bare(name: str, what: str) -> str:
@@ -43,7 +41,7 @@ def mix_key(prefix: str, sid: str, cname: str, ext: str, template: str) -> str:
 
 
 def stem_key(prefix: str, sid: str, cname: str, filename: str) -> str:
-    return f"{prefix}{base_name(sid, cname)}_stems/{_bare(filename, 'stem name')}"
+    return f"{prefix}{_bare(stems_folder(sid, cname), 'recording name')}/{_bare(filename, 'stem name')}"
 
 
 def manifest_key(prefix: str, sid: str, cname: str) -> str:

@@ -1,7 +1,7 @@
 """The one adapter between ``process`` and the stage library (fetch, load, mix, verify, merge).
 
-Every call returns a plain dict, whether the stage returns a dict or a report dataclass
-with ``to_dict()`` today or after the stages are refactored: only this module changes then.
+Every call returns the stage report's ``to_dict()``: the manifest and the batch report
+hold plain JSON, and a change in a stage's signature touches only this module.
 """
 from __future__ import annotations
 
@@ -11,17 +11,12 @@ from typing import Any
 from ..recording.model import Recording
 
 
-def _as_dict(r: Any) -> dict[str, Any]:
-    return r.to_dict() if hasattr(r, "to_dict") else dict(r)
-
-
 def run_fetch(bucket: str, prefix: str, dest: Path, *, settings: Any, sid: str, jobs: int = 16,
               retries: int = 5) -> dict[str, Any]:
     """Fetch one recording (by sid) from ``s3://bucket/prefix`` into ``dest``."""
-    from ..storage import S3Location, Selection, fetch
-    sel = Selection(sid=sid)
-    return _as_dict(fetch(S3Location(bucket, prefix), dest, settings=settings, selection=sel, jobs=jobs,
-                          retries=retries))
+    from ..storage import FetchOptions, S3Location, Selection, fetch
+    opts = FetchOptions(selection=Selection(sid=sid), settings=settings, jobs=jobs, retries=retries)
+    return fetch(S3Location(bucket, prefix), dest, opts).to_dict()
 
 
 def load(folder: Path, sid: str) -> Recording:
@@ -31,25 +26,25 @@ def load(folder: Path, sid: str) -> Recording:
 
 def run_mix(rec: Recording, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """Mix ``rec`` into ``out`` with the effective format/rate/channels/bitrate/normalize."""
-    from ..mix.api import MixOptions, mix
+    from ..mix import MixOptions, mix
     o = MixOptions(sid=rec.sid, format=settings["format"], sample_rate=int(settings["sample_rate"]),
                    channels=int(settings["channels"]), bitrate=settings.get("bitrate"),
                    normalize=settings.get("normalize", "limit"))
-    return _as_dict(mix(rec, out, o))
+    return mix(rec, out, o).to_dict()
 
 
 def run_verify(mix_path: Path, rec: Recording, transcode: dict[str, Any] | None) -> dict[str, Any]:
     """Verify the mix against the recording; ``transcode`` holds the expected format/rate/channels/bitrate."""
     from ..agora.transcode import TranscodeOptions
-    from ..verify.checks import verify
+    from ..verify import VerifyOptions, verify
     expected = TranscodeOptions(**transcode) if transcode else None
-    return _as_dict(verify(mix_path, rec, expected=expected))
+    return verify(mix_path, rec, VerifyOptions(expected=expected)).to_dict()
 
 
 def run_merge(rec: Recording, outdir: Path, fmt: str) -> dict[str, Any]:
     """Per-user stems (copied where the codec allows) into ``outdir``."""
-    from ..merge.core import MergeOptions, merge
-    return _as_dict(merge(rec, outdir, MergeOptions(sid=rec.sid, format=fmt), create_outdir=True))
+    from ..merge import MergeOptions, merge
+    return merge(rec, outdir, MergeOptions(sid=rec.sid, format=fmt, create_outdir=True)).to_dict()
 
 
 def versions() -> dict[str, str]:

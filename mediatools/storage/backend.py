@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from ..atomic import atomic_path
 from ..errors import MediatoolsError, UsageError
 from .location import S3Location, Settings
-from .select import ObjectInfo, refusal
+from .selection import ObjectInfo, refusal
 
 log = logging.getLogger(__name__)
 
