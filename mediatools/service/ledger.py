@@ -152,7 +152,8 @@ class Ledger:
             from sqlalchemy.dialects.sqlite import insert
         else:
             from sqlalchemy.dialects.postgresql import insert
-        return insert(table).on_conflict_do_nothing()
+        # RETURNING says whether the row went in (rowcount is not reliable for this on every driver)
+        return insert(table).on_conflict_do_nothing().returning(table.primary_key.columns.values()[0])
 
     # --- notifications ---------------------------------------------------------------------
     def record_notice(self, notice: Notice, body: str, decision: Decision, location: str | None) -> tuple[bool, str | None]:
@@ -167,7 +168,7 @@ class Ledger:
                 notice_id=notice.notice_id, received_ms=now, event_type=notice.event_type,
                 product_id=notice.product_id, notify_ms=notice.notify_ms, sequence=notice.sequence,
                 sid=notice.sid, cname=notice.cname, decision=decision.reason[:200], job_id=jid, body=body))
-            if r.rowcount != 1:
+            if r.first() is None:
                 return False, None
             if jid:
                 self._enqueue(c, decision.kind, decision.sid, decision.cname, location, wait=decision.wait,
@@ -198,7 +199,7 @@ class Ledger:
             job_id=job_id(kind, sid), kind=kind, sid=sid, cname=cname, location=location, state="queued",
             attempts=0, next_ms=now, wait=wait, trigger=trigger[:200], created_ms=now, updated_ms=now,
             agora_result=agora_result, agora_files=json.dumps(agora_files or [])))
-        return r.rowcount == 1
+        return r.first() is not None
 
     def enqueue(self, kind: str, sid: str, cname: str | None, location: str | None, *, trigger: str,
                 wait: bool = False, again: bool = False) -> tuple[str, bool]:
