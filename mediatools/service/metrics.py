@@ -36,7 +36,7 @@ class Metrics:
     def notification(self, event_type: int | None, outcome: str) -> None:
         et = str(event_type) if event_type is not None else "none"
         # label values are bounded: an attacker-chosen eventType must not grow the series
-        self.notifications.labels(et if et in _KNOWN_EVENTS else "other", outcome).inc()
+        self.notifications.labels(et if et in _KNOWN_EVENTS or et == "none" else "other", outcome).inc()
 
     def job_finished(self, kind: str, outcome: str, seconds: float) -> None:
         self.durations.labels(kind, outcome).observe(seconds)
