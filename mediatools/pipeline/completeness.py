@@ -1,0 +1,145 @@
+"""Is a recording complete? Pure functions over a store listing and playlist text.
+
+Complete means: every user has a playlist; of each playlist family (original,
+``bak<n>``) the version Agora's rule chooses (the larger of the unsuffixed and the
+highest-index re-upload) ends with ``#EXT-X-ENDLIST``; and every slice it lists is in
+the store. Anything else leaves the recording ``incomplete``, with reasons naming files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..agora.names import NameError_, iso_utc, parse_name
+from ..agora.playlist import PlaylistError, parse_playlist
+from ..storage.select import ObjectInfo, refusal
+
+
+@dataclass
+class RecordingFiles:
+    """Every audio object of one recording (sid, cname) in one folder of the store."""
+    sid: str
+    cname: str
+    folder: str                                   # key prefix: "" or ending in "/"
+    playlists: list[ObjectInfo] = field(default_factory=list)
+    slices: list[ObjectInfo] = field(default_factory=list)
+
+    @property
+    def first_utc_ms(self) -> int | None:
+        times = [parse_name(posixpath.basename(s.key)).utc_ms for s in self.slices]
+        return min((t for t in times if t is not None), default=None)
+
+    @property
+    def objects(self) -> list[ObjectInfo]:
+        return sorted(self.playlists + self.slices, key=lambda o: o.key)
+
+    def inputs(self) -> list[dict[str, Any]]:
+        """What the manifest records and a rerun compares: key, size and ETag of every input."""
+        return [{"key": o.key, "size": o.size, "etag": o.etag} for o in self.objects]
+
+    def inputs_digest(self) -> str:
+        return digest_inputs(self.inputs())
+
+
+def digest_inputs(inputs: list[dict[str, Any]]) -> str:
+    rows = sorted((str(i["key"]), int(i["size"]), str(i.get("etag", ""))) for i in inputs)
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+@dataclass
+class RecordingInfo:
+    """What ``find_recordings`` reports per recording (the serve issue's sweeper reads it)."""
+    sid: str
+    cname: str
+    folder: str
+    first_utc_ms: int | None
+    complete: bool
+    reasons: list[str]
+    users: int
+    objects: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sid": self.sid, "cname": self.cname, "folder": self.folder, "first_utc_ms": self.first_utc_ms,
+                "first_utc": iso_utc(self.first_utc_ms) if self.first_utc_ms is not None else None,
+                "complete": self.complete, "reasons": self.reasons, "users": self.users, "objects": self.objects}
+
+
+def group(objects: list[ObjectInfo], *, sid: str | None = None) -> list[RecordingFiles]:
+    """Audio playlists and slices by (folder, sid, cname); other objects are ignored."""
+    recs: dict[tuple[str, str, str], RecordingFiles] = {}
+    for o in objects:
+        name = posixpath.basename(o.key)
+        try:
+            n = parse_name(name)
+        except NameError_:
+            continue
+        if n.track_type != "audio" or (sid is not None and n.sid != sid) or refusal(o.key):
+            continue
+        folder = o.key[: len(o.key) - len(name)]
+        r = recs.setdefault((folder, n.sid, n.cname), RecordingFiles(n.sid, n.cname, folder))
+        (r.playlists if n.kind == "playlist" else r.slices).append(o)
+    return [recs[k] for k in sorted(recs)]
+
+
+def choose_versions(playlists: list[ObjectInfo]) -> dict[tuple[str, int | None], ObjectInfo]:
+    """Per (uid, bak family): the playlist Agora's rule picks (larger of plain and newest re-upload)."""
+    fam: dict[tuple[str, int | None], list[tuple[Any, ObjectInfo]]] = defaultdict(list)
+    for p in playlists:
+        n = parse_name(posixpath.basename(p.key))
+        fam[(n.uid, n.bak)].append((n, p))
+    chosen = {}
+    for k, versions in fam.items():
+        plain = [p for n, p in versions if n.index is None]
+        reup = sorted(((n.index, n.tick or 0), p) for n, p in versions if n.index is not None)
+        if not reup:
+            chosen[k] = plain[0]
+        elif not plain or reup[-1][1].size > plain[0].size:
+            chosen[k] = reup[-1][1]
+        else:
+            chosen[k] = plain[0]
+    return chosen
+
+
+def assess(rec: RecordingFiles, texts: dict[str, bytes | None]) -> tuple[bool, list[str]]:
+    """(complete, reasons) from the chosen playlists' text (``texts[key]`` None when unreadable)."""
+    reasons: list[str] = []
+    present = {posixpath.basename(s.key) for s in rec.slices}
+    chosen = choose_versions(rec.playlists)
+    with_playlist = {uid for uid, _ in chosen}
+    for uid in sorted({parse_name(posixpath.basename(s.key)).uid for s in rec.slices} - with_playlist):
+        reasons.append(f"uid {uid}: slices but no playlist yet")
+    for (uid, _bak), p in sorted(chosen.items(), key=lambda kv: kv[1].key):
+        name = posixpath.basename(p.key)
+        text = texts.get(p.key)
+        if text is None:
+            reasons.append(f"{name}: could not be read")
+            continue
+        try:
+            pl = parse_playlist(text, name)
+        except PlaylistError as exc:
+            reasons.append(f"{name}: {exc.message}")
+            continue
+        if not pl.endlist:
+            reasons.append(f"{name}: no #EXT-X-ENDLIST (still recording, or cut off)")
+        for e in pl.entries:
+            entry = posixpath.basename(e.uri.replace("\\", "/").split("?", 1)[0])
+            if entry not in present:
+                reasons.append(f"{entry}: listed by {name} but not in the store yet")
+    if not rec.playlists and not rec.slices:
+        reasons.append(f"{rec.sid}: no files")
+    return not reasons, reasons
+
+
+def playlist_keys(rec: RecordingFiles) -> list[str]:
+    """The playlists whose text ``assess`` needs (only the chosen versions)."""
+    return sorted(p.key for p in choose_versions(rec.playlists).values())
+
+
+def info(rec: RecordingFiles, complete: bool, reasons: list[str]) -> RecordingInfo:
+    users = {parse_name(posixpath.basename(o.key)).uid for o in rec.objects}
+    return RecordingInfo(rec.sid, rec.cname, rec.folder, rec.first_utc_ms, complete, reasons, len(users),
+                         len(rec.objects))

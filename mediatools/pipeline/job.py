@@ -1,0 +1,253 @@
+"""One recording, start to finish, in the current process: what a Dask task runs.
+
+list → (skip if the manifest is current) → wait until complete → fetch into a private
+scratch folder → mix → verify → stems → publish (manifest last) → remove the scratch.
+Safe to call twice, or again after being killed: outputs have fixed names, a pending
+claim marks them as ours, and the manifest is written only after all of them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import MediatoolsError, UsageError
+from ..storage.backend import LocalStore, S3Store, Store, open_store
+from ..storage.location import Settings
+from ..storage.publish import (MANIFEST_SCHEMA, PENDING_SCHEMA, ForeignObject, Output, check_foreign, claimed_keys,
+                               publish, read_doc)
+from . import manifest as mf
+from . import naming, stages
+from .completeness import RecordingFiles, assess, group, playlist_keys
+from .options import ProcessOptions, check_sid
+from .report import RecordingResult
+
+log = logging.getLogger(__name__)
+SCRATCH_PREFIX = "mediatools-process-"
+STAGE_TOPIC = "mediatools-process-stage"
+#: failures a retry cannot fix
+FINAL_CODES = {"foreign_object", "verify_failed", "not_found", "usage", "refused_key", "bad_json",
+               "not_a_recording", "no_profile", "bad_storage_config"}
+
+
+def source_settings(source: str, options: ProcessOptions) -> tuple[str, Settings]:
+    """(source URL or folder, Settings): from the bucket options, or Agora's storageConfig file."""
+    from ..storage.location import load_agora_storage_config, settings_from_options, with_overrides
+    if options.agora_storage_config:
+        loc, settings = load_agora_storage_config(options.agora_storage_config, endpoint_url=options.endpoint_url,
+                                                  region=options.region)
+        settings = with_overrides(settings, profile=options.profile, unsigned=options.no_sign_request or None)
+        return (source or loc.url), settings
+    if not source:
+        raise UsageError("give SOURCE (a folder or s3://BUCKET/PREFIX) or --agora-storage-config FILE")
+    return source, settings_from_options(endpoint_url=options.endpoint_url, region=options.region,
+                                         profile=options.profile, vendor=options.vendor,
+                                         region_code=options.region_code, unsigned=options.no_sign_request)
+
+
+def worker_name() -> str:
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _stage_reporter(sid: str, result: RecordingResult) -> Callable[[str], None]:
+    """Stage changes go to the log and, on a Dask worker, to the client's progress display."""
+    try:
+        from distributed import get_worker
+        worker = get_worker()
+    except (ImportError, ValueError):
+        worker = None
+
+    def stage(name: str) -> None:
+        log.info("%s: %s", sid, name)
+        if worker is not None:
+            try:
+                worker.log_event(STAGE_TOPIC, {"sid": sid, "stage": name, "worker": result.worker})
+            except Exception:  # progress is best effort; never fail the recording for it
+                pass
+    return stage
+
+
+def list_recording(store: Store, prefix: str, sid: str) -> list[RecordingFiles]:
+    """The recording's objects. Agora names them ``<sid>_…`` or ``bak<n>_<sid>_…`` straight under the
+    prefix; two narrow listings replace one over the whole bucket (sub-folders: full listing)."""
+    objects = store.list(f"{prefix}{sid}_") + store.list(f"{prefix}bak")
+    recs = group(objects, sid=sid)
+    if not any(r.playlists for r in recs):
+        recs = group(store.list(prefix), sid=sid)
+    return recs
+
+
+def _texts(store: Store, rec: RecordingFiles) -> dict[str, bytes | None]:
+    out: dict[str, bytes | None] = {}
+    for key in playlist_keys(rec):
+        try:
+            out[key] = store.get(key)
+        except MediatoolsError:
+            out[key] = None
+    return out
+
+
+def sweep_scratch(root: Path) -> None:
+    """Remove scratch folders of processes that no longer exist (a worker killed mid-recording)."""
+    for d in root.glob(f"{SCRATCH_PREFIX}*"):
+        try:
+            pid = int(d.name[len(SCRATCH_PREFIX):].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (ValueError, PermissionError, OSError):
+            continue
+
+
+def process_recording(source: str, sid: str, options: ProcessOptions) -> RecordingResult:
+    """Process recording ``sid`` found under ``source``; never raises for a per-recording failure."""
+    t0 = time.monotonic()
+    result = RecordingResult(sid=sid, source=source, worker=worker_name())
+    stage = _stage_reporter(sid, result)
+    try:
+        check_sid(sid)
+        _run(source, sid, options.with_transcode_file(), result, stage)
+    except KeyboardInterrupt:
+        raise
+    except MediatoolsError as exc:
+        code = "usage" if isinstance(exc, UsageError) else exc.code
+        result.status, result.error = "failed", {"code": code, "message": str(exc)}
+        result.retryable = code not in FINAL_CODES
+        log.warning("%s: failed: %s", sid, exc)
+    except Exception as exc:  # an unexpected error fails this recording only; the batch goes on
+        log.exception("%s: internal error", sid)
+        result.status = "failed"
+        result.error = {"code": "internal", "message": f"internal error: {type(exc).__name__}: {exc}"}
+        result.retryable = True
+    result.seconds["total"] = round(time.monotonic() - t0, 3)
+    stage(result.status)
+    return result
+
+
+def _timed(result: RecordingResult, name: str, t: float) -> float:
+    now = time.monotonic()
+    result.seconds[name] = round(result.seconds.get(name, 0.0) + now - t, 3)
+    return now
+
+
+def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stage: Callable[[str], None]) -> None:
+    source, settings = source_settings(source, o)
+    result.source = source
+    store, prefix = open_store(source, settings)
+    deadline = time.monotonic() + o.wait_s
+    t = time.monotonic()
+    stage("listing")
+    while True:
+        recs = list_recording(store, prefix, sid)
+        if not recs:
+            raise MediatoolsError(f"no recording with sid {sid}", file=source, code="not_found")
+        if len(recs) > 1:
+            where = ", ".join(f"{r.folder or './'}{r.sid}_{r.cname}" for r in recs)
+            raise MediatoolsError(f"sid {sid} names {len(recs)} recordings ({where}); give the folder of one",
+                                  file=source, code="usage")
+        rec = recs[0]
+        result.cname, result.first_utc_ms = rec.cname, rec.first_utc_ms
+        dest_store, dest_prefix = (open_store(o.dest, settings) if o.dest else (store, rec.folder))
+        result.dest = dest_store.url + dest_prefix if isinstance(dest_store, S3Store) else \
+            str(Path(dest_store.url) / dest_prefix)
+        mkey = naming.manifest_key(dest_prefix, rec.sid, rec.cname)
+        result.manifest = mkey
+        try:
+            old = read_doc(dest_store, mkey, MANIFEST_SCHEMA)
+        except ForeignObject:
+            if not o.force:
+                raise
+            old = None
+        current, why = mf.is_current(old, rec, o.options_digest())
+        if current and not o.force:
+            result.status, result.reasons = "skipped", [why]
+            result.outputs = list(old.get("outputs", []))
+            result.verify = old.get("verify")
+            _timed(result, "check", t)
+            return
+        complete, reasons = assess(rec, _texts(store, rec))
+        if complete:
+            break
+        if time.monotonic() + o.poll_s > deadline:
+            result.status, result.reasons = "incomplete", reasons
+            _timed(result, "check", t)
+            return
+        stage(f"waiting ({reasons[0]})")
+        time.sleep(o.poll_s)
+    if old is not None:
+        result.reasons = [why]
+    ext = o.mix_settings()["format"]
+    mix_key = naming.mix_key(dest_prefix, rec.sid, rec.cname, ext, o.name_template)
+    if not o.force:   # before any work: an output name taken by someone else's object fails at once
+        pending = read_doc(dest_store, naming.pending_key(dest_prefix, rec.sid, rec.cname), PENDING_SCHEMA)
+        check_foreign(dest_store, [mix_key], claimed_keys(old, pending))
+    t = _timed(result, "check", t)
+
+    scratch_root = Path(o.scratch_dir or tempfile.gettempdir())
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    sweep_scratch(scratch_root)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=scratch_root))
+    try:
+        if isinstance(store, S3Store):
+            stage("fetch")
+            rep = stages.run_fetch(store.bucket, rec.folder, scratch / "in", settings=settings, sid=sid,
+                                   jobs=o.jobs)
+            if rep.get("failed"):
+                f = rep["failed"][0]
+                raise MediatoolsError(f"{f['error']} ({len(rep['failed'])} file(s) could not be fetched)",
+                                      file=f["file"], code="s3_failed")
+            folder = scratch / "in"
+            t = _timed(result, "fetch", t)
+        else:
+            assert isinstance(store, LocalStore)
+            folder = store.path(rec.folder) if rec.folder else store.root
+        recording = stages.load(folder, sid)
+        ms = o.mix_settings()
+        stage("mix")
+        mix_path = scratch / f"mix.{ext}"
+        mix_rep = stages.run_mix(recording, mix_path, ms)
+        result.problems = list(mix_rep.get("problems", []))
+        t = _timed(result, "mix", t)
+        if o.verify:
+            stage("verify")
+            expected = {"format": ext, "sample_rate": ms["sample_rate"], "channels": ms["channels"],
+                        "bitrate": o.transcode.get("bitrate")}
+            result.verify = mf.verify_summary(stages.run_verify(mix_path, recording, expected))
+            t = _timed(result, "verify", t)
+            if not result.verify["passed"]:
+                failed = ", ".join(f"{n}: {result.verify['checks'][n]}" for n in result.verify["failed"])
+                raise MediatoolsError(f"the mix failed verification ({failed}); nothing published",
+                                      file=rec.sid, code="verify_failed")
+        outputs = [Output(mix_path, mix_key, "mix")]
+        if o.stems:
+            stage("stems")
+            merged = stages.run_merge(recording, scratch / "stems", ext)
+            for uid, fname in sorted(merged.get("files", {}).items()):
+                if fname:
+                    p = Path(fname)
+                    p = p if p.is_absolute() else scratch / "stems" / p.name
+                    outputs.append(Output(p, naming.stem_key(dest_prefix, rec.sid, rec.cname, p.name), "stem", uid))
+            t = _timed(result, "stems", t)
+        stage("publish")
+        seconds = dict(result.seconds)
+
+        def build(infos: list[dict[str, Any]]) -> dict:
+            return mf.build(rec=rec, source=source, dest=result.dest, options=o.output_options(),
+                            options_digest=o.options_digest(), outputs=infos, verify=result.verify,
+                            problems=result.problems, versions=stages.versions(), seconds=seconds,
+                            worker=result.worker)
+        result.outputs = publish(dest_store, outputs, mkey, naming.pending_key(dest_prefix, rec.sid, rec.cname),
+                                 build, old_manifest=old, force=o.force, stage=stage)
+        _timed(result, "publish", t)
+        result.status = "processed"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,59 @@
+"""Names of published outputs: Agora's postpone-mix name by default, always one bare file name.
+
+``<sid>_<cname>_0.<ext>`` (the mix), ``<sid>_<cname>_stems/<uid>.<ext>`` (per-user stems)
+and ``<sid>_<cname>.mediatools.json`` (the manifest; its presence means "published").
+The sid follows Agora's grammar (letters and digits) and cname comes from a parsed
+Agora name (no ``/``), so no recording can name a key outside the destination prefix.
+"""
+from __future__ import annotations
+
+from ..errors import UsageError
+from ..storage.select import refusal
+
+MANIFEST_SUFFIX = ".mediatools.json"
+PENDING_SUFFIX = ".mediatools.pending.json"
+
+
+def _bare(name: str, what: str) -> str:
+    why = refusal(name)
+    if why or "/" in name or name.startswith("."):
+        raise UsageError(f"{what} {name!r} is not a plain file name ({why or 'folder or hidden name'})")
+    return name
+
+
+def check_template(template: str) -> str:
+    """A name template may use {sid}, {cname}, {ext}; it must give one plain file name."""
+    try:
+        sample = template.format(sid="sid", cname="cname", ext="m4a")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UsageError(f"--name-template {template!r}: only {{sid}}, {{cname}} and {{ext}} may be used "
+                         f"({type(exc).__name__}: {exc})") from None
+    _bare(sample, "--name-template gives")
+    if "{ext}" not in template:
+        raise UsageError(f"--name-template {template!r} must end in .{{ext}} (the format decides the suffix)")
+    return template
+
+
+def base_name(sid: str, cname: str) -> str:
+    return _bare(f"{sid}_{cname}", "recording name")
+
+
+def mix_key(prefix: str, sid: str, cname: str, ext: str, template: str) -> str:
+    return prefix + _bare(template.format(sid=sid, cname=cname, ext=ext), "output name")
+
+
+def stem_key(prefix: str, sid: str, cname: str, filename: str) -> str:
+    return f"{prefix}{base_name(sid, cname)}_stems/{_bare(filename, 'stem name')}"
+
+
+def manifest_key(prefix: str, sid: str, cname: str) -> str:
+    """Where the manifest of recording (sid, cname) lives under ``prefix`` (a folder: "" or ending in "/")."""
+    return prefix + base_name(sid, cname) + MANIFEST_SUFFIX
+
+
+def pending_key(prefix: str, sid: str, cname: str) -> str:
+    return prefix + base_name(sid, cname) + PENDING_SUFFIX
+
+
+def is_manifest_name(name: str) -> bool:
+    return name.endswith(MANIFEST_SUFFIX)

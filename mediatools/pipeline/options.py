@@ -1,0 +1,222 @@
+"""``ProcessOptions``: every setting of ``process`` in one object, from code, TOML or flags.
+
+A Dask task carries this object, so it holds no secrets: credentials come from the
+environment, a named profile, or the Agora storage-config *file* it names (read on the
+worker). Only the fields in :data:`OUTPUT_FIELDS` change what is written; their digest
+goes into the manifest, so changing one reprocesses a recording and nothing else does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import MediatoolsError, UsageError
+
+FORMATS = ("m4a", "mp3", "aac")
+DEFAULT_TEMPLATE = "{sid}_{cname}_0.{ext}"
+#: fields whose values change the published outputs (and so the manifest's options digest)
+OUTPUT_FIELDS = ("format", "sample_rate", "channels", "bitrate", "normalize", "stems", "verify", "name_template",
+                 "transcode")
+
+
+@dataclass
+class ProcessOptions:
+    # where the recordings are and how to reach the store (no secrets)
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    vendor: int | None = None
+    region_code: int | None = None
+    agora_storage_config: str | None = None
+    no_sign_request: bool = False
+    dest: str | None = None                 # default: next to each recording
+    # which recordings
+    sids: list[str] = field(default_factory=list)
+    all: bool = False
+    since: str | None = None                # UTC time or relative ("24h"), by the first slice
+    until: str | None = None
+    # what to make
+    format: str = "m4a"
+    transcode_options: str | None = None    # Agora transcodeOptions JSON file (read once, by the caller)
+    transcode: dict[str, Any] = field(default_factory=dict)  # its values: format, sample_rate, channels, bitrate
+    sample_rate: int | None = None
+    channels: int | None = None
+    bitrate: str | None = None
+    normalize: str = "limit"
+    stems: bool = False
+    verify: bool = True
+    name_template: str = DEFAULT_TEMPLATE
+    # how to run
+    force: bool = False
+    wait_s: float = 0.0
+    poll_s: float = 30.0
+    workers: int | None = None              # LocalCluster workers (default: cores); 0 runs in this process
+    scheduler: str | None = None            # tcp://HOST:PORT of an existing Dask cluster
+    retries: int = 1
+    jobs: int = 16                          # S3 requests in flight per recording
+    scratch_dir: str | None = None
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], *, origin: str = "options") -> "ProcessOptions":
+        """Keys may use ``-`` or ``_``; an unknown key or a wrong type is a usage error naming it."""
+        if not isinstance(doc, dict):
+            raise UsageError("expected a table of options", file=origin)
+        doc = dict(doc.get("process", doc)) if isinstance(doc.get("process"), dict) else dict(doc)
+        known = {f.name: f for f in fields(cls)}
+        kw: dict[str, Any] = {}
+        for raw, value in doc.items():
+            name = str(raw).replace("-", "_")
+            if name == "sid":
+                name = "sids"
+            if name not in known:
+                raise UsageError(f"unknown option {raw!r}", file=origin)
+            kw[name] = _coerce(name, value, origin)
+        return cls(**kw).validated(origin)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "ProcessOptions":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        p = Path(path)
+        try:
+            doc = tomllib.loads(p.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read ({exc.strerror})", file=str(p)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"not valid TOML ({exc})", file=str(p)) from None
+        return cls.from_dict(doc, origin=str(p))
+
+    def merged(self, **overrides: Any) -> "ProcessOptions":
+        """These options with every override that is not None (command-line flags over a config file)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None}).validated()
+
+    def validated(self, origin: str = "options") -> "ProcessOptions":
+        if self.format not in FORMATS:
+            raise UsageError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}", file=origin)
+        if self.normalize not in ("none", "limit", "ebu"):
+            raise UsageError(f"normalize must be none, limit or ebu, not {self.normalize!r}", file=origin)
+        if self.channels not in (None, 1, 2):
+            raise UsageError("channels must be 1 or 2", file=origin)
+        if self.retries < 0 or self.wait_s < 0 or (self.workers is not None and self.workers < 0):
+            raise UsageError("retries, wait and workers must not be negative", file=origin)
+        from .naming import check_template
+        check_template(self.name_template)
+        for sid in self.sids:
+            check_sid(sid)
+        return self
+
+    def with_transcode_file(self) -> "ProcessOptions":
+        """Read ``transcode_options`` into ``transcode`` (done once by the caller, not on each worker)."""
+        if not self.transcode_options or self.transcode:
+            return self
+        from ..agora.transcode import load_transcode_options
+        t = load_transcode_options(self.transcode_options)
+        values = {k: v for k, v in asdict(t).items() if v is not None}
+        if values.get("format") and values["format"] not in FORMATS:
+            raise MediatoolsError(f"container format {values['format']!r} is not one of {', '.join(FORMATS)}",
+                                  file=self.transcode_options, code="bad_json")
+        return replace(self, transcode=values)
+
+    # --- what the outputs depend on ----------------------------------------------------------
+    @property
+    def ext(self) -> str:
+        return self.transcode.get("format") or self.format
+
+    def mix_settings(self) -> dict[str, Any]:
+        """Effective format, rate, channels and bitrate: flags over transcodeOptions over defaults."""
+        t = self.transcode
+        bitrate = self.bitrate or (str(t["bitrate"]) if t.get("bitrate") else None)
+        return {"format": self.ext, "sample_rate": self.sample_rate or t.get("sample_rate") or 48000,
+                "channels": self.channels or t.get("channels") or 2, "bitrate": bitrate, "normalize": self.normalize}
+
+    def output_options(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in OUTPUT_FIELDS}
+        d.update(self.mix_settings())
+        return d
+
+    def options_digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.output_options(), sort_keys=True).encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_INT = {"vendor", "region_code", "sample_rate", "channels", "workers", "retries", "jobs"}
+_FLOAT = {"wait_s", "poll_s"}
+_BOOL = {"no_sign_request", "all", "stems", "verify", "force"}
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    try:
+        if name == "sids":
+            return [str(v) for v in (value if isinstance(value, list) else [value])]
+        if name == "transcode":
+            if not isinstance(value, dict):
+                raise TypeError
+            return dict(value)
+        if name in _BOOL:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if name in _INT:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError
+            return value
+        if name in _FLOAT:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError
+            return float(value)
+        if value is None or isinstance(value, str):
+            return value
+        if name == "bitrate" and isinstance(value, int):
+            return str(value)
+        raise TypeError
+    except TypeError:
+        raise UsageError(f"option {name!r} has the wrong type ({type(value).__name__})", file=origin) from None
+
+
+_SID = re.compile(r"[A-Za-z0-9]+")
+
+
+def check_sid(sid: str) -> str:
+    """A sid as Agora's name grammar has it (letters and digits): nothing else can reach a key."""
+    if not isinstance(sid, str) or not _SID.fullmatch(sid):
+        raise UsageError(f"not a recording id (letters and digits only): {sid!r}")
+    return sid
+
+
+_REL = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_when(text: str, now_ms: int | None = None) -> int:
+    """``--since``/``--until``: relative (``24h``, ``90m``, ``7d``: that long ago) or UTC (ISO 8601,
+    or Agora's ``YYYYMMDDHHMMSSmmm``) → Unix ms."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    t = text.strip()
+    m = _REL.fullmatch(t)
+    if m:
+        return now_ms - int(float(m[1]) * _UNIT[m[2]] * 1000)
+    if re.fullmatch(r"\d{17}", t):
+        from ..agora.names import parse_utc
+        try:
+            return parse_utc(t)
+        except ValueError:
+            pass
+    try:
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--since/--until takes a UTC time (2026-03-14T09:00:00Z) or an age (24h, 90m, 7d), "
+                         f"not {text!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)

@@ -1,0 +1,242 @@
+"""A small object-store interface: list / head / get / put-file / put-bytes / exists / delete.
+
+``process`` reads recordings from, and publishes results to, either an S3-compatible
+bucket or a local folder through this one interface, so an Azure Blob backend can be
+added later behind the same methods. Keys are ``/``-separated strings; a local store
+refuses any key that could land outside its root (the same rules as fetch).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..atomic import atomic_path
+from ..errors import MediatoolsError, UsageError
+from .location import S3Location, Settings
+from .select import ObjectInfo, refusal
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPES = {".m4a": "audio/mp4", ".mp3": "audio/mpeg", ".aac": "audio/aac", ".wav": "audio/wav",
+                 ".flac": "audio/flac", ".opus": "audio/ogg", ".ogg": "audio/ogg", ".json": "application/json",
+                 ".ts": "video/mp2t", ".mka": "audio/x-matroska", ".webm": "audio/webm"}
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+
+
+def content_type(name: str) -> str:
+    return CONTENT_TYPES.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
+
+
+class Store(Protocol):
+    """Where recordings are read from and results are published to."""
+
+    url: str      # safe to print: no credentials
+
+    def list(self, prefix: str) -> list[ObjectInfo]: ...
+    def head(self, key: str) -> ObjectInfo | None: ...
+    def get(self, key: str) -> bytes: ...
+    def put_file(self, path: Path, key: str, content_type: str) -> ObjectInfo: ...
+    def put_bytes(self, data: bytes, key: str, content_type: str) -> ObjectInfo: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+
+
+def _check_key(key: str) -> None:
+    why = refusal(key)
+    if why:
+        raise MediatoolsError(f"refused key ({why})", file=key, code="refused_key")
+
+
+class LocalStore:
+    """A folder as a store. ETags are ``size-mtime_ns`` so a rewritten file reads as changed."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.url = str(root)
+
+    def path(self, key: str) -> Path:
+        _check_key(key)
+        p = (self.root / key).resolve()
+        if p != self.root and self.root not in p.parents:
+            raise MediatoolsError("key would land outside the destination", file=key, code="refused_key")
+        return p
+
+    def _info(self, key: str, p: Path) -> ObjectInfo:
+        st = p.stat()
+        return ObjectInfo(key, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        if not self.root.is_dir():
+            raise MediatoolsError("no such folder", file=self.url, code="not_found")
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for fn in sorted(filenames):
+                if fn.startswith("."):
+                    continue   # temporaries and hidden files are not objects
+                key = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+                if key.startswith(prefix):
+                    try:
+                        out.append(self._info(key, Path(dirpath) / fn))
+                    except OSError:
+                        continue
+        return out
+
+    def head(self, key: str) -> ObjectInfo | None:
+        p = self.path(key)
+        return self._info(key, p) if p.is_file() else None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except OSError as exc:
+            raise MediatoolsError(f"cannot read ({exc.strerror})", file=key, code="store_read") from None
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def put_file(self, path: Path, key: str, content_type: str) -> ObjectInfo:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(path, tmp)
+        return self._info(key, target)
+
+    def put_bytes(self, data: bytes, key: str, content_type: str) -> ObjectInfo:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
+        return self._info(key, target)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+
+class S3Store:
+    """An S3-compatible bucket; uploads use boto3's managed transfer (multipart past 8 MiB)."""
+
+    def __init__(self, bucket: str, settings: Settings | None = None, *, client: Any = None, retries: int = 5):
+        from .client import make_client
+        self.bucket = bucket
+        self.settings = settings or Settings()
+        self.client = client or make_client(self.settings, jobs=8, retries=retries)
+        self.url = f"s3://{bucket}/"
+
+    def _error(self, exc: BaseException, key: str, what: str) -> MediatoolsError:
+        from botocore.exceptions import ClientError, NoCredentialsError
+        if isinstance(exc, NoCredentialsError):
+            return MediatoolsError("no credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --profile "
+                                   "or --agora-storage-config)", file=f"s3://{self.bucket}/{key}",
+                                   code="no_credentials")
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            msg = f"cannot {what}: {err.get('Code', 'error')} ({err.get('Message', '')})".replace(" ()", "")
+        else:
+            msg = f"cannot {what}: {type(exc).__name__}: {exc}"
+        return MediatoolsError(msg, file=f"s3://{self.bucket}/{key}", code="s3_error")
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        from .fetch import list_objects
+        return list_objects(self.client, S3Location(self.bucket, prefix), prefix)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            r = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._error(exc, key, "read") from None
+        except BotoCoreError as exc:
+            raise self._error(exc, key, "read") from None
+        return ObjectInfo(key, int(r.get("ContentLength", 0)), str(r.get("ETag", "")).strip('"'))
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key, "read") from None
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def put_file(self, path: Path, key: str, content_type: str) -> ObjectInfo:
+        from boto3.exceptions import S3UploadFailedError
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+        cfg = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD,
+                             max_concurrency=4)
+        size = Path(path).stat().st_size
+        last: BaseException | None = None
+        for attempt in (1, 2):   # botocore retries each request; this retries a whole failed transfer once
+            try:
+                self.client.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type},
+                                        Config=cfg)
+                got = self.head(key)
+                if got is not None and got.size == size:
+                    return got
+                last = MediatoolsError(f"uploaded object has {got.size if got else 'no'} bytes, expected {size}",
+                                       file=f"s3://{self.bucket}/{key}", code="s3_error")
+            except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
+                last = exc
+            log.info("upload of %s failed (attempt %d): %s", key, attempt, last)
+        if isinstance(last, MediatoolsError):
+            raise last
+        raise MediatoolsError(f"upload failed: {_short(last)}", file=f"s3://{self.bucket}/{key}",
+                              code="s3_upload") from None
+
+    def put_bytes(self, data: bytes, key: str, content_type: str) -> ObjectInfo:
+        from botocore.exceptions import BotoCoreError, ClientError
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        try:
+            r = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key, "write") from None
+        etag = str(r.get("ETag", "")).strip('"')
+        if etag and etag != md5:
+            raise MediatoolsError("stored object's ETag does not match its MD5", file=f"s3://{self.bucket}/{key}",
+                                  code="s3_error")
+        return ObjectInfo(key, len(data), etag)
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key, "delete") from None
+
+
+def _short(exc: BaseException | None) -> str:
+    text = str(exc) if exc is not None else "unknown error"
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def split_location(where: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` → ("s3://bucket/", "a/b/"); a folder → (folder, ""). Prefixes are folders here."""
+    if where.startswith("s3://"):
+        rest = where[len("s3://"):]
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise UsageError(f"no bucket in {where}")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return f"s3://{bucket}/", prefix
+    return where, ""
+
+
+def open_store(where: str, settings: Settings | None = None) -> tuple[Store, str]:
+    """(store, key prefix) for ``s3://bucket/prefix`` or a local folder."""
+    base, prefix = split_location(where)
+    if base.startswith("s3://"):
+        return S3Store(base[len("s3://"):].rstrip("/"), settings), prefix
+    return LocalStore(base), prefix

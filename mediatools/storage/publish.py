@@ -1,0 +1,114 @@
+"""Publish a set of outputs with their manifest last, so the manifest's presence means "complete".
+
+Order: refuse foreign objects → write a *pending* claim (which keys are about to be
+written) → upload every output → write the manifest → delete outputs only the old
+manifest claimed → drop the pending claim. A run killed anywhere leaves either the
+old manifest (its outputs present) or none; its outputs are claimed by the pending
+object, so the rerun may overwrite them. An object under an output name that neither
+a mediatools manifest nor a pending claim names is never overwritten unless forced.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import MediatoolsError
+from .backend import Store, content_type
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SCHEMA = "mediatools.process-manifest/1"
+PENDING_SCHEMA = "mediatools.process-pending/1"
+
+
+class ForeignObject(MediatoolsError):
+    """An output name is taken by an object mediatools did not write."""
+
+
+@dataclass(frozen=True)
+class Output:
+    path: Path          # local file
+    key: str            # where it goes
+    kind: str           # "mix", "stem"
+    uid: str | None = None
+
+
+def file_md5(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_doc(store: Store, key: str, schema: str) -> dict | None:
+    """The JSON document at ``key`` if it is one of ours; None if absent; ForeignObject if not ours."""
+    if store.head(key) is None:
+        return None
+    try:
+        doc = json.loads(store.get(key))
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if not isinstance(doc, dict) or doc.get("schema") != schema:
+        raise ForeignObject("exists and is not a mediatools manifest (left alone; --force replaces it)",
+                            file=key, code="foreign_object")
+    return doc
+
+
+def claimed_keys(*docs: dict | None) -> set[str]:
+    out: set[str] = set()
+    for d in docs:
+        for o in (d or {}).get("outputs", []):
+            if isinstance(o, dict) and isinstance(o.get("key"), str):
+                out.add(o["key"])
+    return out
+
+
+def check_foreign(store: Store, keys: list[str], claimed: set[str]) -> None:
+    for key in keys:
+        if key not in claimed and store.head(key) is not None:
+            raise ForeignObject("exists and no mediatools manifest claims it (left alone; --force replaces it)",
+                                file=key, code="foreign_object")
+
+
+def publish(store: Store, outputs: list[Output], manifest_key: str, pending_key: str,
+            build_manifest: Callable[[list[dict[str, Any]]], dict], *, old_manifest: dict | None = None,
+            force: bool = False, stage: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Upload ``outputs``, then the manifest ``build_manifest(outputs_info)`` returns; see the module docstring."""
+    try:
+        pending = read_doc(store, pending_key, PENDING_SCHEMA)
+    except ForeignObject:
+        if not force:
+            raise
+        pending = None
+    if not force:
+        check_foreign(store, [o.key for o in outputs], claimed_keys(old_manifest, pending))
+    infos = [{"key": o.key, "kind": o.kind, **({"uid": o.uid} if o.uid is not None else {}),
+              "size": o.path.stat().st_size, "md5": file_md5(o.path), "content_type": content_type(o.key)}
+             for o in outputs]
+    claim = {"schema": PENDING_SCHEMA, "manifest": manifest_key,
+             "outputs": [{"key": k} for k in sorted({i["key"] for i in infos} | claimed_keys(pending))]}
+    store.put_bytes(json.dumps(claim, indent=2).encode(), pending_key, "application/json")
+    for o, info in zip(outputs, infos):
+        if stage:
+            stage(f"upload {o.key.rsplit('/', 1)[-1]}")
+        got = store.put_file(o.path, o.key, info["content_type"])
+        if got.size != info["size"]:
+            raise MediatoolsError(f"stored {got.size} bytes, expected {info['size']}", file=o.key, code="upload")
+        if got.md5 and got.md5 != info["md5"]:
+            raise MediatoolsError("stored object's MD5 differs from the file's", file=o.key, code="upload")
+        info["etag"] = got.etag
+        log.info("published %s (%d bytes)", o.key, info["size"])
+    manifest = build_manifest(infos)
+    manifest["schema"] = MANIFEST_SCHEMA
+    store.put_bytes(json.dumps(manifest, indent=2, ensure_ascii=False).encode(), manifest_key, "application/json")
+    new = {i["key"] for i in infos}
+    for stale in sorted(claimed_keys(old_manifest, pending) - new):
+        log.info("removing %s (an earlier output no longer produced)", stale)
+        store.delete(stale)
+    store.delete(pending_key)
+    return infos
