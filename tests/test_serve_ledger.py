@@ -28,7 +28,6 @@ def ledger(request, tmp_path):
         led = open_ledger(str(tmp_path / "ledger.db"))
     else:
         srv = request.getfixturevalue("pg")
-        import sqlalchemy as sa
         led = open_ledger(srv.url)
         from mediatools.service.ledger import meta
         meta.drop_all(led.engine)

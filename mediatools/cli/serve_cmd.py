@@ -1,13 +1,10 @@
 """``mediatools serve``: receive Agora's notifications and run ``process`` per finished recording."""
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import click
 
-from ..errors import UsageError
 from . import cli
 
 
@@ -64,10 +61,7 @@ def serve(config_file: str | None, fmt: str | None, transcode_options: str | Non
     if fmt:
         process["format"] = fmt
     if transcode_options:
-        try:
-            process["transcode_options"] = json.loads(Path(transcode_options).read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read JSON ({exc})", file=transcode_options) from None
+        process["transcode_options"] = transcode_options
     if stems:
         process["stems"] = True
     if no_verify:
@@ -76,6 +70,9 @@ def serve(config_file: str | None, fmt: str | None, transcode_options: str | Non
     toml = config_mod.from_toml(config_file) if config_file else {}
     cfg = config_mod.build(toml, flags)
     config_mod.load_secrets(cfg)
+    if cfg.task == config_mod.DEFAULT_TASK:   # bad process options: exit 2 before binding
+        from ..service.tasks import process_options
+        process_options(cfg.process, config_mod.storage_flags(cfg))
     svc = Service(cfg)
     try:
         server = uvicorn.Server(uvicorn.Config(create_app(svc), host=cfg.host, port=cfg.port, lifespan="on",

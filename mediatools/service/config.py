@@ -18,6 +18,7 @@ from ..storage.location import S3Location, Settings, parse_s3_url, settings_from
 
 SECRET_ENV = {"ncs_secret": "MEDIATOOLS_NCS_SECRET", "api_token": "MEDIATOOLS_API_TOKEN",
               "notify_secret": "MEDIATOOLS_NOTIFY_SECRET"}
+DEFAULT_TASK = "mediatools.service.tasks:run_job"
 _FORBIDDEN = set(SECRET_ENV) | {"secret", "token", "password"}
 
 
@@ -57,7 +58,7 @@ class ServeConfig:
     api_token_file: str | None = None
     notify_secret_file: str | None = None
     # the function a Dask task runs (module:function): one place wires the pipeline in
-    task: str = "mediatools.service.tasks:run_job"
+    task: str = "mediatools.service.tasks:run_job"   # DEFAULT_TASK
     # filled by load_secrets(), never printed
     ncs_secret: bytes = field(default=b"", repr=False)
     api_token: bytes = field(default=b"", repr=False)
@@ -75,6 +76,12 @@ class ServeConfig:
         """Settings safe to show: no secret values (file paths only say where they are)."""
         skip = {"ncs_secret", "api_token", "notify_secret"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+
+def storage_flags(cfg: ServeConfig) -> dict[str, Any]:
+    """The bucket options as process takes them."""
+    return {"endpoint_url": cfg.endpoint_url, "region": cfg.region, "profile": cfg.profile, "vendor": cfg.vendor,
+            "region_code": cfg.region_code, "no_sign_request": cfg.no_sign_request}
 
 
 def from_toml(path: str | Path) -> dict[str, Any]:

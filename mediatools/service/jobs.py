@@ -51,6 +51,8 @@ def judge(result: dict[str, Any] | None, error: str | None, *, attempts: int, ag
             return Outcome("failed", error=f"gave up after {age_s / 3600:.1f} h: {why}")
         return Outcome("later", later_s, why)
     why = error or (result or {}).get("error") or f"status {status!r}"
+    if error is None and (result or {}).get("retryable") is False:
+        return Outcome("failed", error=f"{why} (a retry cannot fix this)")
     if attempts >= max_attempts:
         return Outcome("failed", error=f"{why} (after {attempts} attempts)")
     return Outcome("retry", backoff_s(attempts, base_s, max_s), why)

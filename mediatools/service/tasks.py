@@ -58,8 +58,7 @@ def run_job(kind: str, sid: str, location: str | None, sources: list[str], optio
         location, found_cname = found
     try:
         if kind == "process":
-            out = _process(sid, location, options, storage, wait=bool(extra.get("wait_s")),
-                           wait_s=float(extra.get("wait_s") or 0))
+            out = _process(sid, location, options, float(extra.get("wait_s") or 0))
         elif kind == "verify":
             out = _verify_agora(sid, location, storage, list(extra.get("agora_files") or []))
         else:
@@ -72,18 +71,33 @@ def run_job(kind: str, sid: str, location: str | None, sources: list[str], optio
     return out
 
 
-def _process(sid: str, location: str, options: dict[str, Any], storage: dict[str, Any], *, wait: bool,
-             wait_s: float) -> dict[str, Any]:
-    try:
-        from ..pipeline import ProcessOptions, process_recording
-    except ImportError:
-        raise MediatoolsError("the process pipeline is not installed in this mediatools", code="no_pipeline") from None
+def process_options(process: dict[str, Any], storage_flags: dict[str, Any]) -> dict[str, Any]:
+    """The options every process task gets, checked once at start-up (a bad one is a usage error
+    before the service binds): the bucket options and the transcodeOptions file's values added."""
+    from ..pipeline import ProcessOptions
+    doc = {**process, **{k: v for k, v in storage_flags.items() if v not in (None, False)}}
+    opts = ProcessOptions.from_dict(doc, origin="serve process options").with_transcode_file()
+    out = dict(doc)
+    out.pop("transcode_options", None)
+    if opts.transcode:
+        out["transcode"] = opts.transcode
+    return out
+
+
+def _process(sid: str, location: str, options: dict[str, Any], wait_s: float) -> dict[str, Any]:
+    from ..pipeline import ProcessOptions, process_recording
     opts = dict(options)
-    opts.update({k: v for k, v in storage.items() if v not in (None, False, "auto")})
-    if wait:
-        opts["wait"] = wait_s
+    if wait_s:
+        opts["wait_s"] = wait_s
     result = process_recording(location, sid, ProcessOptions.from_dict(opts))
-    return result.to_dict()
+    out = result.to_dict()
+    out["retryable"] = bool(getattr(result, "retryable", True))
+    if isinstance(out.get("error"), dict):      # {"code", "message"}: one line for the ledger
+        out["error_code"] = out["error"].get("code")
+        out["error"] = out["error"].get("message") or out["error"].get("code")
+    if out.get("status") == "failed" and out.get("error_code") == "not_found":
+        out["status"] = "not_found"             # not listed yet: look again later, it is no failure
+    return out
 
 
 def _verify_agora(sid: str, location: str, storage: dict[str, Any], files: list[str]) -> dict[str, Any]:

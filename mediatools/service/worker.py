@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict
 from typing import Any, Callable
 
-from .config import ServeConfig
+from .config import DEFAULT_TASK, ServeConfig, storage_flags
 from .jobs import judge
 from .ledger import Job, Ledger, now_ms
 from .notify import build_body
@@ -43,6 +43,10 @@ class Dispatcher:
         st = cfg.storage()
         self._storage = {k: v for k, v in asdict(st).items()
                          if k not in ("access_key", "secret_key", "session_token")}
+        self._options = dict(cfg.process)
+        if cfg.task == DEFAULT_TASK:
+            from .tasks import process_options
+            self._options = process_options(cfg.process, storage_flags(cfg))
 
     def capacity(self) -> int:
         try:
@@ -101,7 +105,7 @@ class Dispatcher:
             extra = {"wait_s": self.cfg.backup_wait_s if job.wait else 0,
                      "agora_files": job.to_dict()["agora_files"]}
             fut = self.client.submit(self._task, job.kind, job.sid, job.location, list(self.cfg.sources),
-                                     dict(self.cfg.process), self._storage, extra, pure=False,
+                                     self._options, self._storage, extra, pure=False,
                                      key=f"{job.kind}-{job.sid}-{job.attempts}-{uuid.uuid4().hex[:6]}")
             self._running[job.job_id] = (job, fut, time.monotonic())
             log.info("job %s started (attempt %d)", job.job_id, job.attempts)
