@@ -77,7 +77,8 @@ def serve(config_file: str | None, fmt: str | None, transcode_options: str | Non
     try:
         server = uvicorn.Server(uvicorn.Config(create_app(svc), host=cfg.host, port=cfg.port, lifespan="on",
                                                log_level=log_level, access_log=access_log,
-                                               timeout_graceful_shutdown=5, server_header=False))
+                                               timeout_graceful_shutdown=5, server_header=False,
+                                               timeout_keep_alive=75))   # outlive a proxy's idle keep-alive
         server.run()   # returns after a graceful stop; uvicorn then re-raises SIGTERM/SIGINT (→ 130)
     finally:
         svc.close()

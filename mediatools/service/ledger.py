@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -119,6 +121,10 @@ class Ledger:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time; queueing our writers on a lock wakes the next one at
+        # once, where SQLite's busy handler would poll with growing sleeps (seconds under load)
+        self._lock = threading.Lock()
+        self._tl = threading.local()
         if self.sqlite:
             @event.listens_for(engine, "connect")
             def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
@@ -131,10 +137,28 @@ class Ledger:
 
             @event.listens_for(engine, "begin")
             def _on_begin(conn: sa.Connection) -> None:
-                # IMMEDIATE takes the write lock up front, so busy_timeout applies instead of
-                # a deferred read transaction failing when it tries to write
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # a write takes the lock up front (IMMEDIATE), so it waits instead of failing
+                # when it turns from reading to writing; reads stay deferred and never block
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if getattr(self._tl, "write", False) else "BEGIN")
         meta.create_all(engine)
+        # built once: constructing a statement costs more than running it
+        self._ins_notice = self._insert_ignore(notifications)
+        self._ins_job = self._insert_ignore(jobs)
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """One write transaction (PostgreSQL: row locks and guarded updates do the rest)."""
+        if not self.sqlite:
+            with self.engine.begin() as c:
+                yield c
+            return
+        with self._lock:
+            self._tl.write = True
+            try:
+                with self.engine.begin() as c:
+                    yield c
+            finally:
+                self._tl.write = False
 
     def close(self) -> None:
         self.engine.dispose()
@@ -161,20 +185,28 @@ class Ledger:
 
         Returns (new, job_id). A repeated noticeId returns (False, None) and changes nothing.
         """
+        return self.record_notices([(notice, body, decision, location)])[0]
+
+    def record_notices(self, items: list[tuple[Notice, str, Decision, str | None]]) -> list[tuple[bool, str | None]]:
+        """Several notifications in one transaction (group commit: one commit for a burst)."""
         now = now_ms()
-        jid = job_id(decision.kind, decision.sid) if decision.kind and decision.sid else None
-        with self.engine.begin() as c:
-            r = c.execute(self._insert_ignore(notifications).values(
-                notice_id=notice.notice_id, received_ms=now, event_type=notice.event_type,
-                product_id=notice.product_id, notify_ms=notice.notify_ms, sequence=notice.sequence,
-                sid=notice.sid, cname=notice.cname, decision=decision.reason[:200], job_id=jid, body=body))
-            if r.first() is None:
-                return False, None
-            if jid:
-                self._enqueue(c, decision.kind, decision.sid, decision.cname, location, wait=decision.wait,
-                              trigger=f"ncs:{notice.notice_id}", agora_result=decision.agora_result,
-                              agora_files=list(decision.agora_files), now=now)
-        return True, jid
+        out: list[tuple[bool, str | None]] = []
+        with self._write() as c:
+            for notice, body, decision, location in items:
+                jid = job_id(decision.kind, decision.sid) if decision.kind and decision.sid else None
+                r = c.execute(self._ins_notice, dict(
+                    notice_id=notice.notice_id, received_ms=now, event_type=notice.event_type,
+                    product_id=notice.product_id, notify_ms=notice.notify_ms, sequence=notice.sequence,
+                    sid=notice.sid, cname=notice.cname, decision=decision.reason[:200], job_id=jid, body=body))
+                if r.first() is None:
+                    out.append((False, None))
+                    continue
+                if jid:
+                    self._enqueue(c, decision.kind, decision.sid, decision.cname, location, wait=decision.wait,
+                                  trigger=f"ncs:{notice.notice_id}", agora_result=decision.agora_result,
+                                  agora_files=list(decision.agora_files), now=now)
+                out.append((True, jid))
+        return out
 
     def notification_count(self) -> int:
         with self.engine.connect() as c:
@@ -195,7 +227,7 @@ class Ledger:
     def _enqueue(self, c: sa.Connection, kind: str, sid: str, cname: str | None, location: str | None, *,
                  wait: bool, trigger: str, now: int, agora_result: str | None = None,
                  agora_files: list[str] | None = None) -> bool:
-        r = c.execute(self._insert_ignore(jobs).values(
+        r = c.execute(self._ins_job, dict(
             job_id=job_id(kind, sid), kind=kind, sid=sid, cname=cname, location=location, state="queued",
             attempts=0, next_ms=now, wait=wait, trigger=trigger[:200], created_ms=now, updated_ms=now,
             agora_result=agora_result, agora_files=json.dumps(agora_files or [])))
@@ -209,7 +241,7 @@ class Ledger:
         """
         now = now_ms()
         jid = job_id(kind, sid)
-        with self.engine.begin() as c:
+        with self._write() as c:
             if self._enqueue(c, kind, sid, cname, location, wait=wait, trigger=trigger, now=now):
                 return jid, True
             if not again:
@@ -230,7 +262,7 @@ class Ledger:
             c.rollback()
         got = []
         for jid in ids:
-            with self.engine.begin() as c:
+            with self._write() as c:
                 r = c.execute(jobs.update().where(jobs.c.job_id == jid, due).values(
                     state="running", lease_owner=owner, lease_until_ms=now + lease_ms,
                     attempts=jobs.c.attempts + 1, started_ms=now, finished_ms=None, updated_ms=now))
@@ -243,13 +275,13 @@ class Ledger:
         if not ids:
             return
         now = now_ms()
-        with self.engine.begin() as c:
+        with self._write() as c:
             c.execute(jobs.update().where(jobs.c.job_id.in_(ids), jobs.c.lease_owner == owner,
                                           jobs.c.state == "running")
                       .values(lease_until_ms=now + lease_ms, updated_ms=now))
 
     def set_location(self, jid: str, owner: str, location: str, cname: str | None) -> None:
-        with self.engine.begin() as c:
+        with self._write() as c:
             c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.lease_owner == owner)
                       .values(location=location, **({"cname": cname} if cname else {})))
 
@@ -258,7 +290,7 @@ class Ledger:
         """End a job we hold the lease of (``done`` or ``failed``); False if the lease was lost."""
         assert state in ("done", "failed")
         now = now_ms()
-        with self.engine.begin() as c:
+        with self._write() as c:
             r = c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.lease_owner == owner,
                                               jobs.c.state == "running")
                           .values(state=state, finished_ms=now, updated_ms=now, lease_owner=None,
@@ -276,7 +308,7 @@ class Ledger:
             values["result"] = json.dumps(result)
         if refund:
             values["attempts"] = jobs.c.attempts - 1
-        with self.engine.begin() as c:
+        with self._write() as c:
             r = c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.lease_owner == owner,
                                               jobs.c.state == "running").values(**values))
             return r.rowcount == 1
@@ -284,7 +316,7 @@ class Ledger:
     def release(self, owner: str) -> int:
         """Graceful shutdown: our running jobs go back to the queue, attempt refunded."""
         now = now_ms()
-        with self.engine.begin() as c:
+        with self._write() as c:
             r = c.execute(jobs.update().where(jobs.c.lease_owner == owner, jobs.c.state == "running")
                           .values(state="queued", next_ms=now, updated_ms=now, lease_owner=None,
                                   lease_until_ms=None, attempts=jobs.c.attempts - 1))
@@ -326,7 +358,7 @@ class Ledger:
     # --- outbox ----------------------------------------------------------------------------
     def add_outgoing(self, notice_id: str, jid: str, body: str) -> None:
         now = now_ms()
-        with self.engine.begin() as c:
+        with self._write() as c:
             c.execute(self._insert_ignore(outbox).values(notice_id=notice_id, job_id=jid, body=body,
                                                          state="pending", attempts=0, next_ms=now, created_ms=now))
 
@@ -346,7 +378,7 @@ class Ledger:
             values.update(state="failed")
         else:
             values.update(next_ms=next_ms or now)
-        with self.engine.begin() as c:
+        with self._write() as c:
             c.execute(outbox.update().where(outbox.c.notice_id == notice_id).values(**values))
 
     def outgoing(self) -> list[dict[str, Any]]:
