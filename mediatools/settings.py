@@ -38,6 +38,12 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "cap (MiB) on the disk spool that lets the mix run ahead of the first half's encoder"),
     Setting("MEDIATOOLS_S3_DIRECT", "1", lambda v: v.strip() != "0",
             "0 sends every S3 GET through botocore instead of presigned URLs over urllib3"),
+    Setting("MEDIATOOLS_NCS_SECRET", "", str,
+            "serve: the NCS secret that signs Agora's notifications (or --ncs-secret-file); never logged"),
+    Setting("MEDIATOOLS_API_TOKEN", "", str,
+            "serve: the bearer token of the API and the page (or --api-token-file); never logged"),
+    Setting("MEDIATOOLS_NOTIFY_SECRET", "", str,
+            "serve: the key signing outgoing notifications (or --notify-secret-file); default: the NCS secret"),
 )}
 
 

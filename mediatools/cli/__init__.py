@@ -31,8 +31,8 @@ class _LazyGroup(click.Group):
     command pays only for its own imports (fetch never loads numpy; merge never boto3)."""
 
     LAZY = {"demo": "demo_cmd", "fetch": "fetch_cmd", "inspect": "inspect_cmd", "merge": "merge_cmd",
-            "mix": "mix_cmd", "synth": "synth_cmd", "verify": "verify_cmd",
-            "process": "process_cmd"}
+            "mix": "mix_cmd", "process": "process_cmd", "serve": "serve_cmd", "synth": "synth_cmd",
+            "verify": "verify_cmd"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.LAZY))

@@ -1,0 +1,260 @@
+"""The HTTP face: Agora's notifications in, the job API, the page, health and metrics.
+
+Handlers do only what fits in a request: check, parse, one ledger transaction. Every
+media step runs later on the cluster. Everything but ``/livez`` and ``/readyz`` needs
+``Authorization: Bearer <token>``, ``/metrics`` included (Prometheus sends the token
+with ``authorization: {credentials_file: …}``): counts of notifications are nobody else's
+business.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from . import page, signature
+from .jobs import location_for
+from .triggers import BadNotice, decide, parse_notice, valid_sid
+
+log = logging.getLogger(__name__)
+MAX_BODY = 1024 * 1024
+_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+def _json(doc: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(doc, status_code=status, headers=_HEADERS)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is larger than ``limit`` (stops reading at once)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _since(text: str | None) -> int | None:
+    """``since``: Unix ms, ISO 8601 (UTC if no zone) or relative (``30m``, ``24h``, ``7d``)."""
+    if not text:
+        return None
+    t = text.strip()
+    if t.isdigit():
+        return int(t)
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if t[:-1].replace(".", "", 1).isdigit() and t[-1] in units:
+        return int((time.time() - float(t[:-1]) * units[t[-1]]) * 1000)
+    dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+class GroupCommit:
+    """Notifications that arrive together are written in one ledger transaction.
+
+    Each request still waits for its own commit before answering 200 (durable), but a burst
+    of 50 costs one commit and one thread hop instead of 50. One batch is written at a time;
+    what arrives meanwhile forms the next. A failing batch is retried item by item so one
+    bad row cannot fail its neighbours.
+    """
+
+    def __init__(self, write: Any, max_batch: int = 200) -> None:
+        self._write, self._max = write, max_batch
+        self._pending: list[tuple[Any, asyncio.Future]] = []
+        self._busy = False
+
+    async def submit(self, item: Any) -> Any:
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((item, fut))
+        if not self._busy:
+            self._busy = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:self._max], self._pending[self._max:]
+                try:
+                    results = await run_in_threadpool(self._write, [i for i, _ in batch])
+                except Exception:
+                    results = None
+                if results is None:
+                    for item, fut in batch:
+                        try:
+                            fut.set_result((await run_in_threadpool(self._write, [item]))[0])
+                        except Exception as exc:
+                            fut.set_exception(exc)
+                    continue
+                for (_item, fut), res in zip(batch, results):
+                    fut.set_result(res)
+        finally:
+            self._busy = False
+
+
+def create_app(svc: Any) -> Starlette:
+    """``svc`` is a :class:`mediatools.service.runtime.Service` (ledger, config, metrics, threads)."""
+    cfg, ledger, metrics = svc.cfg, svc.ledger, svc.metrics
+    sources = cfg.locations()
+    commits = GroupCommit(ledger.record_notices)
+
+    def authorized(request: Request) -> bool:
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        return hmac.compare_digest(token.strip().encode(), cfg.api_token)
+
+    def deny() -> JSONResponse:
+        r = _json({"ok": False, "error": "unauthorized"}, 401)
+        r.headers["WWW-Authenticate"] = 'Bearer realm="mediatools"'
+        return r
+
+    async def ncs(request: Request) -> Response:
+        body = await _read_limited(request, MAX_BODY)
+        if body is None:
+            metrics.notification(None, "too_large")
+            return _json({"ok": False, "error": "body over 1 MB"}, 413)
+        if not signature.check(cfg.ncs_secret, body, request.headers.get(signature.V2_HEADER),
+                               request.headers.get(signature.V1_HEADER), accept_sha1=cfg.accept_sha1):
+            metrics.notification(None, "bad_signature")
+            log.warning("NCS: bad or missing signature from %s", request.client.host if request.client else "?")
+            return _json({"ok": False, "error": "bad signature"}, 401)
+        try:
+            text = body.decode("utf-8")
+            doc = json.loads(text)
+            notice = parse_notice(doc)
+        except (UnicodeDecodeError, ValueError, BadNotice) as exc:
+            metrics.notification(None, "bad_json")
+            why = str(exc) if isinstance(exc, BadNotice) else "not JSON"
+            return _json({"ok": False, "error": why}, 400)
+        decision = decide(doc, notice)
+        location = location_for(decision.folder, sources)
+        new, jid = await commits.submit((notice, text, decision, location))
+        metrics.notification(notice.event_type, ("job" if jid else "stored") if new else "duplicate")
+        if new and jid:
+            svc.poke()
+        return _json({"ok": True})
+
+    async def livez(request: Request) -> Response:
+        return _json({"ok": True})
+
+    async def readyz(request: Request) -> Response:
+        problems = await run_in_threadpool(svc.readiness)
+        return _json({"ok": not problems, "problems": problems}, 200 if not problems else 503)
+
+    async def metrics_route(request: Request) -> Response:
+        if not authorized(request):
+            return deny()
+        data = await run_in_threadpool(metrics.render)
+        return Response(data, media_type="text/plain; version=0.0.4; charset=utf-8", headers=_HEADERS)
+
+    async def list_jobs(request: Request) -> Response:
+        if not authorized(request):
+            return deny()
+        state = request.query_params.get("state")
+        if state and state not in ("queued", "running", "done", "failed"):
+            return _json({"ok": False, "error": "state must be queued, running, done or failed"}, 400)
+        try:
+            since = _since(request.query_params.get("since"))
+            limit = min(1000, max(1, int(request.query_params.get("limit", "200"))))
+        except ValueError:
+            return _json({"ok": False, "error": "since: Unix ms, ISO 8601 or 30m/24h/7d; limit: a number"}, 400)
+        jobs = await run_in_threadpool(ledger.list_jobs, state, since, limit)
+        return _json({"ok": True, "jobs": [j.to_dict() for j in jobs]})
+
+    async def get_job(request: Request) -> Response:
+        if not authorized(request):
+            return deny()
+        sid = request.path_params["sid"]
+        if not valid_sid(sid):
+            return _json({"ok": False, "error": "not a sid"}, 400)
+        jobs = await run_in_threadpool(ledger.jobs_for, sid)
+        if not jobs:
+            return _json({"ok": False, "error": "no job for this sid"}, 404)
+        notes = await run_in_threadpool(ledger.notifications_for, sid)
+        return _json({"ok": True, "sid": sid, "jobs": [j.to_dict() for j in jobs], "notifications": notes})
+
+    async def post_job(request: Request) -> Response:
+        if not authorized(request):
+            return deny()
+        body = await _read_limited(request, 64 * 1024)
+        try:
+            doc = json.loads(body or b"")
+            if not isinstance(doc, dict):
+                raise ValueError
+        except ValueError:
+            return _json({"ok": False, "error": 'body must be JSON: {"sid": "...", "location"?: "s3://…"}'}, 400)
+        sid, cname, loc = doc.get("sid"), doc.get("cname"), doc.get("location")
+        if not isinstance(sid, str) or not valid_sid(sid) or (cname is not None and not isinstance(cname, str)):
+            return _json({"ok": False, "error": "sid (and cname) must be accepted by the file-name grammar"}, 400)
+        location = None
+        if loc is not None:
+            if not isinstance(loc, str) or not loc.startswith("s3://"):
+                return _json({"ok": False, "error": "location must be an s3:// URL"}, 400)
+            bucket, _, folder = loc[5:].partition("/")
+            folder = folder if not folder or folder.endswith("/") else folder + "/"
+            from .triggers import safe_folder
+            location = location_for(folder, [s for s in sources if s.bucket == bucket]) if safe_folder(folder) else None
+            if location is None:
+                return _json({"ok": False, "error": "location must lie inside a configured source"}, 400)
+        jid, changed = await run_in_threadpool(lambda: ledger.enqueue("process", sid, cname, location,
+                                                                      trigger="api", again=True))
+        if changed:
+            svc.poke()
+        job = await run_in_threadpool(ledger.get, jid)
+        return _json({"ok": True, "queued": changed, "job": job.to_dict() if job else None},
+                     202 if changed else 200)
+
+    async def index(request: Request) -> Response:
+        if not authorized(request):
+            return deny()
+        jobs = await run_in_threadpool(ledger.list_jobs, None, None, 200)
+        counts = await run_in_threadpool(ledger.counts)
+        text = page.render(jobs, counts, instance=svc.instance)
+        return HTMLResponse(text, headers={**_HEADERS, "Content-Security-Policy": page.CSP})
+
+    async def output(request: Request) -> Response:
+        if not authorized(request):
+            return deny()
+        sid = request.path_params["sid"]
+        if not valid_sid(sid):
+            return _json({"ok": False, "error": "not a sid"}, 400)
+        url = await run_in_threadpool(svc.output_url, sid, int(request.path_params["n"]))
+        if url is None:
+            return _json({"ok": False, "error": "no such output"}, 404)
+        return RedirectResponse(url, status_code=307, headers=_HEADERS)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(svc.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(svc.stop)
+
+    routes = [
+        Route("/agora/ncs", ncs, methods=["POST"]),
+        Route("/livez", livez), Route("/readyz", readyz), Route("/metrics", metrics_route),
+        Route("/jobs", list_jobs, methods=["GET"]), Route("/jobs", post_job, methods=["POST"]),
+        Route("/jobs/{sid}", get_job), Route("/outputs/{sid}/{n:int}", output),
+        Route("/", index),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

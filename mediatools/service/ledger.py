@@ -1,0 +1,386 @@
+"""The durable ledger: notifications (unique by noticeId), jobs (one per recording and
+kind, with leases) and the outbox of notifications we send.
+
+One SQLAlchemy Core schema serves SQLite (WAL, the default: a file beside the service)
+and PostgreSQL (several instances sharing one ledger). Every state change is one short
+transaction guarded by the row's current state, so two instances never both claim a job
+and a crashed instance's jobs come back once its lease runs out. Times are Unix ms.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from .triggers import Decision, Notice
+
+log = logging.getLogger(__name__)
+STATES = ("queued", "running", "done", "failed")
+
+meta = sa.MetaData()
+notifications = sa.Table(
+    "notifications", meta,
+    sa.Column("notice_id", sa.String(200), primary_key=True),
+    sa.Column("received_ms", sa.BigInteger, nullable=False),
+    sa.Column("event_type", sa.Integer), sa.Column("product_id", sa.Integer),
+    sa.Column("notify_ms", sa.BigInteger), sa.Column("sequence", sa.Integer),
+    sa.Column("sid", sa.String(128)), sa.Column("cname", sa.String(256)),
+    sa.Column("decision", sa.String(200), nullable=False),
+    sa.Column("job_id", sa.String(200)),
+    sa.Column("body", sa.Text, nullable=False),
+)
+sa.Index("ix_notifications_sid", notifications.c.sid)
+jobs = sa.Table(
+    "jobs", meta,
+    sa.Column("job_id", sa.String(200), primary_key=True),      # "<kind>:<sid>"
+    sa.Column("kind", sa.String(16), nullable=False),           # process | verify
+    sa.Column("sid", sa.String(128), nullable=False),
+    sa.Column("cname", sa.String(256)),
+    sa.Column("location", sa.Text),                             # s3://bucket/folder/, None until found
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_ms", sa.BigInteger, nullable=False),
+    sa.Column("lease_owner", sa.String(100)), sa.Column("lease_until_ms", sa.BigInteger),
+    sa.Column("wait", sa.Boolean, nullable=False, default=False),
+    sa.Column("trigger", sa.String(200), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False), sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("started_ms", sa.BigInteger), sa.Column("finished_ms", sa.BigInteger),
+    sa.Column("error", sa.Text), sa.Column("result", sa.Text),
+    sa.Column("agora_result", sa.String(32)), sa.Column("agora_files", sa.Text),
+)
+sa.Index("ix_jobs_due", jobs.c.state, jobs.c.next_ms)
+sa.Index("ix_jobs_sid", jobs.c.sid)
+outbox = sa.Table(
+    "outbox", meta,
+    sa.Column("notice_id", sa.String(64), primary_key=True),
+    sa.Column("job_id", sa.String(200), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),         # pending | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False), sa.Column("sent_ms", sa.BigInteger),
+    sa.Column("error", sa.Text),
+)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def job_id(kind: str, sid: str) -> str:
+    return f"{kind}:{sid}"
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    kind: str
+    sid: str
+    cname: str | None
+    location: str | None
+    state: str
+    attempts: int
+    next_ms: int
+    lease_owner: str | None
+    lease_until_ms: int | None
+    wait: bool
+    trigger: str
+    created_ms: int
+    updated_ms: int
+    started_ms: int | None
+    finished_ms: int | None
+    error: str | None
+    result: str | None
+    agora_result: str | None
+    agora_files: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["result"] = json.loads(self.result) if self.result else None
+        d["agora_files"] = json.loads(self.agora_files) if self.agora_files else []
+        return d
+
+
+def open_ledger(url: str) -> "Ledger":
+    """``url`` is a path (SQLite file) or an SQLAlchemy URL (``postgresql://…``, ``sqlite:///…``)."""
+    if "://" not in url:
+        url = f"sqlite:///{url}"
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return Ledger(sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20))
+
+
+class Ledger:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time; queueing our writers on a lock wakes the next one at
+        # once, where SQLite's busy handler would poll with growing sleeps (seconds under load)
+        self._lock = threading.Lock()
+        self._tl = threading.local()
+        if self.sqlite:
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+                dbapi_conn.isolation_level = None      # we issue BEGIN ourselves
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=10000")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn: sa.Connection) -> None:
+                # a write takes the lock up front (IMMEDIATE), so it waits instead of failing
+                # when it turns from reading to writing; reads stay deferred and never block
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if getattr(self._tl, "write", False) else "BEGIN")
+        meta.create_all(engine)
+        # built once: constructing a statement costs more than running it
+        self._ins_notice = self._insert_ignore(notifications)
+        self._ins_job = self._insert_ignore(jobs)
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """One write transaction (PostgreSQL: row locks and guarded updates do the rest)."""
+        if not self.sqlite:
+            with self.engine.begin() as c:
+                yield c
+            return
+        with self._lock:
+            self._tl.write = True
+            try:
+                with self.engine.begin() as c:
+                    yield c
+            finally:
+                self._tl.write = False
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def describe(self) -> str:
+        """Where the ledger is, without a password."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def ping(self) -> None:
+        with self.engine.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+
+    def _insert_ignore(self, table: sa.Table) -> Any:
+        if self.sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        # RETURNING says whether the row went in (rowcount is not reliable for this on every driver)
+        return insert(table).on_conflict_do_nothing().returning(table.primary_key.columns.values()[0])
+
+    # --- notifications ---------------------------------------------------------------------
+    def record_notice(self, notice: Notice, body: str, decision: Decision, location: str | None) -> tuple[bool, str | None]:
+        """Store a notification and, when it asks for one, its job, in one transaction.
+
+        Returns (new, job_id). A repeated noticeId returns (False, None) and changes nothing.
+        """
+        return self.record_notices([(notice, body, decision, location)])[0]
+
+    def record_notices(self, items: list[tuple[Notice, str, Decision, str | None]]) -> list[tuple[bool, str | None]]:
+        """Several notifications in one transaction (group commit: one commit for a burst)."""
+        now = now_ms()
+        out: list[tuple[bool, str | None]] = []
+        with self._write() as c:
+            for notice, body, decision, location in items:
+                jid = job_id(decision.kind, decision.sid) if decision.kind and decision.sid else None
+                r = c.execute(self._ins_notice, dict(
+                    notice_id=notice.notice_id, received_ms=now, event_type=notice.event_type,
+                    product_id=notice.product_id, notify_ms=notice.notify_ms, sequence=notice.sequence,
+                    sid=notice.sid, cname=notice.cname, decision=decision.reason[:200], job_id=jid, body=body))
+                if r.first() is None:
+                    out.append((False, None))
+                    continue
+                if jid:
+                    self._enqueue(c, decision.kind, decision.sid, decision.cname, location, wait=decision.wait,
+                                  trigger=f"ncs:{notice.notice_id}", agora_result=decision.agora_result,
+                                  agora_files=list(decision.agora_files), now=now)
+                out.append((True, jid))
+        return out
+
+    def notification_count(self) -> int:
+        with self.engine.connect() as c:
+            return int(c.execute(sa.select(sa.func.count()).select_from(notifications)).scalar_one())
+
+    def notice_ids(self) -> list[str]:
+        with self.engine.connect() as c:
+            return [r[0] for r in c.execute(sa.select(notifications.c.notice_id))]
+
+    def notifications_for(self, sid: str) -> list[dict[str, Any]]:
+        cols = [notifications.c[k] for k in ("notice_id", "received_ms", "event_type", "sequence", "decision")]
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(*cols).where(notifications.c.sid == sid)
+                             .order_by(notifications.c.received_ms)).mappings()
+            return [dict(r) for r in rows]
+
+    # --- jobs ------------------------------------------------------------------------------
+    def _enqueue(self, c: sa.Connection, kind: str, sid: str, cname: str | None, location: str | None, *,
+                 wait: bool, trigger: str, now: int, agora_result: str | None = None,
+                 agora_files: list[str] | None = None) -> bool:
+        r = c.execute(self._ins_job, dict(
+            job_id=job_id(kind, sid), kind=kind, sid=sid, cname=cname, location=location, state="queued",
+            attempts=0, next_ms=now, wait=wait, trigger=trigger[:200], created_ms=now, updated_ms=now,
+            agora_result=agora_result, agora_files=json.dumps(agora_files or [])))
+        return r.first() is not None
+
+    def enqueue(self, kind: str, sid: str, cname: str | None, location: str | None, *, trigger: str,
+                wait: bool = False, again: bool = False) -> tuple[str, bool]:
+        """Queue a job unless one exists; ``again`` re-queues a finished one (by hand).
+
+        Returns (job_id, changed).
+        """
+        now = now_ms()
+        jid = job_id(kind, sid)
+        with self._write() as c:
+            if self._enqueue(c, kind, sid, cname, location, wait=wait, trigger=trigger, now=now):
+                return jid, True
+            if not again:
+                return jid, False
+            r = c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.state.in_(("done", "failed")))
+                          .values(state="queued", attempts=0, next_ms=now, error=None, updated_ms=now,
+                                  trigger=trigger[:200], **({"location": location} if location else {})))
+            return jid, r.rowcount == 1
+
+    def claim(self, owner: str, lease_ms: int, limit: int) -> list[Job]:
+        """Take up to ``limit`` due jobs: queued and due, or running with an expired lease."""
+        now = now_ms()
+        due = sa.or_(sa.and_(jobs.c.state == "queued", jobs.c.next_ms <= now),
+                     sa.and_(jobs.c.state == "running", jobs.c.lease_until_ms < now))
+        with self.engine.connect() as c:
+            ids = [r[0] for r in c.execute(sa.select(jobs.c.job_id).where(due).order_by(jobs.c.next_ms)
+                                           .limit(limit))]
+            c.rollback()
+        got = []
+        for jid in ids:
+            with self._write() as c:
+                r = c.execute(jobs.update().where(jobs.c.job_id == jid, due).values(
+                    state="running", lease_owner=owner, lease_until_ms=now + lease_ms,
+                    attempts=jobs.c.attempts + 1, started_ms=now, finished_ms=None, updated_ms=now))
+                if r.rowcount == 1:
+                    got.append(self._get(c, jid))
+        return [j for j in got if j]
+
+    def renew(self, owner: str, ids: Iterable[str], lease_ms: int) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        now = now_ms()
+        with self._write() as c:
+            c.execute(jobs.update().where(jobs.c.job_id.in_(ids), jobs.c.lease_owner == owner,
+                                          jobs.c.state == "running")
+                      .values(lease_until_ms=now + lease_ms, updated_ms=now))
+
+    def set_location(self, jid: str, owner: str, location: str, cname: str | None) -> None:
+        with self._write() as c:
+            c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.lease_owner == owner)
+                      .values(location=location, **({"cname": cname} if cname else {})))
+
+    def finish(self, jid: str, owner: str, state: str, *, result: dict | None = None,
+               error: str | None = None) -> bool:
+        """End a job we hold the lease of (``done`` or ``failed``); False if the lease was lost."""
+        assert state in ("done", "failed")
+        now = now_ms()
+        with self._write() as c:
+            r = c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.lease_owner == owner,
+                                              jobs.c.state == "running")
+                          .values(state=state, finished_ms=now, updated_ms=now, lease_owner=None,
+                                  lease_until_ms=None, error=error,
+                                  result=json.dumps(result) if result is not None else None))
+            return r.rowcount == 1
+
+    def retry_later(self, jid: str, owner: str, delay_ms: int, error: str, *, result: dict | None = None,
+                    refund: bool = False) -> bool:
+        """Back to the queue after ``delay_ms``; ``refund`` gives the attempt back (not a failure)."""
+        now = now_ms()
+        values: dict[str, Any] = dict(state="queued", next_ms=now + delay_ms, updated_ms=now, lease_owner=None,
+                                      lease_until_ms=None, error=error)
+        if result is not None:
+            values["result"] = json.dumps(result)
+        if refund:
+            values["attempts"] = jobs.c.attempts - 1
+        with self._write() as c:
+            r = c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.lease_owner == owner,
+                                              jobs.c.state == "running").values(**values))
+            return r.rowcount == 1
+
+    def release(self, owner: str) -> int:
+        """Graceful shutdown: our running jobs go back to the queue, attempt refunded."""
+        now = now_ms()
+        with self._write() as c:
+            r = c.execute(jobs.update().where(jobs.c.lease_owner == owner, jobs.c.state == "running")
+                          .values(state="queued", next_ms=now, updated_ms=now, lease_owner=None,
+                                  lease_until_ms=None, attempts=jobs.c.attempts - 1))
+            return r.rowcount
+
+    def _get(self, c: sa.Connection, jid: str) -> Job | None:
+        row = c.execute(sa.select(jobs).where(jobs.c.job_id == jid)).mappings().first()
+        return Job(**row) if row else None
+
+    def get(self, jid: str) -> Job | None:
+        with self.engine.connect() as c:
+            return self._get(c, jid)
+
+    def jobs_for(self, sid: str) -> list[Job]:
+        with self.engine.connect() as c:
+            return [Job(**r) for r in c.execute(sa.select(jobs).where(jobs.c.sid == sid)
+                                                .order_by(jobs.c.kind)).mappings()]
+
+    def list_jobs(self, state: str | None = None, since_ms: int | None = None, limit: int = 200) -> list[Job]:
+        q = sa.select(jobs).order_by(jobs.c.updated_ms.desc()).limit(limit)
+        if state:
+            q = q.where(jobs.c.state == state)
+        if since_ms is not None:
+            q = q.where(jobs.c.updated_ms >= since_ms)
+        with self.engine.connect() as c:
+            return [Job(**r) for r in c.execute(q).mappings()]
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)).all()
+        out = dict.fromkeys(STATES, 0)
+        out.update({s: int(n) for s, n in rows})
+        return out
+
+    def known_sids(self, kind: str = "process") -> set[str]:
+        with self.engine.connect() as c:
+            return {r[0] for r in c.execute(sa.select(jobs.c.sid).where(jobs.c.kind == kind))}
+
+    # --- outbox ----------------------------------------------------------------------------
+    def add_outgoing(self, notice_id: str, jid: str, body: str) -> None:
+        now = now_ms()
+        with self._write() as c:
+            c.execute(self._insert_ignore(outbox).values(notice_id=notice_id, job_id=jid, body=body,
+                                                         state="pending", attempts=0, next_ms=now, created_ms=now))
+
+    def due_outgoing(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(
+                sa.select(outbox).where(outbox.c.state == "pending", outbox.c.next_ms <= now_ms())
+                .order_by(outbox.c.next_ms).limit(limit)).mappings()]
+
+    def outgoing_result(self, notice_id: str, *, sent: bool, error: str | None, next_ms: int | None,
+                        give_up: bool = False) -> None:
+        now = now_ms()
+        values: dict[str, Any] = dict(attempts=outbox.c.attempts + 1, error=error)
+        if sent:
+            values.update(state="sent", sent_ms=now)
+        elif give_up:
+            values.update(state="failed")
+        else:
+            values.update(next_ms=next_ms or now)
+        with self._write() as c:
+            c.execute(outbox.update().where(outbox.c.notice_id == notice_id).values(**values))
+
+    def outgoing(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(sa.select(outbox).order_by(outbox.c.created_ms)).mappings()]

@@ -1,0 +1,119 @@
+"""One service instance: the ledger, the Dask client, and the threads that use them
+(dispatcher, sweeper, notifier), started and stopped together with the web app."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from .config import ServeConfig
+from .ledger import Ledger, open_ledger
+from .metrics import Metrics
+from .notify import Notifier
+from .page import output_keys
+from .sweeper import Sweeper
+from .worker import Dispatcher
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(self, cfg: ServeConfig, *, ledger: Ledger | None = None) -> None:
+        self.cfg = cfg
+        self.ledger = ledger or open_ledger(cfg.db)
+        self.metrics = Metrics(self.ledger.counts)
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self._cluster: Any = None
+        self.client: Any = None
+        self.dispatcher: Dispatcher | None = None
+        self.sweeper: Sweeper | None = None
+        self.notifier: Notifier | None = None
+
+    def __repr__(self) -> str:
+        return f"Service(instance={self.instance!r}, ledger={self.ledger.describe()!r})"
+
+    # --- parts -------------------------------------------------------------------------------
+    def s3(self) -> Any:
+        from ..storage.client import make_client
+        return make_client(self.cfg.storage(), jobs=4, retries=2, connect_timeout=3, read_timeout=10)
+
+    def connect_cluster(self) -> None:
+        """The Dask client: an existing scheduler, or a LocalCluster of worker processes."""
+        from distributed import Client, LocalCluster
+        if self.cfg.scheduler:
+            self.client = Client(self.cfg.scheduler, timeout="30s")
+        else:
+            n = self.cfg.workers or os.cpu_count() or 1
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                         host="127.0.0.1", dashboard_address=None, silence_logs=logging.WARNING)
+            self.client = Client(self._cluster)
+        log.info("Dask: %d worker thread(s)", sum(self.client.nthreads().values()))
+
+    def start(self) -> None:
+        if self.client is None:
+            self.connect_cluster()
+        if self.cfg.notify_url:
+            self.notifier = Notifier(self.ledger, self.cfg.notify_url, self.cfg.notify_secret,
+                                     max_attempts=self.cfg.notify_max_attempts,
+                                     base_s=self.cfg.backoff_base_s, max_s=self.cfg.backoff_max_s)
+            self.notifier.start()
+        self.dispatcher = Dispatcher(self.ledger, self.cfg, self.client, metrics=self.metrics,
+                                     on_outgoing=self.notifier.poke if self.notifier else None)
+        self.dispatcher.start()
+        self.sweeper = Sweeper(self.ledger, self.cfg.locations(), self.s3, interval_s=self.cfg.sweep_interval_s,
+                               quiet_s=self.cfg.sweep_quiet_s, on_enqueue=self.poke)
+        self.sweeper.start()
+        log.info("serving: ledger %s, %d source(s)", self.ledger.describe(), len(self.cfg.sources))
+
+    def stop(self) -> None:
+        """Graceful: no new jobs, running ones finish or go back to the queue, then the rest."""
+        log.info("shutting down")
+        if self.sweeper:
+            self.sweeper.stop()
+        if self.dispatcher:
+            self.dispatcher.stop()
+        if self.notifier:
+            self.notifier.stop()
+
+    def close(self) -> None:
+        for part in (self.client, self._cluster):
+            try:
+                if part is not None:
+                    part.close()
+            except Exception:   # closing while the loop goes down: nothing left to save
+                pass
+        self.ledger.close()
+
+    def poke(self) -> None:
+        if self.dispatcher:
+            self.dispatcher.poke()
+
+    # --- for the routes ---------------------------------------------------------------------
+    def readiness(self) -> list[str]:
+        problems = []
+        try:
+            self.ledger.ping()
+        except Exception as exc:
+            problems.append(f"ledger: {type(exc).__name__}")
+        try:
+            client = self.s3()
+            for loc in self.cfg.locations():
+                client.list_objects_v2(Bucket=loc.bucket, Prefix=loc.folder, MaxKeys=1)
+        except Exception as exc:
+            problems.append(f"storage: {type(exc).__name__}")
+        return problems
+
+    def output_url(self, sid: str, n: int) -> str | None:
+        """A 5-minute presigned GET for the n-th output of the sid's process job."""
+        job = self.ledger.get(f"process:{sid}")
+        if job is None or not job.location:
+            return None
+        keys = output_keys(job.to_dict()["result"])
+        if not 0 <= n < len(keys):
+            return None
+        key = keys[n]
+        bucket = job.location[5:].split("/", 1)[0]
+        if key.startswith("s3://"):
+            bucket, _, key = key[5:].partition("/")
+        return self.s3().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300)

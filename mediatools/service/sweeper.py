@@ -1,0 +1,132 @@
+"""The sweeper: NCS may never deliver, so the sources are listed every few minutes and
+any finished recording that has no job and no manifest is queued.
+
+``candidates`` is the pure rule over a listing; :class:`Sweeper` does the listing, reads
+the few playlists of each candidate (ENDLIST everywhere = complete) and enqueues.
+"""
+from __future__ import annotations
+
+import logging
+import posixpath
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from ..agora.names import NameError_, parse_name
+from ..storage.location import S3Location
+from .ledger import Ledger, now_ms
+from .triggers import valid_sid_cname
+
+log = logging.getLogger(__name__)
+MANIFEST_SUFFIX = ".mediatools.json"
+
+
+@dataclass(frozen=True)
+class Listed:
+    key: str
+    modified_ms: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    sid: str
+    cname: str
+    folder: str                 # key folder, "" or ending in "/"
+    playlists: tuple[str, ...]  # keys
+
+
+def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: float) -> list[Candidate]:
+    """Recordings (folder, sid) without a job or a manifest whose newest object is older than ``quiet_s``."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    manifests: set[tuple[str, str]] = set()
+    for o in objects:
+        folder, name = posixpath.split(o.key)
+        folder = folder + "/" if folder else ""
+        if name.endswith(MANIFEST_SUFFIX):
+            sid = name.split("_", 1)[0]
+            manifests.add((folder, sid))
+            continue
+        try:
+            n = parse_name(name)
+        except NameError_:
+            continue
+        if n.track_type != "audio" or n.sid in known or not valid_sid_cname(n.sid, n.cname):
+            continue
+        g = groups.setdefault((folder, n.sid), {"cname": n.cname, "newest": 0, "playlists": []})
+        g["newest"] = max(g["newest"], o.modified_ms)
+        if n.kind == "playlist":
+            g["playlists"].append(o.key)
+    out = []
+    for (folder, sid), g in sorted(groups.items()):
+        if (folder, sid) in manifests or not g["playlists"]:
+            continue
+        if now - g["newest"] < quiet_s * 1000:
+            continue
+        out.append(Candidate(sid, g["cname"], folder, tuple(sorted(g["playlists"]))))
+    return out
+
+
+def _modified_ms(value: Any) -> int:
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    try:
+        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return 0
+
+
+class Sweeper:
+    def __init__(self, ledger: Ledger, sources: list[S3Location], make_client: Callable[[], Any], *,
+                 interval_s: float, quiet_s: float, on_enqueue: Callable[[], None] | None = None) -> None:
+        self.ledger, self.sources, self._make_client = ledger, sources, make_client
+        self.interval_s, self.quiet_s, self.on_enqueue = interval_s, quiet_s, on_enqueue
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
+        self.last_sweep_ms: int | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        # once at start (what arrived while the service was down), then every interval
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except Exception as exc:   # storage away: the next sweep tries again
+                log.warning("sweep failed: %s", exc)
+            if self._stop.wait(self.interval_s):
+                return
+
+    def sweep(self) -> list[str]:
+        """One pass over every source; returns the job ids queued."""
+        client = self._make_client()
+        queued = []
+        known = self.ledger.known_sids("process")
+        for loc in self.sources:
+            listed = []
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.folder):
+                for o in page.get("Contents", ()):
+                    listed.append(Listed(o["Key"], _modified_ms(o.get("LastModified"))))
+            for c in candidates(listed, known, now_ms(), self.quiet_s):
+                if not all(_has_endlist(client, loc.bucket, k) for k in c.playlists):
+                    continue
+                jid, new = self.ledger.enqueue("process", c.sid, c.cname, f"s3://{loc.bucket}/{c.folder}",
+                                               trigger="sweeper")
+                if new:
+                    known.add(c.sid)
+                    queued.append(jid)
+                    log.info("sweeper queued %s (no notification seen)", jid)
+        self.last_sweep_ms = now_ms()
+        if queued and self.on_enqueue:
+            self.on_enqueue()
+        return queued
+
+
+def _has_endlist(client: Any, bucket: str, key: str) -> bool:
+    body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return b"#EXT-X-ENDLIST" in body

@@ -1,0 +1,130 @@
+"""What a Dask task runs for a job: the one place the service meets the pipeline.
+
+A task carries where the recording is (or the sources to look under), its sid and the
+options as plain data; never audio, local paths or secrets (workers take credentials
+from their own environment). It returns a plain dict with a ``status``.
+"""
+from __future__ import annotations
+
+import logging
+import posixpath
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import MediatoolsError
+
+log = logging.getLogger(__name__)
+
+
+def _settings(storage: dict[str, Any]) -> Any:
+    from ..storage.location import Settings
+    return Settings(**storage)
+
+
+def find_location(sid: str, sources: list[str], storage: dict[str, Any]) -> tuple[str, str | None] | None:
+    """The folder holding ``<sid>_…`` playlists, listing each source; (url, cname) or None."""
+    from ..agora.names import NameError_, parse_name
+    from ..storage.client import make_client
+    from ..storage.fetch import list_objects
+    from ..storage.location import parse_s3_url
+
+    client = make_client(_settings(storage), jobs=4)
+    for src in sources:
+        loc = parse_s3_url(src)
+        # under the source itself, then one level of sub-folders would need a full listing:
+        # list everything once and keep the keys whose name starts with the sid
+        for o in list_objects(client, loc, loc.folder):
+            name = posixpath.basename(o.key)
+            if not name.startswith(f"{sid}_") or not name.endswith(".m3u8"):
+                continue
+            try:
+                n = parse_name(name)
+            except NameError_:
+                continue
+            if n.sid == sid:
+                return f"s3://{loc.bucket}/{o.key[:len(o.key) - len(name)]}", n.cname
+    return None
+
+
+def run_job(kind: str, sid: str, location: str | None, sources: list[str], options: dict[str, Any],
+            storage: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Run one job to a result dict: ``status`` plus what the pipeline reported."""
+    found_cname = None
+    if location is None:
+        found = find_location(sid, sources, storage)
+        if found is None:
+            return {"status": "not_found", "error": f"no playlist of {sid} under any source"}
+        location, found_cname = found
+    try:
+        if kind == "process":
+            out = _process(sid, location, options, float(extra.get("wait_s") or 0))
+        elif kind == "verify":
+            out = _verify_agora(sid, location, storage, list(extra.get("agora_files") or []))
+        else:
+            raise MediatoolsError(f"unknown job kind {kind!r}")
+    except MediatoolsError as exc:
+        out = {"status": "failed", "error": str(exc)}
+    out["location"] = location
+    if found_cname:
+        out.setdefault("cname", found_cname)
+    return out
+
+
+def process_options(process: dict[str, Any], storage_flags: dict[str, Any]) -> dict[str, Any]:
+    """The options every process task gets, checked once at start-up (a bad one is a usage error
+    before the service binds): the bucket options and the transcodeOptions file's values added."""
+    from ..pipeline import ProcessOptions
+    doc = {**process, **{k: v for k, v in storage_flags.items() if v not in (None, False)}}
+    opts = ProcessOptions.from_dict(doc, origin="serve process options").with_transcode_file()
+    out = dict(doc)
+    out.pop("transcode_options", None)
+    if opts.transcode:
+        out["transcode"] = opts.transcode
+    return out
+
+
+def _process(sid: str, location: str, options: dict[str, Any], wait_s: float) -> dict[str, Any]:
+    from ..pipeline import ProcessOptions, process_recording
+    opts = dict(options)
+    if wait_s:
+        opts["wait_s"] = wait_s
+    result = process_recording(location, sid, ProcessOptions.from_dict(opts))
+    out = result.to_dict()
+    out["retryable"] = bool(getattr(result, "retryable", True))
+    if isinstance(out.get("error"), dict):      # {"code", "message"}: one line for the ledger
+        out["error_code"] = out["error"].get("code")
+        out["error"] = out["error"].get("message") or out["error"].get("code")
+    if out.get("status") == "failed" and out.get("error_code") == "not_found":
+        out["status"] = "not_found"             # not listed yet: look again later, it is no failure
+    return out
+
+
+def _verify_agora(sid: str, location: str, storage: dict[str, Any], files: list[str]) -> dict[str, Any]:
+    """Agora's postpone mix against the recording: fetch both, run verify, keep the verdict."""
+    from ..storage.client import make_client
+    from ..storage.fetch import FetchOptions, fetch
+    from ..storage.location import parse_s3_url
+    from ..storage.selection import Selection
+    from ..verify import VerifyOptions, verify
+
+    loc = parse_s3_url(location)
+    mixes = [f for f in files if f.rsplit(".", 1)[-1].lower() in ("m4a", "mp3", "aac")]
+    if not mixes:
+        return {"status": "verified", "verify": None, "note": "Agora listed no audio file to verify"}
+    settings = _settings(storage)
+    client = make_client(settings, jobs=8)
+    with tempfile.TemporaryDirectory(prefix="mediatools-verify-") as tmp:
+        rec = Path(tmp) / "rec"
+        rep = fetch(loc, rec, FetchOptions(selection=Selection(sid=sid), settings=settings), client=client)
+        if not rep.ok:
+            raise MediatoolsError(f"could not fetch the recording ({len(rep.failed)} files failed)")
+        verdicts = []
+        for key in mixes:
+            key = key if "/" in key else loc.folder + key
+            local = Path(tmp) / posixpath.basename(key)
+            client.download_file(loc.bucket, key, str(local))
+            v = verify(local, rec, VerifyOptions(sid=sid))
+            verdicts.append({**v.to_dict(), "mix": key})    # the key, not the scratch path
+    return {"status": "verified", "verify": verdicts[0] if len(verdicts) == 1 else
+            {"passed": all(x["passed"] for x in verdicts), "files": verdicts}}

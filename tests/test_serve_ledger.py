@@ -1,0 +1,118 @@
+"""serve: the ledger on a real SQLite file and on a real PostgreSQL server."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from serve_support import PostgresServer, notice, uploaded_details
+
+from mediatools.service.ledger import open_ledger
+from mediatools.service.triggers import decide, parse_notice
+
+SID, CNAME = "6f1b2c3d4e5f60718293a4b5c6d7e8f9", "demo_room-1"
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    srv = PostgresServer(tmp_path_factory.mktemp("pg"))
+    if not srv.available:
+        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql; .ci/run does it)")
+    with srv:
+        yield srv
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request, tmp_path):
+    if request.param == "sqlite":
+        led = open_ledger(str(tmp_path / "ledger.db"))
+    else:
+        srv = request.getfixturevalue("pg")
+        led = open_ledger(srv.url)
+        from mediatools.service.ledger import meta
+        meta.drop_all(led.engine)
+        meta.create_all(led.engine)
+    yield led
+    led.close()
+
+
+def _store(led, doc):
+    n = parse_notice(doc)
+    d = decide(doc, n)
+    return led.record_notice(n, "{}", d, None)
+
+
+def test_sqlite_is_wal(tmp_path):
+    led = open_ledger(str(tmp_path / "l.db"))
+    with led.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_duplicates_and_one_job_per_recording(ledger):
+    doc = notice(31, SID, CNAME, details=uploaded_details(SID, CNAME, ["1", "2"]))
+    assert _store(ledger, doc) == (True, f"process:{SID}")
+    assert _store(ledger, doc) == (False, None)                     # the same noticeId again
+    assert _store(ledger, {**doc, "notifyMs": 5}) == (False, None)  # a resend
+    assert _store(ledger, notice(31, SID, CNAME))[0]               # redundant copy: new noticeId ...
+    assert _store(ledger, notice(11, SID, CNAME, details={"exitStatus": 0}))[0]
+    assert len(ledger.list_jobs()) == 1                             # ... but still one job
+    assert ledger.notification_count() == 3
+    assert _store(ledger, notice(33, SID, CNAME)) == (True, None)
+
+
+def test_claim_lease_expiry_and_fencing(ledger):
+    ledger.enqueue("process", SID, CNAME, "s3://b/r/", trigger="t")
+    (j,) = ledger.claim("a", lease_ms=300, limit=5)
+    assert j.state == "running" and j.attempts == 1 and j.lease_owner == "a"
+    assert ledger.claim("b", lease_ms=300, limit=5) == []          # leased
+    time.sleep(0.4)
+    (j2,) = ledger.claim("b", lease_ms=10_000, limit=5)           # "a" crashed: lease ran out
+    assert j2.attempts == 2 and j2.lease_owner == "b"
+    assert not ledger.finish(j.job_id, "a", "done")               # the old owner cannot finish it
+    assert ledger.finish(j.job_id, "b", "done", result={"status": "processed"})
+    assert ledger.get(j.job_id).state == "done"
+    assert ledger.enqueue("process", SID, CNAME, None, trigger="sweeper") == (j.job_id, False)
+    assert ledger.enqueue("process", SID, CNAME, None, trigger="api", again=True) == (j.job_id, True)
+    assert ledger.get(j.job_id).state == "queued"
+
+
+def test_retry_release_and_counts(ledger):
+    ledger.enqueue("process", SID, CNAME, None, trigger="t")
+    (j,) = ledger.claim("a", 10_000, 1)
+    assert ledger.retry_later(j.job_id, "a", 60_000, "later", refund=True)
+    j = ledger.get(j.job_id)
+    assert (j.state, j.attempts, j.error) == ("queued", 0, "later")
+    assert ledger.claim("a", 10_000, 1) == []                     # not due yet
+    ledger.enqueue("process", "othersid", CNAME, None, trigger="t")
+    (k,) = ledger.claim("a", 10_000, 5)
+    assert ledger.release("a") == 1 and ledger.get(k.job_id).attempts == 0
+    assert ledger.counts() == {"queued": 2, "running": 0, "done": 0, "failed": 0}
+
+
+def test_concurrent_claims_take_each_job_once(ledger):
+    for i in range(20):
+        ledger.enqueue("process", f"sid{i}", CNAME, None, trigger="t")
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def grab(owner):
+        for _ in range(10):
+            js = ledger.claim(owner, 60_000, 3)
+            with lock:
+                got.extend(j.job_id for j in js)
+
+    ts = [threading.Thread(target=grab, args=(f"o{i}",)) for i in range(4)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert sorted(got) == sorted(f"process:sid{i}" for i in range(20))
+
+
+def test_outbox(ledger):
+    ledger.add_outgoing("n1", "process:x", '{"a":1}')
+    ledger.add_outgoing("n1", "process:x", '{"a":1}')
+    (e,) = ledger.due_outgoing()
+    ledger.outgoing_result("n1", sent=False, error="HTTP 500", next_ms=int(time.time() * 1000) + 60_000)
+    assert ledger.due_outgoing() == []
+    ledger.outgoing_result("n1", sent=True, error=None, next_ms=None)
+    (o,) = ledger.outgoing()
+    assert o["state"] == "sent" and o["attempts"] == 2

@@ -1,0 +1,135 @@
+"""serve with the real pipeline: signed notifications in, Agora-named mixes in the bucket.
+
+Real parts only: the service in a subprocess, a LocalCluster, moto's S3 server (with the
+fault proxy in front where storage must fail), ffmpeg. Recordings: 2 users × 20 s.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from serve_support import ServeProc, notice, uploaded_details
+from test_mix_cmd import RATE, assert_placed
+
+from mediatools.media.tones import decode_pcm
+
+pytest.importorskip("mediatools.pipeline.job", reason="the process pipeline is not merged")
+CNAME = "demo_room-1"
+
+
+def _rec(make_recording, sid: str):
+    def hook(spec):
+        spec.sid = sid
+    return make_recording(f"serve-{sid}", users=2, duration_s=20.0, seed=11, spec_hook=hook)
+
+
+def _upload(client, bucket: str, folder: Path, prefix: str, skip: set[str] = frozenset()) -> list[str]:
+    names = sorted(p.name for p in folder.iterdir() if p.suffix in (".m3u8", ".ts"))
+    for n in names:
+        if n not in skip:
+            client.put_object(Bucket=bucket, Key=prefix + n, Body=(folder / n).read_bytes())
+    return names
+
+
+def _settings(tmp_path, endpoint, bucket, **kw):
+    return {"sources": [f"s3://{bucket}/rec/"], "db": str(tmp_path / "ledger.db"), "endpoint_url": endpoint,
+            "region": "us-east-1", "sweep_interval_s": 3600.0, "lease_s": 4.0, "backoff_base_s": 1.0,
+            "backoff_max_s": 4.0, "incomplete_retry_s": 1.0, "backup_wait_s": 0.0, **kw}
+
+
+def _keys(client, bucket):
+    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def _check_mix(client, bucket, sid, truth, tmp_path):
+    key = f"rec/{sid}_{CNAME}_0.m4a"
+    local = tmp_path / f"{sid}.m4a"
+    client.download_file(bucket, key, str(local))
+    assert_placed(decode_pcm(local, RATE, 1), truth)
+
+
+def test_signed_31_puts_the_mix_under_agoras_name(tmp_path, s3_server, make_recording):
+    sid = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    folder, truth = _rec(make_recording, sid)
+    c = s3_server.client()
+    c.create_bucket(Bucket="serve-p31")
+    _upload(c, "serve-p31", folder, "rec/")
+    with ServeProc(tmp_path, _settings(tmp_path, s3_server.url, "serve-p31")) as srv:
+        uids = [u["uid"] for u in truth["users"]]
+        assert srv.post_ncs(notice(31, sid, CNAME, details=uploaded_details(sid, CNAME, uids, "rec/"))).status_code == 200
+        job = srv.wait_state(sid, ("done", "failed"), timeout=150)
+        assert job["state"] == "done", job
+        assert job["result"]["status"] == "processed" and job["result"]["verify"]["passed"]
+    _check_mix(c, "serve-p31", sid, truth, tmp_path)
+    assert f"rec/{sid}_{CNAME}.mediatools.json" in _keys(c, "serve-p31")
+
+
+def test_32_is_processed_once_the_late_slices_arrive(tmp_path, s3_server, make_recording):
+    sid = "b1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    folder, truth = _rec(make_recording, sid)
+    c = s3_server.client()
+    c.create_bucket(Bucket="serve-p32")
+    late = sorted(p.name for p in folder.glob("*.ts"))[1]
+    _upload(c, "serve-p32", folder, "rec/", skip={late})
+    with ServeProc(tmp_path, _settings(tmp_path, s3_server.url, "serve-p32")) as srv:
+        srv.post_ncs(notice(32, sid, CNAME, details=uploaded_details(sid, CNAME, ["1"], "rec/")))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:     # looked at, found incomplete, queued for later
+            j = srv.job(sid)["jobs"][0]
+            if j["result"] and j["result"].get("status") == "incomplete":
+                break
+            time.sleep(0.3)
+        assert j["state"] in ("queued", "running") and j["result"]["status"] == "incomplete", j
+        assert f"rec/{sid}_{CNAME}_0.m4a" not in _keys(c, "serve-p32")
+        c.put_object(Bucket="serve-p32", Key="rec/" + late, Body=(folder / late).read_bytes())
+        job = srv.wait_state(sid, ("done", "failed"), timeout=150)
+        assert job["state"] == "done" and job["result"]["status"] == "processed", job
+    _check_mix(c, "serve-p32", sid, truth, tmp_path)
+
+
+def test_sigkill_mid_job_leaves_one_set_of_outputs(tmp_path, s3_server, make_recording):
+    sid = "c1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    folder, truth = _rec(make_recording, sid)
+    c = s3_server.client()
+    c.create_bucket(Bucket="serve-pkill")
+    _upload(c, "serve-pkill", folder, "rec/")
+    st = _settings(tmp_path, s3_server.url, "serve-pkill")
+    srv = ServeProc(tmp_path, st).start()
+    srv.post_ncs(notice(31, sid, CNAME, details=uploaded_details(sid, CNAME, ["1"], "rec/")))
+    srv.wait_state(sid, ("running",), timeout=60)
+    time.sleep(1.5)
+    srv.kill()
+    srv2 = ServeProc(tmp_path, st, port=srv.port).start()
+    try:
+        job = srv2.wait_state(sid, ("done", "failed"), timeout=150)
+        assert job["state"] == "done", job
+    finally:
+        srv2.stop()
+    keys = [k for k in _keys(c, "serve-pkill") if not k.endswith((".ts", ".m3u8"))]
+    assert keys == [f"rec/{sid}_{CNAME}.mediatools.json", f"rec/{sid}_{CNAME}_0.m4a"], keys
+    _check_mix(c, "serve-pkill", sid, truth, tmp_path)
+
+
+def test_storage_down_for_a_while_then_done(tmp_path, make_recording):
+    """The store is not there at all (connection refused) when the notification comes; it
+    comes up later: the job is retried with backoff and done, and /readyz follows."""
+    from s3support import MotoServer
+    sid = "d1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    folder, truth = _rec(make_recording, sid)
+    later = MotoServer()                       # port chosen, nothing listening yet
+    st = _settings(tmp_path, later.url, "serve-pdown", max_attempts=20, backoff_base_s=2.0, backoff_max_s=2.0)
+    with ServeProc(tmp_path, st) as srv:
+        assert srv.http.get("/readyz").status_code == 503
+        srv.post_ncs(notice(31, sid, CNAME, details=uploaded_details(sid, CNAME, ["1"], "rec/")))
+        time.sleep(5)
+        j = srv.job(sid)["jobs"][0]
+        assert j["state"] in ("queued", "running") and j["attempts"] >= 1 and j["error"], j
+        with later:
+            c = later.client()
+            c.create_bucket(Bucket="serve-pdown")
+            _upload(c, "serve-pdown", folder, "rec/")
+            job = srv.wait_state(sid, ("done", "failed"), timeout=150)
+            assert job["state"] == "done" and job["attempts"] >= 2, job
+            assert srv.http.get("/readyz").status_code == 200
+            _check_mix(c, "serve-pdown", sid, truth, tmp_path)

@@ -1,0 +1,169 @@
+"""serve: the pure parts (signatures, triggers, job rules, sweeper rule, notify body, config)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mediatools.errors import UsageError
+from mediatools.service import config, jobs, signature, sweeper, triggers
+from mediatools.service.ledger import Job
+from mediatools.service.notify import build_body
+from mediatools.storage.location import S3Location
+
+VECTOR = (b'{"eventType":10,"noticeId":"4eb720f0-8da7-11e9-a43e-53f411c2761f","notifyMs":1560408533119,'
+          b'"payload":{"a":"1","b":2},"productId":1}')
+V2 = "de96da5acf03b0021ac3b4fa2225e7ae6f3533a30d50bb02c08ea4fa748bda24"
+V1 = "5a3bb6a6d9fad2ea9ae3fb707a14c9d7f3136df1"
+SID, CNAME = "6f1b2c3d4e5f60718293a4b5c6d7e8f9", "demo_room-1"
+
+
+def test_agora_test_vector():
+    assert signature.sign_v2(b"secret", VECTOR) == V2
+    assert signature.sign_v1(b"secret", VECTOR) == V1
+    assert signature.check(b"secret", VECTOR, V2)
+    assert signature.check(b"secret", VECTOR, V2.upper())          # hex case does not matter
+    assert not signature.check(b"secret", VECTOR + b" ", V2)       # the raw bytes are signed
+    assert not signature.check(b"other", VECTOR, V2)
+    assert not signature.check(b"secret", VECTOR, None, V1)        # V1 only when asked for
+    assert signature.check(b"secret", VECTOR, None, V1, accept_sha1=True)
+    assert not signature.check(b"secret", VECTOR, "00" * 32, V1, accept_sha1=True)  # a wrong V2 is not rescued
+    assert not signature.check(b"secret", VECTOR, "é" * 64)
+
+
+def _doc(et: int, **payload):
+    base = {"sid": SID, "cname": CNAME, "uid": "1", "sequence": 0, "details": {}}
+    base.update(payload)
+    return {"noticeId": "n1", "productId": 3, "eventType": et, "notifyMs": 1, "payload": base}
+
+
+def _decide(doc):
+    return triggers.decide(doc, triggers.parse_notice(doc))
+
+
+def test_triggers():
+    d = _decide(_doc(31, details={"fileList": [{"fileName": f"a/b/{SID}_{CNAME}__uid_s_1__uid_e_audio.m3u8"}]}))
+    assert (d.kind, d.sid, d.cname, d.folder, d.wait) == ("process", SID, CNAME, "a/b/", False)
+    d = _decide(_doc(31, details={"fileList": [{"fileName": f"{SID}_{CNAME}__uid_s_1__uid_e_audio.m3u8"}]}))
+    assert d.kind == "process" and d.folder is None                 # no folder: list the sources
+    assert _decide(_doc(32)).wait and _decide(_doc(32)).kind == "process"
+    assert _decide(_doc(11, details={"exitStatus": 0})).kind == "process"
+    assert _decide(_doc(11, details={"exitStatus": 1})).kind is None
+    assert _decide(_doc(11)).kind is None
+    v = _decide(_doc(1001, details={"result": "partial_success", "fileList": [{"fileName": f"{SID}_{CNAME}_0.m4a"}]}))
+    assert (v.kind, v.agora_result, v.agora_files) == ("verify", "partial_success", (f"{SID}_{CNAME}_0.m4a",))
+    for et in (33, 40, 41, 43, 12, 10):
+        assert _decide(_doc(et)).kind is None
+    assert _decide(_doc(31, cname="test_webhook")).kind is None      # the console's test
+    assert _decide({**_doc(31), "productId": 1}).kind is None
+
+
+@pytest.mark.parametrize("sid,cname", [("../x", CNAME), ("a_b", CNAME), (SID, "room/../../x"), ("", CNAME),
+                                       (SID, "a__uid_s_1"), (SID, None), ("s" * 200, CNAME), (SID, "x\ny")])
+def test_triggers_refuse_names_the_grammar_rejects(sid, cname):
+    d = _decide(_doc(31, sid=sid, cname=cname))
+    assert d.kind is None and d.sid is None
+
+
+def test_folder_from_file_list_is_checked():
+    pl = f"{SID}_{CNAME}__uid_s_1__uid_e_audio.m3u8"
+    assert triggers.folder_of([f"../etc/{pl}"], SID) is None
+    assert triggers.folder_of([f"a//b/{pl}"], SID) is None
+    assert triggers.folder_of([f"a/{pl}", f"b/{pl}"], SID) is None   # disagree
+    assert triggers.folder_of([f"x/{pl}", "x/other.txt"], SID) == "x/"
+    assert triggers.folder_of([f"x/{pl}"], "othersid") is None
+
+
+@pytest.mark.parametrize("body", [b"[]", b'{"eventType":31}', b'{"noticeId":""}', b'{"noticeId":5}'])
+def test_parse_notice_refuses_non_notices(body):
+    with pytest.raises(triggers.BadNotice):
+        triggers.parse_notice(json.loads(body))
+
+
+def test_location_only_inside_sources():
+    srcs = [S3Location("bkt", "rec/"), S3Location("other", "")]
+    assert jobs.location_for("rec/a/", srcs) == "s3://bkt/rec/a/"
+    assert jobs.location_for("elsewhere/", srcs[:1]) is None
+    assert jobs.location_for("elsewhere/", srcs) == "s3://other/elsewhere/"
+    assert jobs.location_for(None, srcs) is None
+
+
+def test_judge():
+    kw = dict(attempts=1, age_s=10, max_attempts=3, base_s=2, max_s=30, later_s=60, deadline_s=3600)
+    assert jobs.judge({"status": "processed"}, None, **kw).action == "done"
+    assert jobs.judge({"status": "skipped"}, None, **kw).action == "done"
+    o = jobs.judge({"status": "failed", "error": "boom"}, None, **kw)
+    assert (o.action, o.delay_s, o.error) == ("retry", 2, "boom")
+    assert jobs.judge(None, "KilledWorker: x", **{**kw, "attempts": 2}).delay_s == 4
+    o = jobs.judge(None, "KilledWorker: x", **{**kw, "attempts": 3})
+    assert o.action == "failed" and "after 3 attempts" in o.error
+    assert jobs.judge({"status": "incomplete"}, None, **kw).action == "later"
+    assert jobs.judge({"status": "incomplete"}, None, **{**kw, "age_s": 3590}).action == "failed"
+    assert [jobs.backoff_s(n, 5, 60) for n in (1, 2, 3, 4, 5)] == [5, 10, 20, 40, 60]
+
+
+def test_sweeper_candidates():
+    pl = f"{SID}_{CNAME}__uid_s_1__uid_e_audio.m3u8"
+    ts = f"{SID}_{CNAME}__uid_s_1__uid_e_audio_20260314092653589.ts"
+    L = sweeper.Listed
+    old, now = 1_000_000, 1_000_000 + 600_000
+    objs = [L(f"r/{pl}", old), L(f"r/{ts}", old), L(f"q/{pl}", now - 1000), L("r/readme.txt", now)]
+    c = sweeper.candidates(objs, set(), now, 120)
+    assert [(x.sid, x.cname, x.folder, x.playlists) for x in c] == [(SID, CNAME, "r/", (f"r/{pl}",))]
+    assert sweeper.candidates(objs, {SID}, now, 120) == []                 # a job exists
+    man = L(f"r/{SID}_{CNAME}.mediatools.json", old)
+    assert sweeper.candidates(objs + [man], set(), now, 120) == []          # already processed
+
+
+def _job(**kw):
+    base = dict(job_id=f"process:{SID}", kind="process", sid=SID, cname=CNAME, location="s3://b/r/", state="done",
+                attempts=1, next_ms=0, lease_owner=None, lease_until_ms=None, wait=False, trigger="ncs:x",
+                created_ms=1, updated_ms=2, started_ms=1, finished_ms=2, error=None, result=None,
+                agora_result=None, agora_files=None)
+    base.update(kw)
+    return Job(**base)
+
+
+def test_notify_body_is_1001_shaped():
+    res = {"status": "processed", "outputs": [{"key": f"r/{SID}_{CNAME}_0.m4a", "size": 10, "md5": "ab"}],
+           "verify": {"passed": True}}
+    nid, body = build_body(_job(), res)
+    doc = json.loads(body)
+    assert doc["noticeId"] == nid and doc["eventType"] == 1001 and doc["productId"] == 3
+    d = doc["payload"]["details"]
+    assert d["msgName"] == "postpone_transcode_final_result" and d["result"] == "total_success"
+    assert d["fileList"] == [{"fileName": f"r/{SID}_{CNAME}_0.m4a", "size": 10, "md5": "ab"}]
+    assert doc["payload"]["sid"] == SID and doc["payload"]["cname"] == CNAME
+    assert json.loads(build_body(_job(), {**res, "verify": {"passed": False}})[1])["payload"]["details"]["result"] \
+        == "partial_success"
+    assert json.loads(build_body(_job(state="failed", error="x"), None)[1])["payload"]["details"]["result"] == "failed"
+
+
+def test_config_refuses_secrets_in_toml(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[serve]\nsources = ["s3://b/"]\napi_token = "abc"\n')
+    with pytest.raises(UsageError, match="secrets do not belong") as ei:
+        config.from_toml(p)
+    assert "abc" not in str(ei.value)
+    p.write_text('[serve]\nsources = ["s3://b/"]\nbogus = 1\n')
+    with pytest.raises(UsageError, match="unknown settings: bogus"):
+        config.from_toml(p)
+
+
+def test_config_secrets_from_env_or_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEDIATOOLS_NCS_SECRET", raising=False)
+    monkeypatch.delenv("MEDIATOOLS_API_TOKEN", raising=False)
+    cfg = config.build({}, {"sources": ("s3://b/p/",)})
+    with pytest.raises(UsageError, match="no NCS secret"):
+        config.load_secrets(cfg)
+    monkeypatch.setenv("MEDIATOOLS_NCS_SECRET", "s3cr3t-value")
+    f = tmp_path / "tok"
+    f.write_text("token-from-a-file-0123456789\n")
+    cfg.api_token_file = str(f)
+    config.load_secrets(cfg)
+    assert cfg.ncs_secret == b"s3cr3t-value" and cfg.api_token == b"token-from-a-file-0123456789"
+    assert cfg.notify_secret == cfg.ncs_secret
+    shown = repr(cfg) + json.dumps(cfg.public(), default=str)
+    assert "s3cr3t-value" not in shown and "token-from-a-file" not in shown
+    with pytest.raises(UsageError, match="--source"):
+        config.build({}, {})
