@@ -249,19 +249,19 @@ def test_quick_probe_agrees_with_ffmpeg(make_recording):
 def test_ffmpeg_fallback_lifts_the_same_frames(make_recording, monkeypatch, tmp_path):
     """A slice the direct TS reader declines goes through ffmpeg, per slice, with the same
     frames; a slice ffmpeg cannot read either is named in the error."""
-    from mediatools import splice
+    from mediatools.media import adts
     from mediatools.errors import MediatoolsError
 
     folder, _ = make_recording("merge_probe", users=4, duration_s=20.0, seed=9, codec="mixed",
                                sample_rates=[48000, 44100, 32000, 16000], channels=[1, 2, 2, 1], gaps=0)
-    ts = next(p for p in sorted(folder.glob("*.ts")) if splice.adts_media(p))
-    direct = splice.slice_adts(ts)
-    monkeypatch.setattr(splice, "ts_adts", lambda data: None)
-    assert splice.slice_adts(ts) == direct and len(direct[1]) > 100
+    ts = next(p for p in sorted(folder.glob("*.ts")) if adts.adts_media(p))
+    direct = adts.slice_adts(ts)
+    monkeypatch.setattr(adts, "ts_adts", lambda data: None)
+    assert adts.slice_adts(ts) == direct and len(direct[1]) > 100
     bad = tmp_path / "not-audio.ts"
     bad.write_bytes(b"\x47" + bytes(187))
     with pytest.raises(MediatoolsError) as e:
-        splice.slice_adts(bad)
+        adts.slice_adts(bad)
     assert e.value.file == "not-audio.ts" and e.value.message.startswith("cannot copy audio (")
 
 
