@@ -86,6 +86,17 @@ def _setup_logging(debug: bool) -> None:
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
+def log_like_a_service(level: str) -> None:
+    """For long-running commands (serve): timestamped log lines at ``level`` through the root
+    logger, instead of the one-shot commands' warnings-only stderr handler."""
+    import logging
+    root = logging.getLogger("mediatools")
+    for h in [h for h in root.handlers if getattr(h, "_mediatools_cli", False)]:
+        root.removeHandler(h)
+    root.setLevel(logging.NOTSET)
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _handle_term)
     args = list(sys.argv[1:] if argv is None else argv)

@@ -1,12 +1,11 @@
 """``mediatools serve``: receive Agora's notifications and run ``process`` per finished recording."""
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
-from . import cli
+from . import cli, log_like_a_service
 
 
 @cli.command("serve")
@@ -57,7 +56,7 @@ def serve(config_file: str | None, fmt: str | None, transcode_options: str | Non
     from ..service.app import create_app
     from ..service.runtime import Service
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_like_a_service(log_level)
     process: dict[str, object] = {}
     if fmt:
         process["format"] = fmt

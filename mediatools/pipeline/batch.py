@@ -108,7 +108,7 @@ def process(source: str, options: ProcessOptions | None = None, *, progress: Pro
 
 
 def _on_dask(source: str, sids: list[str], o: ProcessOptions, report: ProcessReport, emit: Progress) -> None:
-    from distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
     if o.scheduler:
