@@ -68,7 +68,7 @@ def test_energy_detector_is_a_usable_fallback(make_recording):
 def faulted(make_recording):
     """Voice with a missing slice (a hole inside a run) and a failover overlap."""
     return make_recording("voice_faults", users=3, duration_s=40.0, seed=5, signal="voice", slice_s=5.0,
-                          faults=[Fault("missing_slice", "0", 0, 2), Fault("bak_overlap", "1", 0, 2)])
+                          faults=[Fault("missing_slice", "0", 0, 2), Fault("bak_overlap", "1", 1, 2)])
 
 
 def test_turns_stay_inside_runs_and_figures_add_up(faulted):
