@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Iterator
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..errors import MediatoolsError
 from ..media.ffmpeg import base_cmd, concat_url, start
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ def _blocks(stream, frame_ms: int) -> Iterator[tuple[bytes, np.ndarray]]:  # noq
 
 
 def _dbfs(buf: bytes, spf: int) -> np.ndarray:
+    import numpy as np  # lazily: importing mediatools stays numpy-free
     x = np.frombuffer(buf, dtype="<i2").astype(np.float32).reshape(-1, spf)
     rms = np.sqrt(np.mean(x * x, axis=1)) / 32768.0
     return 20.0 * np.log10(np.maximum(rms, 1e-9))

@@ -162,7 +162,8 @@ def report(source: str | Path | Recording, out: str | Path, options: ReportOptio
         act = activity(rec, None, ao, progress=progress)
     # a mix's t = 0 is the origin of all users; the lanes may show fewer (--uid)
     mix_origin = build_timeline(rec).origin_ms
-    data = page_data(act, rec=rec, mix_src=mix_url(mix, out) if mix else None,
+    src = o.mix_src or (mix_url(mix, out) if mix else None)
+    data = page_data(act, rec=rec, mix_src=src,
                      mix_offset_ms=float(mix_origin - act.origin_ms))
     text = render_html(data, act, rec.problems).encode("utf-8")
     with atomic_write(out, part=False) as fh:

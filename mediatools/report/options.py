@@ -15,6 +15,7 @@ class ReportOptions:
     exclude_uids: list[str] = field(default_factory=list)
     mix: str | None = None              # the mix to play; default: the one process published beside the recording
     find_mix: bool = True               # look for that published mix when ``mix`` is None
+    mix_src: str | None = None          # the player's URL as the page will find it (process: the published name)
     activity: ActivityOptions = field(default_factory=ActivityOptions)
     strict: bool = False
 
