@@ -96,14 +96,14 @@ def detect_timeline(tl: Timeline, o: ActivityOptions, *, progress: Progress | No
     """uid → turns (ms from the origin, whole ms), every run of every user judged once."""
     jobs = [(u.uid, pr) for u in tl.users for pr in u.runs]
     total = int(sum(pr.duration_ms for _, pr in jobs)) or 1
-    lock, done = threading.Lock(), {"base": 0.0, "live": {}}
+    lock, done = threading.Lock(), {}   # run → ms judged so far
     stop = threading.Event()
 
     def tick(key: int, ms: float) -> None:
         with lock:
-            done["live"][key] = ms
+            done[key] = ms
             if progress:
-                progress(int(sum(done["live"].values())), total)
+                progress(int(sum(done.values())), total)
 
     def one(job: tuple[str, PlacedRun]) -> list[Span]:
         uid, pr = job

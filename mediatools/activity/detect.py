@@ -6,8 +6,8 @@ run's length. Each frame is speech or not; consecutive speech frames come back a
 spans (ms from the run's start), which :mod:`mediatools.activity.smooth` turns into turns.
 
 Frames quieter than ``GATE_DBFS`` are non-speech without asking the detector: webrtcvad
-says the same of them (it has its own energy floor), and most of a listener's time is such
-frames, so the gate halves the Python work per hour of audio.
+says the same of them (it has its own energy floor), and a listener's microphone after the
+sender's noise suppression is mostly such frames, so they cost no detector call.
 """
 from __future__ import annotations
 

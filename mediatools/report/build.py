@@ -10,6 +10,7 @@ import html
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -157,8 +158,7 @@ def report(source: str | Path | Recording, out: str | Path, options: ReportOptio
     if mix is not None and not mix.is_file():
         raise MediatoolsError("no such mix file", file=str(mix), code="not_found")
     if act is None:
-        ao = o.activity
-        ao.sid, ao.uids, ao.exclude_uids, ao.strict = rec.sid, list(o.uids), list(o.exclude_uids), o.strict
+        ao = replace(o.activity, sid=rec.sid, uids=list(o.uids), exclude_uids=list(o.exclude_uids), strict=o.strict)
         act = activity(rec, None, ao, progress=progress)
     # a mix's t = 0 is the origin of all users; the lanes may show fewer (--uid)
     mix_origin = build_timeline(rec).origin_ms
