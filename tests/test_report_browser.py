@@ -140,3 +140,22 @@ def test_twenty_users_three_hours_opens_fast(tmp_path):
           f"navigation, {wall:.2f} s wall; zoom {zoom_s * 1000:.0f} ms")
     assert ready_ms < 2000 and wall < 2.0, (ready_ms, wall)
     assert all(r.startswith(("file:", "data:")) for r in requests) and errors == [], (requests, errors)
+
+
+def test_report_finds_the_published_mix_and_refuses_bad_input(made, tmp_path):
+    folder, out, rep, _ = made
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    for f in folder.iterdir():
+        if f.suffix in (".ts", ".m3u8"):
+            (rec / f.name).symlink_to(f)
+    base = f"{rep['sid']}_{rep['cname']}"
+    (rec / f"{base}_0.m4a").symlink_to(out / "call.m4a")
+    page = rec / "report.html"
+    got = json.loads(run_cli("report", str(rec), "-o", str(page), "--json", check=True).stdout)
+    assert got["mix"].endswith(f"{base}_0.m4a") and f"src='{base}_0.m4a'" in page.read_text()
+    run_cli("report", str(rec), "-o", str(tmp_path / "nomix.html"), "--no-mix", check=True)
+    assert "<audio" not in (tmp_path / "nomix.html").read_text()
+    bad = run_cli("report", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.html"))
+    assert bad.returncode == 1 and "nowhere" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x.html").exists()

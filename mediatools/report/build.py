@@ -132,7 +132,7 @@ def render_html(data: dict[str, Any], act: ActivityReport, problems: list[Any] =
 
 def mix_url(mix: Path, out: Path) -> str:
     """The mix as a URL relative to the page (so the pair can be moved or published together)."""
-    rel = os.path.relpath(mix.resolve(), out.resolve().parent)
+    rel = os.path.relpath(os.path.abspath(mix), os.path.abspath(out.parent))   # symlinks kept: the name is the link
     return quote(Path(rel).as_posix())
 
 
