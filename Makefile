@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/mix_bench.py
 	$(BIN)/python benchmarks/merge_bench.py
 	$(BIN)/python benchmarks/verify_bench.py
+	$(BIN)/python benchmarks/activity_bench.py
 	$(BIN)/python benchmarks/fetch_bench.py
 
 clean:

@@ -15,6 +15,9 @@ Stages
     ``merge(source, outdir, MergeOptions(...))`` → :class:`MergeReport`
     ``mix(source, out_file, MixOptions(...))`` → :class:`MixReport`
     ``verify(mix_file, source, VerifyOptions(...))`` → :class:`VerifyReport`
+    ``activity(source, out_dir_or_None, ActivityOptions(...))`` → :class:`ActivityReport`: who
+    spoke when (turns, talk-time figures; RTTM, WebVTT, Audacity, CSV and JSON into the folder)
+    ``report(source, out_html, ReportOptions(...))`` → :class:`ReportReport`: the timeline page
     ``process(source, ProcessOptions(...))`` → :class:`ProcessReport`: the unattended job
     (wait until complete → mix → verify → stems → publish under Agora's names, manifest
     last) for one recording or a whole bucket, on Dask (imported on first use)
@@ -33,10 +36,12 @@ import logging as _logging
 
 __version__ = "0.1.0"
 
+from .activity import ActivityOptions, ActivityReport, activity  # noqa: E402
 from .errors import MediatoolsError, Problem, UsageError  # noqa: E402
 from .merge import MergeOptions, MergeReport, merge  # noqa: E402
 from .mix import MixOptions, MixReport, mix  # noqa: E402
 from .recording import MediaInfo, Recording, Run, Slice, UserTrack, discover, load_recording  # noqa: E402
+from .report import ReportOptions, ReportReport, report  # noqa: E402
 from .storage import FetchOptions, FetchReport, S3Location, Selection, Settings, fetch  # noqa: E402
 from .timeline import Timeline, build_timeline  # noqa: E402
 from .verify import VerifyOptions, VerifyReport, verify  # noqa: E402
@@ -61,4 +66,5 @@ __all__ = ["__version__", "MediatoolsError", "UsageError", "Problem",
            "merge", "MergeOptions", "MergeReport",
            "mix", "MixOptions", "MixReport",
            "verify", "VerifyOptions", "VerifyReport",
+           "activity", "ActivityOptions", "ActivityReport", "report", "ReportOptions", "ReportReport",
            "process", "process_recording", "ProcessOptions", "ProcessReport", "RecordingResult"]

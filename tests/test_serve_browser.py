@@ -7,11 +7,9 @@ import shutil
 from urllib.parse import urlparse
 
 import pytest
+from browser_support import ARGS, CHROMIUM
 from serve_support import API_TOKEN, NCS_SECRET, ServeProc, notice, uploaded_details
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 SIDS = ["e1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6", "e2b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"]
 
 

@@ -30,9 +30,9 @@ class _LazyGroup(click.Group):
     """Subcommands imported on first use (click's documented lazy-loading pattern): a
     command pays only for its own imports (fetch never loads numpy; merge never boto3)."""
 
-    LAZY = {"demo": "demo_cmd", "fetch": "fetch_cmd", "inspect": "inspect_cmd", "merge": "merge_cmd",
-            "mix": "mix_cmd", "process": "process_cmd", "serve": "serve_cmd", "synth": "synth_cmd",
-            "verify": "verify_cmd"}
+    LAZY = {"activity": "activity_cmd", "demo": "demo_cmd", "fetch": "fetch_cmd", "inspect": "inspect_cmd",
+            "merge": "merge_cmd", "mix": "mix_cmd", "process": "process_cmd", "report": "report_cmd",
+            "serve": "serve_cmd", "synth": "synth_cmd", "verify": "verify_cmd"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.LAZY))

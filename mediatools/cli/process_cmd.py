@@ -70,7 +70,8 @@ def _summary(rep: Any) -> None:
                 if r.status in ("processed", "skipped") else
                 (r.reasons[0] if r.reasons else (r.error or {}).get("message", "")))
         if r.status == "processed" and len(r.outputs) > 1:
-            what += f" (+{len(r.outputs) - 1} stems)"
+            kinds = [o.get("kind") for o in r.outputs if o.get("kind") != "mix"]
+            what += " (+" + ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds)) + ")"
         rows.append((r.sid, r.status, f"{r.seconds.get('total', 0):.1f}", r.worker or "", what))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows if len(rows) > 1 else []:
@@ -99,6 +100,10 @@ def _summary(rep: Any) -> None:
 @click.option("--bitrate", help="e.g. 128k (default per format).")
 @click.option("--normalize", type=click.Choice(["none", "limit", "ebu"]), help="As mix.  [default: limit]")
 @click.option("--stems/--no-stems", default=None, help="Also publish one file per user under <sid>_<cname>_stems/.")
+@click.option("--activity/--no-activity", "activity", default=None,
+              help="Also publish speech activity (JSON, RTTM, WebVTT, CSV, Audacity labels) under <sid>_<cname>_activity/.")
+@click.option("--report/--no-report", "report", default=None,
+              help="Also publish the HTML timeline report <sid>_<cname>.mediatools.report.html beside the mix.")
 @click.option("--verify/--no-verify", "verify", default=None, help="Verify the mix before publishing.  "
               "[default: verify]")
 @click.option("--name-template", help="Name of the published mix.  [default: {sid}_{cname}_0.{ext}]")
@@ -118,14 +123,16 @@ def _summary(rep: Any) -> None:
 def process_cmd(ctx: click.Context, source: str | None, dest: str | None, sids: tuple[str, ...], all_: bool | None,
                 since: str | None, until: str | None, config: str | None, fmt: str | None,
                 transcode_options: str | None, sample_rate: int | None, channels: int | None, bitrate: str | None,
-                normalize: str | None, stems: bool | None, verify: bool | None, name_template: str | None,
+                normalize: str | None, stems: bool | None, activity: bool | None, report: bool | None,
+                verify: bool | None, name_template: str | None,
                 force: bool | None, wait_s: float | None, poll_s: float | None, workers: int | None,
                 scheduler: str | None, retries: int | None, as_json: bool, quiet: bool) -> None:
     """Mix recordings unattended and publish the result where Agora's postpone mix would be.
 
     For each recording (--sid, or --all under SOURCE): wait until it is complete
     (every playlist ended, every listed slice present), fetch, mix, verify, make
-    stems (--stems), then publish <sid>_<cname>_0.<ext> and, last, the manifest
+    stems (--stems), speech activity (--activity) and the HTML report (--report),
+    then publish <sid>_<cname>_0.<ext> and, last, the manifest
     <sid>_<cname>.mediatools.json. A rerun skips recordings whose manifest matches
     the current inputs and options. Recordings run in parallel on Dask: a local
     cluster by default, or --scheduler tcp://HOST:PORT.
@@ -142,7 +149,7 @@ def process_cmd(ctx: click.Context, source: str | None, dest: str | None, sids: 
         agora_storage_config=s3.get("agora_storage_config"), no_sign_request=s3.get("no_sign_request") or None,
         dest=dest, sids=list(sids) or None, all=all_, since=since, until=until, format=fmt,
         transcode_options=transcode_options, sample_rate=sample_rate, channels=channels, bitrate=bitrate,
-        normalize=normalize, stems=stems, verify=verify, name_template=name_template, force=force, wait_s=wait_s,
+        normalize=normalize, stems=stems, activity=activity, report=report, verify=verify, name_template=name_template, force=force, wait_s=wait_s,
         poll_s=poll_s, workers=workers, scheduler=scheduler, retries=retries)
     live = _Live() if show_progress(quiet) and not as_json else None
     try:

@@ -28,8 +28,8 @@ def _fault(value: str) -> Fault:
 @click.option("--gaps", default=1, show_default=True, help="Mutes per user.")
 @click.option("--no-late-join", is_flag=True, help="Everybody starts at the session start.")
 @click.option("--string-uids", is_flag=True, help="Every other user has a string user account as uid.")
-@click.option("--signal", type=click.Choice(["tone", "speech"]), default="tone", show_default=True,
-              help="tone: a steady tone per user; speech: syllable-modulated tones.")
+@click.option("--signal", type=click.Choice(["tone", "speech", "voice"]), default="tone", show_default=True,
+              help="tone: a steady tone per user; speech: syllable-modulated tones; voice: formant speech in turns (truth.json lists them).")
 @click.option("--fault", "faults", multiple=True,
               help=f"KIND[:USER[:RUN[:SLICE]]] (repeatable). Kinds: {', '.join(FAULT_KINDS)}.")
 @json_option

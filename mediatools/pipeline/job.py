@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote
 
 from ..errors import MediatoolsError, UsageError
 from ..storage.backend import LocalStore, S3Store, Store, open_store
@@ -246,6 +247,19 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
                     p = p if p.is_absolute() else scratch / "stems" / p.name
                     outputs.append(Output(p, naming.stem_key(dest_prefix, rec.sid, rec.cname, p.name), "stem", uid))
             t = _timed(result, "stems", t)
+        if o.activity or o.report:
+            stage("activity")
+            act_dir = scratch / "activity"
+            rep_path = scratch / "report.html"
+            stages.run_activity(recording, act_dir if o.activity else None, rep_path if o.report else None,
+                                quote(mix_key.rsplit("/", 1)[-1]))
+            if o.activity:
+                for p in sorted(x for x in act_dir.rglob("*") if x.is_file()):
+                    rel = p.relative_to(act_dir).as_posix()
+                    outputs.append(Output(p, naming.activity_key(dest_prefix, rec.sid, rec.cname, rel), "activity"))
+            if o.report:
+                outputs.append(Output(rep_path, naming.report_key(dest_prefix, rec.sid, rec.cname), "report"))
+            t = _timed(result, "activity", t)
         stage("publish")
         seconds = dict(result.seconds)
 

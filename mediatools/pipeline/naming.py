@@ -44,6 +44,17 @@ def stem_key(prefix: str, sid: str, cname: str, filename: str) -> str:
     return f"{prefix}{_bare(stems_folder(sid, cname), 'recording name')}/{_bare(filename, 'stem name')}"
 
 
+def activity_key(prefix: str, sid: str, cname: str, relname: str) -> str:
+    """An activity export (``activity.json``, ``labels/<uid>.txt``, …) under ``<sid>_<cname>_activity/``."""
+    parts = [_bare(p, "activity export name") for p in relname.split("/")]
+    return f"{prefix}{base_name(sid, cname)}_activity/" + "/".join(parts)
+
+
+def report_key(prefix: str, sid: str, cname: str) -> str:
+    """The HTML report beside the mix: ``<sid>_<cname>.mediatools.report.html`` (a mediatools result name)."""
+    return prefix + base_name(sid, cname) + ".mediatools.report.html"
+
+
 def manifest_key(prefix: str, sid: str, cname: str) -> str:
     """Where the manifest of recording (sid, cname) lives under ``prefix`` (a folder: "" or ending in "/")."""
     return prefix + base_name(sid, cname) + MANIFEST_SUFFIX

@@ -23,7 +23,7 @@ FORMATS = ("m4a", "mp3", "aac")
 DEFAULT_TEMPLATE = "{sid}_{cname}_0.{ext}"
 #: fields whose values change the published outputs (and so the manifest's options digest)
 OUTPUT_FIELDS = ("format", "sample_rate", "channels", "bitrate", "normalize", "stems", "verify", "name_template",
-                 "transcode")
+                 "transcode", "activity", "report")
 
 
 @dataclass
@@ -51,6 +51,8 @@ class ProcessOptions:
     bitrate: str | None = None
     normalize: str = "limit"
     stems: bool = False
+    activity: bool = False                  # speech-activity exports under <sid>_<cname>_activity/
+    report: bool = False                    # the HTML timeline report beside the mix
     verify: bool = True
     name_template: str = DEFAULT_TEMPLATE
     # how to run
@@ -156,7 +158,7 @@ class ProcessOptions:
 
 _INT = {"vendor", "region_code", "sample_rate", "channels", "workers", "retries", "jobs", "request_attempts"}
 _FLOAT = {"wait_s", "poll_s"}
-_BOOL = {"no_sign_request", "all", "stems", "verify", "force"}
+_BOOL = {"no_sign_request", "all", "stems", "verify", "force", "activity", "report"}
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:

@@ -47,6 +47,20 @@ def run_merge(rec: Recording, outdir: Path, fmt: str) -> dict[str, Any]:
     return merge(rec, outdir, MergeOptions(sid=rec.sid, format=fmt, create_outdir=True)).to_dict()
 
 
+def run_activity(rec: Recording, outdir: Path | None, report: Path | None, mix_src: str | None) -> dict[str, Any]:
+    """Speech activity (exports into ``outdir`` when given) and the HTML report (``report``, its player
+    pointing at ``mix_src``, a URL relative to the page) from one detection pass."""
+    from ..activity import ActivityOptions, activity
+    from ..report import ReportOptions
+    from ..report import report as make_report
+    act = activity(rec, outdir, ActivityOptions(sid=rec.sid))
+    out: dict[str, Any] = {"activity": act.to_dict()}
+    if report is not None:
+        out["report"] = make_report(rec, report, ReportOptions(sid=rec.sid, find_mix=False, mix_src=mix_src),
+                                    act=act).to_dict()
+    return out
+
+
 def versions() -> dict[str, str]:
     from .. import __version__
     from ..errors import MediatoolsError

@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {".m4a": "audio/mp4", ".mp3": "audio/mpeg", ".aac": "audio/aac", ".wav": "audio/wav",
                  ".flac": "audio/flac", ".opus": "audio/ogg", ".ogg": "audio/ogg", ".json": "application/json",
-                 ".ts": "video/mp2t", ".mka": "audio/x-matroska", ".webm": "audio/webm"}
+                 ".ts": "video/mp2t", ".mka": "audio/x-matroska", ".webm": "audio/webm",
+                 ".html": "text/html; charset=utf-8", ".vtt": "text/vtt; charset=utf-8",
+                 ".rttm": "text/plain; charset=utf-8", ".csv": "text/csv; charset=utf-8",
+                 ".txt": "text/plain; charset=utf-8"}
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 
 

@@ -47,6 +47,7 @@ class UserSpec:
     codec: str = "aac"
     sample_rate: int = 48000
     channels: int = 1
+    turns: list[tuple[float, float]] | None = None   # signal "voice": (offset_s, duration_s) spoken
 
 
 @dataclass
@@ -56,7 +57,7 @@ class SynthSpec:
     cname: str = "demo_room-1"
     start_utc_ms: int = BASE_UTC_MS
     slice_s: float = 15.0
-    signal: str = "tone"                  # "tone" or "speech"
+    signal: str = "tone"                  # "tone", "speech" (syllable-gated tone) or "voice" (formant speech, turns)
     faults: list[Fault] = field(default_factory=list)
     seed: int = 0
     extinf_comma: bool = False
@@ -81,6 +82,10 @@ def plan(users: int = 3, duration_s: float = 60.0, *, seed: int = 0, codec: str 
         ch = (channels or [1])[k % len(channels or [1])]
         specs.append(UserSpec(uid=uid, freq=TONE_FREQS[k % len(TONE_FREQS)], runs=runs, codec=c,
                               sample_rate=sr, channels=ch))
+    if signal == "voice":
+        from .voice import conversation
+        for u, turns in zip(specs, conversation(users, duration_s, seed=seed)):
+            u.turns = turns
     return SynthSpec(users=specs, seed=seed, signal=signal, faults=list(faults or []), slice_s=slice_s)
 
 
@@ -104,6 +109,13 @@ def _runs_with_gaps(rng: np.random.Generator, start: float, end: float, gaps: in
 def _signal_chunks(u: UserSpec, spec: SynthSpec, offset_s: float, duration_s: float, run_seed: int,
                    chunk_s: float = 1.0):
     """Yield float32 interleaved chunks for one run (bounded memory for long runs)."""
+    if spec.signal == "voice":
+        from .voice import Voice
+        voice = Voice(u.turns or [], u.sample_rate, user=spec.users.index(u), seed=spec.seed,
+                      amplitude=spec.amplitude)
+        for x in voice.chunks(offset_s, duration_s, chunk_s):
+            yield (np.repeat(x[:, None], u.channels, axis=1) if u.channels > 1 else x).tobytes()
+        return
     sr, n_total = u.sample_rate, int(round(duration_s * u.sample_rate))
     rng = np.random.default_rng(run_seed)
     env_state = _SyllableEnvelope(rng, sr) if spec.signal == "speech" else None
@@ -192,6 +204,8 @@ def synthesize(spec: SynthSpec, out: str | Path, *, measure_onsets: bool = True)
             r["offset_ms"] = r["start_ms"] - origin
             if r.get("onset_ms") is not None:
                 r["onset_offset_ms"] = round(r["onset_ms"] - origin, 3)
+        if "turns_utc_ms" in tu:
+            tu["turns"] = [[round(a - origin, 3), round(b - origin, 3)] for a, b in tu.pop("turns_utc_ms")]
     ends = [r["start_ms"] + r["duration_ms"] - origin for tu in truth_users for r in tu["runs"]]
     truth = {"sid": spec.sid, "cname": spec.cname, "origin_ms": origin, "span_ms": round(max(ends, default=0), 3),
              "signal": spec.signal, "seed": spec.seed, "faults": [asdict(f) for f in spec.faults],
@@ -259,10 +273,55 @@ def _synth_user(spec: SynthSpec, u: UserSpec, ui: int, out: Path, faults: list[F
     _apply_slice_faults(out, faults, pieces, entries, u)
     _write_playlists(spec, u, out, entries, kinds)
     _unlisted_durations(out, pieces, entries, kinds)
-    runs = _truth_runs(pieces, out if measure_onsets else None, u, spec.amplitude)
+    runs = _truth_runs(pieces, out if measure_onsets and spec.signal != "voice" else None, u, spec.amplitude)
+    extra = {"turns_utc_ms": _truth_turns(spec, u, runs, out if measure_onsets else None)} \
+        if spec.signal == "voice" else {}
     return {"uid": u.uid, "freq": u.freq, "codec": u.codec, "sample_rate": u.sample_rate,
-            "channels": u.channels, "runs": runs,
+            "channels": u.channels, "runs": runs, **extra,
             "faulted_slices": [{"name": p["name"], "fault": p["fault"]} for p in pieces if p.get("fault")]}
+
+
+def _truth_turns(spec: SynthSpec, u: UserSpec, runs: list[dict], out: Path | None) -> list[tuple[float, float]]:
+    """The voice's turns as recorded, on the contract's clock (UTC ms): cut to the runs that made
+    it into storage and moved by the codec's delay, measured per run (the encoder's priming
+    plays as the run's first samples, and the contract puts the first decoded sample at the
+    slice's file-name UTC; 1024 samples for AAC, 64 ms at 16 kHz)."""
+    result = []
+    delay = 0.0
+    for r in runs:
+        if out is not None:
+            delay = _measure_delay(out, r, u, spec) or delay
+        r["codec_delay_ms"] = round(delay, 3)
+        for a, d in u.turns or []:
+            t0, t1 = spec.start_utc_ms + a * 1000.0 + delay, spec.start_utc_ms + (a + d) * 1000.0 + delay
+            lo, hi = max(t0, r["start_ms"]), min(t1, r["start_ms"] + r["duration_ms"])
+            if hi > lo:
+                result.append((round(lo, 3), round(hi, 3)))
+    return sorted(result)
+
+
+def _measure_delay(out: Path, run: dict, u: UserSpec, spec: SynthSpec, window_s: float = 8.0) -> float | None:
+    """Lag (ms) of the decoded run behind the signal written, by cross-correlation over its first
+    seconds; None when the window holds no voice to correlate."""
+    from ..media.ffmpeg import concat_url
+    from ..media.tones import decode_pcm
+    from .voice import Voice
+    rate = u.sample_rate
+    off_s = (run["start_ms"] - spec.start_utc_ms) / 1000.0
+    dur = min(window_s, run["duration_ms"] / 1000.0)
+    ref = np.concatenate(list(Voice(u.turns or [], rate, user=spec.users.index(u), seed=spec.seed,
+                                    amplitude=spec.amplitude).chunks(off_s, dur)))
+    if np.sqrt(np.mean(ref ** 2)) < 1e-3:
+        return None
+    got = decode_pcm(concat_url([out / n for n in run["slices"][:1]]), rate, 1, duration_s=dur)
+    n = min(len(ref), len(got))
+    if n < rate // 2:
+        return None
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    xc = np.fft.irfft(np.fft.rfft(got[:n], size) * np.conj(np.fft.rfft(ref[:n], size)), size)
+    max_lag = int(0.25 * rate)
+    lag = int(np.argmax(xc[:max_lag]))
+    return lag * 1000.0 / rate
 
 
 def _utc_of(name: str) -> int:

@@ -1,0 +1,61 @@
+"""Speech-activity benchmark (issue 16): ``mediatools activity`` against ``mediatools mix`` (m4a)
+of the same recording, timed in the same invocation; the target is activity ≤ 10 % of the
+mix's wall time with peak memory ≤ 100 MB.
+
+8 users × N minutes (default 60), AAC 48 kHz mono with gaps, the syllable-gated "speech"
+signal (talk with pauses, so the detector sees both), synthesized once into a cache folder.
+Usage: python benchmarks/activity_bench.py [--minutes 60] [--users 8] [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import measure  # noqa: E402
+
+from mediatools.synth.generate import plan, synthesize  # noqa: E402
+
+
+def recording(users: int, minutes: float, cache: Path) -> Path:
+    folder = cache / f"activity{users}x{minutes:g}"
+    if not (folder / "truth.json").exists():
+        print(f"synthesizing {users} users × {minutes:g} min into {folder} (once) ...", file=sys.stderr)
+        synthesize(plan(users, minutes * 60.0, seed=42, gaps=max(1, int(minutes / 10)), signal="speech"), folder,
+                   measure_onsets=False)
+    return folder
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--users", type=int, default=8)
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mediatools-bench")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    a = ap.parse_args()
+    folder = recording(a.users, a.minutes, a.cache)
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as td:
+        t = Path(td)
+        mix = measure("mediatools mix (m4a)", [py, "-m", "mediatools", "mix", str(folder), "-o", str(t / "m.m4a"), "-q"])
+        act = measure("mediatools activity", [py, "-m", "mediatools", "activity", str(folder), "-o", str(t / "a"), "-q"])
+        energy = measure("mediatools activity --detector energy",
+                         [py, "-m", "mediatools", "activity", str(folder), "-o", str(t / "e"), "-q", "--detector",
+                          "energy"])
+        turns = sum(len(u["turns"]) for u in json.loads((t / "a" / "activity.json").read_text())["users"])
+    print(f"\n{a.users} users × {a.minutes:g} min, AAC 48 kHz mono with gaps ({turns} turns found)")
+    print(mix.row())
+    print(act.row(mix))
+    print(energy.row(mix))
+    print(f"activity: {100 * act.wall_s / mix.wall_s:.1f} % of the mix's wall time (target ≤ 10 %), "
+          f"peak {act.peak_rss_mb:.0f} MB (target ≤ 100 MB)")
+    if a.json:
+        a.json.write_text(json.dumps({"mix": vars(mix), "activity": vars(act), "energy": vars(energy),
+                                      "users": a.users, "minutes": a.minutes}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

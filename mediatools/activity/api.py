@@ -1,0 +1,123 @@
+"""``activity``: who spoke when, per user, inside each user's runs.
+
+The library call behind ``mediatools activity``. Each run is decoded as one stream and
+judged frame by frame (:mod:`.detect`), bursts become turns (:mod:`.smooth`), turns give
+the figures (:mod:`.figures`) and the exports (:mod:`.exports`). Runs are decoded side by
+side on a small pool (one ffmpeg and one Python reader each), so memory is flat in length.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..agora.names import iso_utc
+from ..errors import MediatoolsError, UsageError
+from ..progress import Progress
+from ..recording.model import Recording
+from ..recording.prepare import prepare_recording
+from ..timeline.contract import PlacedRun, Timeline, build_timeline
+from ..timeline.span import Span
+from ..workers import as_completed
+from .detect import RATE, speech_spans
+from .exports import write_exports
+from .figures import figures
+from .options import ActivityOptions, ActivityReport
+from .smooth import place, smooth
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ActivityOptions", "ActivityReport", "activity", "detector_name"]
+
+
+def detector_name(o: ActivityOptions) -> str:
+    if o.detector == "webrtc":
+        try:
+            import webrtcvad  # noqa: F401
+            return "webrtcvad"
+        except ImportError:  # pragma: no cover
+            return "energy"
+    return "energy"
+
+
+def activity(source: str | Path | Recording, out: str | Path | None = None, options: ActivityOptions | None = None,
+             *, progress: Progress | None = None) -> ActivityReport:
+    """Speech activity of ``source`` (a folder or a loaded recording); the exports go into the folder
+    ``out`` (none when None). ``progress(done, total)`` counts ms of audio judged."""
+    o = options or ActivityOptions()
+    o.check()
+    rec = prepare_recording(source, sid=o.sid, strict=o.strict, tolerance_ms=o.tolerance_ms)
+    tl = build_timeline(rec, o.uids or None, exclude=o.exclude_uids or None)
+    if not tl.users:
+        raise UsageError("no user left after --uid/--exclude-uid")
+    outdir = _outdir(out, o.create_outdir)
+    turns = detect_timeline(tl, o, progress=progress)
+    presence = {u.uid: [Span(round(r.offset_ms), round(r.end_offset_ms)) for r in u.runs] for u in tl.users}
+    span_ms = float(round(tl.span_ms))
+    figs = figures(presence, turns, span_ms, interruption_ms=o.interruption_ms, silence_ms=o.silence_ms)
+    users = [{"uid": u.uid, "presence": [[s.start, s.end] for s in presence[u.uid]],
+              "presence_utc": [[iso_utc(tl.origin_ms + int(s.start)), iso_utc(tl.origin_ms + int(s.end))]
+                               for s in presence[u.uid]],
+              "turns": [[s.start, s.end] for s in turns[u.uid]],
+              "turns_utc": [[iso_utc(tl.origin_ms + int(s.start)), iso_utc(tl.origin_ms + int(s.end))]
+                            for s in turns[u.uid]]}
+             for u in tl.users]
+    rep = ActivityReport(sid=rec.sid, cname=rec.cname, origin_ms=tl.origin_ms, origin_utc=iso_utc(tl.origin_ms),
+                         span_ms=span_ms,
+                         detector={"name": detector_name(o), "aggressiveness": o.aggressiveness,
+                                   "frame_ms": o.frame_ms, "rate": RATE, "hangover_ms": o.hangover_ms,
+                                   "min_turn_ms": o.min_turn_ms, "interruption_ms": o.interruption_ms,
+                                   "silence_ms": o.silence_ms},
+                         users=users, figures=figs, problems=list(rec.problems))
+    if outdir is not None:
+        write_exports(rep, outdir, o.exports)
+    return rep
+
+
+def _outdir(out: str | Path | None, create: bool) -> Path | None:
+    if out is None:
+        return None
+    d = Path(out)
+    if d.exists() and not d.is_dir():
+        raise UsageError("not a folder", file=str(d))
+    if not d.exists():
+        if not create:
+            raise MediatoolsError("output folder does not exist", file=str(d), code="no_output_dir")
+        try:
+            d.mkdir(parents=True)
+        except OSError as exc:
+            raise MediatoolsError(f"cannot create ({exc.strerror})", file=str(d), code="unwritable") from None
+    return d
+
+
+def detect_timeline(tl: Timeline, o: ActivityOptions, *, progress: Progress | None = None) -> dict[str, list[Span]]:
+    """uid → turns (ms from the origin, whole ms), every run of every user judged once."""
+    jobs = [(u.uid, pr) for u in tl.users for pr in u.runs]
+    total = int(sum(pr.duration_ms for _, pr in jobs)) or 1
+    lock, done = threading.Lock(), {}   # run → ms judged so far
+    stop = threading.Event()
+
+    def tick(key: int, ms: float) -> None:
+        with lock:
+            done[key] = ms
+            if progress:
+                progress(int(sum(done.values())), total)
+
+    def one(job: tuple[str, PlacedRun]) -> list[Span]:
+        uid, pr = job
+        paths = [s.path for s in pr.run.slices if s.path is not None]
+        raw = speech_spans(paths, pr.duration_ms, detector=o.detector, aggressiveness=o.aggressiveness,
+                           frame_ms=o.frame_ms, stop=stop.is_set, progress=lambda ms: tick(id(job), ms))
+        spans = place(smooth(raw, hangover_ms=o.hangover_ms, min_turn_ms=o.min_turn_ms), pr.offset_ms, pr.span)
+        return [Span(round(s.start), round(s.end)) for s in spans if round(s.end) > round(s.start)]
+
+    turns: dict[str, list[Span]] = {u.uid: [] for u in tl.users}
+    workers = o.parallel or min(4, os.cpu_count() or 1)
+    log.info("speech activity: %d users, %d runs, %.1f s of audio, %d at once", len(tl.users), len(jobs),
+             total / 1000, workers)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mediatools-activity") as pool:
+        for (uid, _), spans in as_completed(pool, one, jobs, stop=stop):
+            turns[uid].extend(spans)
+    return {u: sorted(ts) for u, ts in turns.items()}

@@ -1,0 +1,69 @@
+"""``mediatools activity``: who spoke when, talk-time figures, exports for other tools."""
+from __future__ import annotations
+
+import click
+
+from ..activity import DETECTORS, EXPORTS, ActivityOptions, activity
+from . import cli
+from .common import (
+    emit_json,
+    json_option,
+    local_source,
+    quiet_option,
+    report_problems,
+    sid_option,
+    source_options,
+    strict_option,
+)
+from .progress import progress_bar
+
+
+@cli.command("activity")
+@click.argument("source")
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder for activity.json, activity.rttm, activity.vtt, activity.csv and labels/<uid>.txt.")
+@sid_option
+@click.option("--uid", "uids", multiple=True, help="Only this uid (repeatable).")
+@click.option("--exclude-uid", "exclude", multiple=True, help="Leave this uid out (repeatable).")
+@click.option("--detector", type=click.Choice(DETECTORS), default="webrtc", show_default=True,
+              help="webrtc: webrtcvad; energy: a level threshold (the fallback).")
+@click.option("--aggressiveness", type=click.IntRange(0, 3), default=2, show_default=True,
+              help="webrtcvad mode: 3 calls the least noise speech, and misses soft onsets.")
+@click.option("--hangover", "hangover_ms", type=click.FloatRange(0), default=300.0, show_default=True,
+              help="ms: pauses shorter than this stay inside a turn.")
+@click.option("--min-turn", "min_turn_ms", type=click.FloatRange(0), default=100.0, show_default=True,
+              help="ms: shorter bursts are not turns.")
+@click.option("--export", "exports", multiple=True, type=click.Choice(EXPORTS),
+              help="Only these exports (repeatable)  [default: all].")
+@strict_option
+@json_option
+@quiet_option
+@source_options
+@click.pass_context
+def activity_cmd(ctx: click.Context, source: str, out: str, sid: str | None, uids: tuple[str, ...],
+                 exclude: tuple[str, ...], detector: str, aggressiveness: int, hangover_ms: float,
+                 min_turn_ms: float, exports: tuple[str, ...], strict: bool, as_json: bool, quiet: bool) -> None:
+    """Speech activity per user: turns (session clock and UTC), talk time, overlaps, interruptions,
+    silences; written as RTTM, WebVTT, Audacity labels, CSV and JSON into OUT.
+
+    Only each user's runs are judged (where nothing was recorded nobody spoke).
+    """
+    opts = ActivityOptions(sid=sid, uids=list(uids), exclude_uids=list(exclude), detector=detector,
+                           aggressiveness=aggressiveness, hangover_ms=hangover_ms, min_turn_ms=min_turn_ms,
+                           exports=list(exports) or list(EXPORTS), strict=strict)
+    opts.check()
+    folder = local_source(ctx, source, sid=sid, uids=list(uids))
+    with progress_bar("speech activity", quiet=quiet) as progress:
+        rep = activity(folder, out, opts, progress=progress)
+    report_problems(rep.problems, quiet=quiet or as_json)
+    if as_json:
+        emit_json(rep.to_dict())
+    elif not quiet:
+        c = rep.figures["call"]
+        for u in rep.figures["users"]:
+            click.echo(f"{u['uid']:>12}  talk {u['talk_ms'] / 1000:8.1f} s  {100 * u['share']:5.1f} %  "
+                       f"{u['turns']:4d} turns  overlap {u['overlap_ms'] / 1000:6.1f} s  "
+                       f"{u['interruptions']} interruptions", err=True)
+        click.echo(f"wrote {out} ({len(rep.users)} users, {c['turns']} turns, talk {c['talk_ms'] / 1000:.1f} s, "
+                   f"overlap {c['overlap_ms'] / 1000:.1f} s, {len(c['silences'])} silences, "
+                   f"{len(rep.problems)} problems)", err=True)

@@ -1,0 +1,126 @@
+"""Issue 16: who spoke when. Accuracy against the synthesizer's known turns on real encoded
+slices (AAC and Opus, 16–48 kHz), and the CLI's behaviour on good and bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from mediatools.activity import ActivityOptions, activity
+from mediatools.atomic import stray_temp_files
+from mediatools.synth.generate import Fault
+
+FRAME_MS = 10
+
+
+def _frames(spans: list[list[float]], n: int) -> np.ndarray:
+    f = np.zeros(n, bool)
+    for a, b in spans:
+        f[int(round(a / FRAME_MS)):int(round(b / FRAME_MS))] = True
+    return f
+
+
+def score(truth: dict, rep) -> dict:  # noqa: ANN001
+    """Frame-level (10 ms) recall and precision over every user, and each truth boundary's
+    distance to the nearest detected boundary of the same kind (start or end)."""
+    n = int(truth["span_ms"] / FRAME_MS) + 10
+    tp = fp = fn = 0
+    errors: list[float] = []
+    for tu in truth["users"]:
+        det = next(u for u in rep.users if u["uid"] == tu["uid"])["turns"]
+        t, d = _frames(tu["turns"], n), _frames(det, n)
+        tp, fp, fn = tp + int((t & d).sum()), fp + int((~t & d).sum()), fn + int((t & ~d).sum())
+        for k in (0, 1):
+            for b in (x[k] for x in tu["turns"]):
+                errors.append(min((abs(x[k] - b) for x in det), default=1e9))
+    return {"recall": tp / max(tp + fn, 1), "precision": tp / max(tp + fp, 1),
+            "median_error_ms": float(np.median(errors)), "boundaries": len(errors)}
+
+
+CASES = [("aac", 16000, 1), ("aac", 32000, 2), ("aac", 44100, 1), ("aac", 48000, 1), ("opus", 16000, 1),
+         ("opus", 48000, 2)]
+
+
+@pytest.mark.parametrize("codec,rate,channels", CASES, ids=[f"{c}-{r}-{ch}ch" for c, r, ch in CASES])
+def test_accuracy_against_known_turns(make_recording, codec, rate, channels):
+    folder, truth = make_recording(f"voice_{codec}_{rate}_{channels}", users=3, duration_s=30.0, seed=11,
+                                   codec=codec, sample_rates=[rate], channels=[channels], signal="voice")
+    assert sum(len(u["turns"]) for u in truth["users"]) >= 8
+    rep = activity(folder)
+    s = score(truth, rep)
+    assert s["recall"] >= 0.95, s
+    assert s["precision"] >= 0.9, s
+    assert s["median_error_ms"] <= 60, s
+
+
+def test_energy_detector_is_a_usable_fallback(make_recording):
+    folder, truth = make_recording("voice_aac_48000_1", users=3, duration_s=30.0, seed=11, codec="aac",
+                                   sample_rates=[48000], channels=[1], signal="voice")
+    rep = activity(folder, options=ActivityOptions(detector="energy"))
+    s = score(truth, rep)
+    assert rep.detector["name"] == "energy"
+    assert s["recall"] >= 0.9 and s["precision"] >= 0.9, s
+
+
+@pytest.fixture(scope="session")
+def faulted(make_recording):
+    """Voice with a missing slice (a hole inside a run) and a failover overlap."""
+    return make_recording("voice_faults", users=3, duration_s=40.0, seed=5, signal="voice", slice_s=5.0,
+                          faults=[Fault("missing_slice", "0", 0, 2), Fault("bak_overlap", "1", 1, 2)])
+
+
+def test_turns_stay_inside_runs_and_figures_add_up(faulted):
+    folder, truth = faulted
+    rep = activity(folder)
+    assert any(p.code == "missing_slice" for p in rep.problems)
+    for u in rep.users:
+        for a, b in u["turns"]:
+            assert any(p0 <= a and b <= p1 for p0, p1 in u["presence"]), (u["uid"], a, b)
+    figs = {u["uid"]: u for u in rep.figures["users"]}
+    for u in rep.users:
+        assert figs[u["uid"]]["talk_ms"] == sum(b - a for a, b in u["turns"])
+        assert figs[u["uid"]]["turns"] == len(u["turns"])
+        assert figs[u["uid"]]["present_ms"] == sum(b - a for a, b in u["presence"])
+    assert abs(sum(f["share"] for f in figs.values()) - 1.0) < 1e-3
+    s = score(truth, rep)
+    assert s["recall"] >= 0.95 and s["precision"] >= 0.9, s
+
+
+def test_cli_writes_every_export_and_json(faulted, tmp_path):
+    folder, _ = faulted
+    out = tmp_path / "act"
+    proc = run_cli("activity", str(folder), "-o", str(out), "--json", check=True)
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == "mediatools.activity/1"
+    assert json.loads((out / "activity.json").read_text()) == doc
+    assert sorted(p.name for p in out.iterdir()) == ["activity.csv", "activity.json", "activity.rttm",
+                                                     "activity.vtt", "labels"]
+    assert len(list((out / "labels").iterdir())) == len(doc["users"])
+    assert "missing" in proc.stderr or doc["problems"]
+    assert stray_temp_files(out) == []
+    # UTC forms agree with the offsets
+    u = doc["users"][0]
+    assert len(u["turns_utc"]) == len(u["turns"]) and u["turns_utc"][0][0].endswith("Z")
+
+
+def test_cli_bad_input_is_one_line_naming_the_file(tmp_path):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("nothing here")
+    proc = run_cli("activity", str(junk), "-o", str(tmp_path / "out"))
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(junk) in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    proc = run_cli("activity", str(tmp_path / "nope"), "-o", str(tmp_path / "out"))
+    assert proc.returncode == 1 and "nope" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_usage_errors_exit_2(faulted, tmp_path):
+    folder, _ = faulted
+    proc = run_cli("activity", str(folder), "-o", str(tmp_path / "o"), "--uid", "nobody")
+    assert proc.returncode == 2 and "nobody" in proc.stderr
+    proc = run_cli("activity", str(folder), "-o", str(tmp_path / "o"), "--aggressiveness", "7")
+    assert proc.returncode == 2
