@@ -179,6 +179,20 @@ def test_reencode_is_exact_and_says_so(rec, tmp_path):
     assert len(decode_pcm(tmp_path / u["file"], 48000)) == int(round(u["duration_ms"] * 48)), u["duration_ms"]
 
 
+def test_reencode_into_mka_is_exact(rec, tmp_path):
+    """AAC in Matroska: ffmpeg 9 signals the encoder's priming (CodecDelay), 5.1 neither writes
+    nor reads it. The file must start on time and last its span whichever ffmpeg writes and reads."""
+    folder, truth = rec
+    tu = truth["users"][0]
+    doc = _merge(folder, tmp_path, "--reencode", "--format", "mka", "--uid", tu["uid"])
+    u = doc["users"][0]
+    assert u["mode"] == "transcode" and u["file"].endswith(".mka")
+    errs = _onset_errors(tmp_path / u["file"], tu, tu["runs"][0]["offset_ms"])
+    assert max(abs(e) for e in errs) <= 2.0, errs
+    dur = len(decode_pcm(tmp_path / u["file"], 48000)) / 48.0
+    assert 0 <= dur - u["duration_ms"] <= _frame_ms(tu), (dur, u["duration_ms"])
+
+
 def test_strict_fails_naming_file_and_tolerant_keeps_later_runs(make_recording, tmp_path):
     folder, truth = make_recording("merge_fault", users=2, duration_s=40.0, seed=5, gaps=0,
                                    faults=[Fault("missing_slice", "0", 0, 1)])
