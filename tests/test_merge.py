@@ -271,7 +271,7 @@ def test_quick_probe_agrees_with_ffmpeg(make_recording):
 def test_ffmpeg_fallback_lifts_the_same_frames(make_recording, monkeypatch, tmp_path):
     """A slice the direct TS reader declines goes through ffmpeg, per slice, with the same
     frames; a slice ffmpeg cannot read either is named in the error."""
-    from mediatools import splice
+    from mediatools.media import adts as splice
     from mediatools.errors import MediatoolsError
 
     folder, _ = make_recording("merge_probe", users=4, duration_s=20.0, seed=9, codec="mixed",
