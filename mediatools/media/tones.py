@@ -21,6 +21,8 @@ def decode_pcm(path: str | Path, rate: int, channels: int = 1, *, start_s: float
 
     Channel conversion is done here, not by ffmpeg (whose defaults change levels by ±3 dB):
     mono is the mean of the source channels; more channels repeat a mono source.
+    An MP4 file is cut to the length its edit list signals, as ffmpeg 9 does by itself:
+    ffmpeg 5.1 also plays the encoder's padding after the last sample.
     """
     from .ffmpeg import base_cmd, run
     from .probe import probe
@@ -34,6 +36,8 @@ def decode_pcm(path: str | Path, rate: int, channels: int = 1, *, start_s: float
     args += ["-i", str(path), "-map", "0:a:0", "-ar", str(rate), "-f", "f32le", "-"]
     proc = run(args, error="cannot decode: {last}", file=Path(str(path)).name, code="error")
     a = np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, src_ch)
+    if start_s is None and not inputs_args and Path(str(path)).suffix.lower() in _MP4_SUFFIXES:
+        a = a[:signalled_samples(path, rate)]
     if channels == 1:
         return a[:, 0].copy() if src_ch == 1 else a.mean(axis=1, dtype=np.float32)
     if src_ch == channels:
@@ -41,6 +45,30 @@ def decode_pcm(path: str | Path, rate: int, channels: int = 1, *, start_s: float
     if src_ch == 1:
         return np.repeat(a, channels, axis=1)
     raise ValueError(f"cannot map {src_ch} channels to {channels}")
+
+
+_MP4_SUFFIXES = {".m4a", ".mp4", ".mov"}
+
+
+def signalled_samples(path: str | Path, rate: int) -> int:
+    """Samples (at ``rate``) an MP4's first audio track says are playable from t=0: the end of
+    its last packet as the demuxer times it (the edit list's priming skip puts the first
+    packets before 0, and a short last packet's duration excludes the encoder's padding).
+
+    Both ffmpeg 5.1 and 9 time the packets so; only 9 also drops that padding when decoding.
+    """
+    from .ffmpeg import base_cmd, run
+
+    proc = run(base_cmd() + ["-i", str(path), "-map", "0:a:0", "-c", "copy", "-f", "framecrc", "-"],
+               error="cannot read packets: {last}", file=Path(str(path)).name, code="error")
+    num, den, end = 1, 1, 0
+    for line in proc.stdout.decode().splitlines():
+        if line.startswith("#tb 0:"):
+            num, den = (int(v) for v in line.split(":", 1)[1].strip().split("/"))
+        elif line and not line.startswith("#"):
+            f = [v.strip() for v in line.split(",")]
+            end = max(end, int(f[2]) + int(f[3]))   # pts + duration
+    return int(round(end * num * rate / den))
 
 
 def envelope(x: np.ndarray, rate: int, freq: float, window_ms: float = 5.0) -> np.ndarray:

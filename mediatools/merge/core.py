@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..agora.names import iso_utc
-from ..atomic import atomic_path, atomic_write
+from ..atomic import TMP_PREFIX, atomic_path, atomic_write
 from ..errors import MediatoolsError, UsageError
-from ..media.adts import FRAME, SilenceFrames, adts_output, run_adts
+from ..media.adts import FRAME, SilenceFrames, adts_output, copy_adts_frames, run_adts
 from ..media.formats import FORMATS, OutputFormat
-from ..mix.render import render_mix
+from ..mix.render import MixResult, render_mix
 from ..progress import Progress
 from ..recording.model import MediaInfo, Recording
 from ..recording.prepare import prepare_recording
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 #: containers only merge writes (when it has to transcode into them)
 _MERGE_ONLY = {
     "ts": OutputFormat("ts", "mpegts", "aac", "128k", priming=1024),
-    "mka": OutputFormat("mka", "matroska", "aac", "128k"),
+    "mka": OutputFormat("mka", "matroska", "aac", "128k"),   # written by way of ADTS: _transcode_mka
     "webm": OutputFormat("webm", "webm", "libopus", "96k", rates=(48000, 24000, 16000, 12000, 8000)),
 }
 
@@ -288,9 +289,35 @@ def _transcode(lt: UserTimeline, out: Path, fmt_name: str, media: MediaInfo | No
     if fmt.rates and rate not in fmt.rates:
         rate = 48000
     channels = media.channels if media else 1
-    res = render_mix(_FixedSpan(0, [lt], f1), out, fmt=fmt, rate=rate, channels=channels, normalize="none",
-                     window_start_ms=f0, window_end_ms=f1, progress=check)
+    tl = _FixedSpan(0, [lt], f1)
+    if fmt_name == "mka":
+        res = _transcode_mka(tl, out, rate, channels, f0, f1, check)
+    else:
+        res = render_mix(tl, out, fmt=fmt, rate=rate, channels=channels, normalize="none",
+                         window_start_ms=f0, window_end_ms=f1, progress=check)
     segs = res.users[0]["runs"] if res.users else []
     runs = [{"index": pr.index, "start_utc": iso_utc(pr.start_ms), "file_offset_ms": s["offset_ms"], "duration_ms": s["duration_ms"],
              "placement_error_ms": 0.0} for pr, s in zip([r for r in lt.runs if r.end_offset_ms > f0 and r.offset_ms < f1], segs)]
     return {"duration_ms": res.duration_ms, "runs": runs}
+
+
+def _transcode_mka(tl: Timeline, out: Path, rate: int, channels: int, f0: float, f1: float,
+                   check: Callable[[int, int], None]) -> MixResult:
+    """AAC into Matroska by way of raw ADTS, then remuxed frame by frame.
+
+    Matroska signals the encoder's 1024-sample priming as CodecDelay, which ffmpeg 9 writes
+    and reads but ffmpeg 5.1 neither writes nor reads: encoded straight into mka, 5.1 puts
+    every run 21.3 ms late. ADTS fed past its priming (as for ts) carries no CodecDelay from
+    either ffmpeg, so the file starts on time in every player."""
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=TMP_PREFIX) as td:
+        adts = Path(td) / "a.aac"
+        res = render_mix(tl, adts, fmt=FORMATS["aac"], rate=rate, channels=channels, normalize="none",
+                         window_start_ms=f0, window_end_ms=f1, progress=check)
+
+        def remux_failed(why: str) -> MediatoolsError:
+            return MediatoolsError(f"remux failed ({why})", file=out.name, code="remux_failed")
+
+        with atomic_path(out) as tmp, adts_output(tmp, "mka", remux_failed) as put, open(adts, "rb") as f:
+            copy_adts_frames(f, put)
+    res.output, res.format = out, "mka"
+    return res

@@ -26,8 +26,16 @@ def encoder_cmd(fmt: OutputFormat, rate: int, channels: int, bitrate: str | None
     if fmt.bitrate or bitrate:
         if fmt.codec not in ("pcm_s16le", "flac"):
             args += ["-b:a", bitrate or fmt.bitrate]
+    if fmt.muxer in _MP4_MUXERS:
+        # the edit list's length is counted in the movie timescale: ffmpeg 5.1 defaults it to
+        # 1/1000 s and so cuts up to 1 ms of audio off the end; ffmpeg 9 already uses the rate
+        args += ["-movie_timescale", str(rate)]
     args += ["-ar", str(rate), "-ac", str(channels), "-f", fmt.muxer, "-y", str(out)]
     return args
+
+
+#: muxers whose edit list (priming skip and playable length) is counted in the movie timescale
+_MP4_MUXERS = {"ipod", "mp4", "mov"}
 
 
 class Encoder:
