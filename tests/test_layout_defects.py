@@ -108,7 +108,8 @@ def test_no_runtime_dependency_goes_unused():
     tomllib = pytest.importorskip("tomllib")
     deps = tomllib.loads((PKG.parent / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=\[;~ ]", d, maxsplit=1)[0].strip().lower() for d in deps}
-    imports = {"imageio-ffmpeg": "imageio_ffmpeg", "ffmpeg-python": "ffmpeg", "pyyaml": "yaml", "tomli": "tomli"}
+    imports = {"imageio-ffmpeg": "imageio_ffmpeg", "ffmpeg-python": "ffmpeg", "pyyaml": "yaml", "tomli": "tomli",
+               "azure-storage-blob": "azure.storage.blob"}
     source = "\n".join(p.read_text() for p in PKG.rglob("*.py"))
     for name in names:
         mod = imports.get(name, name.replace("-", "_"))
