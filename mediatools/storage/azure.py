@@ -172,6 +172,12 @@ def md5_bytes(hex_md5: str) -> bytearray:
     return bytearray(bytes.fromhex(hex_md5))
 
 
+def error_code(exc: BaseException) -> str | None:
+    """Azure's error code (``InternalError``, ``AuthenticationFailed``…) as text."""
+    c = getattr(exc, "error_code", None)
+    return str(getattr(c, "value", c)) if c else None
+
+
 def error(exc: BaseException, where: str, what: str, code: str = "azure_error") -> MediatoolsError:
     """A one-line error from an SDK exception: status and Azure's error code, never a URL or header
     (a SAS token travels in the URL)."""
@@ -182,16 +188,17 @@ def error(exc: BaseException, where: str, what: str, code: str = "azure_error") 
         ServiceRequestError,
         ServiceResponseError,
     )
-    if isinstance(exc, ClientAuthenticationError):
-        return MediatoolsError(f"cannot {what}: not authorized ({getattr(exc, 'error_code', None) or 'HTTP 403'}); "
+    if isinstance(exc, ClientAuthenticationError) or getattr(exc, "status_code", None) in (401, 403):
+        return MediatoolsError(f"cannot {what}: not authorized ({error_code(exc) or 'denied'}, "
+                               f"HTTP {getattr(exc, 'status_code', None) or 403}); "
                                "set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, "
                                "or give --agora-storage-config", file=where, code="no_credentials")
     if isinstance(exc, ResourceNotFoundError):
-        return MediatoolsError(f"cannot {what}: {getattr(exc, 'error_code', None) or 'not found'}", file=where,
+        return MediatoolsError(f"cannot {what}: {error_code(exc) or 'not found'}", file=where,
                                code="not_found")
     if isinstance(exc, HttpResponseError):
         status = getattr(exc, "status_code", None)
-        ecode = getattr(exc, "error_code", None)
+        ecode = error_code(exc)
         if status is None:   # the SDK wraps a broken body this way
             return MediatoolsError(f"cannot {what}: connection failed ({type(exc).__name__})", file=where,
                                    code="azure_connection")
@@ -254,8 +261,7 @@ class AzureDownloader(Downloader):
             msg = err.message.replace("cannot fetch: ", "")
             if status and status >= 500:
                 msg = f"failed after {self.retries} attempts: {msg}"
-            raise TransferError(msg, file=obj.key, code="azure_" + (getattr(exc, "error_code", None) or
-                                                                    str(status)).lower()) from None
+            raise TransferError(msg, file=obj.key, code="azure_" + (error_code(exc) or str(status)).lower()) from None
         except AzureError as exc:
             err = error(exc, obj.key, "fetch")
             raise TransferError(f"failed after {self.retries} attempts: {err.message.replace('cannot fetch: ', '')}",
