@@ -8,7 +8,8 @@ from typing import Any, Callable
 import click
 
 from . import cli
-from .common import _S3_OPTIONS, emit_json, json_option, quiet_option, show_progress
+from .common import _S3_OPTIONS, emit_json, json_option, quiet_option
+from .progress import show_progress
 
 
 def _bucket_options(f: Callable) -> Callable:
