@@ -12,7 +12,14 @@ second and the client's CPU seconds (user+sys of its process tree) are reported.
 moto runs in its own process so its CPU is not charged to either client; the
 proxy runs in this process for the same reason.
 
-Usage: python benchmarks/fetch_bench.py [--slices 200] [--unrelated 5000] [--delay-ms 100]
+Azure column (issue 17, ``--stores s3,azure``): the same recording and unrelated blobs
+in a container of Azurite (Microsoft's emulator, its own node process), ``mediatools fetch
+azure://… --sid`` against a plain azure-storage-blob loop with the SDK's defaults (list
+``<prefix><sid>_``, then ``download_blob().readinto()`` one blob after another: what a
+script written from the SDK's quickstart does). The Azure CLI's ``download-batch`` was not
+used: azure-cli is on PyPI but brings well over a hundred packages into the environment.
+
+Usage: python benchmarks/fetch_bench.py [--slices 200] [--unrelated 5000] [--delay-ms 100] [--stores s3,azure]
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from azuresupport import ACCOUNT, Azurite  # noqa: E402
 from s3support import CREDS, FaultProxy, free_port, s3_client, wait_for_port  # noqa: E402
 
 from mediatools.agora.names import playlist_name, slice_name  # noqa: E402
@@ -49,9 +57,7 @@ def start_moto() -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def populate(port: int, slices: int, unrelated: int) -> int:
-    c = s3_client(f"http://127.0.0.1:{port}")
-    c.create_bucket(Bucket=BUCKET)
+def objects(slices: int, unrelated: int) -> list[tuple[str, bytes]]:
     body = os.urandom(90_000)
     jobs: list[tuple[str, bytes]] = []
     for u in range(8):
@@ -68,14 +74,41 @@ def populate(port: int, slices: int, unrelated: int) -> int:
         jobs.append((PREFIX + playlist_name(SID, "room", uid), format_playlist(entries).encode()))
     for i in range(unrelated):
         jobs.append((PREFIX + slice_name(OTHER, "room", str(i % 50), T0 + i * 15_000), body[:1000]))
+    return jobs
+
+
+def populate(port: int, slices: int, unrelated: int) -> int:
+    c = s3_client(f"http://127.0.0.1:{port}")
+    c.create_bucket(Bucket=BUCKET)
     with ThreadPoolExecutor(16) as ex:
-        list(ex.map(lambda kv: c.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1]), jobs))
+        list(ex.map(lambda kv: c.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1]), objects(slices, unrelated)))
     return 8 * (slices + 1)
 
 
-def run(name: str, cmd: list[str], objects: int) -> dict:
+def populate_azure(az: Azurite, slices: int, unrelated: int) -> int:
+    c = az.container(BUCKET)
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda kv: c.upload_blob(kv[0], kv[1]), objects(slices, unrelated)))
+    return 8 * (slices + 1)
+
+
+# the reference: the SDK's defaults, one blob after another
+SDK_LOOP = """
+import os, sys
+from azure.storage.blob import ContainerClient
+cs, container, prefix, out = sys.argv[1:5]
+c = ContainerClient.from_connection_string(cs, container)
+for b in c.list_blobs(name_starts_with=prefix):
+    path = os.path.join(out, b.name[len(prefix.rsplit('/', 1)[0]) + 1:])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        c.download_blob(b.name).readinto(f)
+"""
+
+
+def run(name: str, cmd: list[str], objects: int, env: dict | None = None) -> dict:
     env = {**os.environ, **CREDS, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-           "AWS_EC2_METADATA_DISABLED": "true"}
+           "AWS_EC2_METADATA_DISABLED": "true", **(env or {})}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -97,7 +130,13 @@ def main() -> None:
     ap.add_argument("--unrelated", type=int, default=5000)
     ap.add_argument("--delay-ms", type=float, default=100.0)
     ap.add_argument("--jobs", type=int, default=32)
+    ap.add_argument("--stores", default="s3,azure", help="which columns: s3 (moto), azure (Azurite)")
     a = ap.parse_args()
+    stores = set(a.stores.split(","))
+    if "azure" in stores:
+        bench_azure(a)
+    if "s3" not in stores:
+        return
     aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
     if not aws:
         raise SystemExit("aws CLI not found (pip install awscli)")
@@ -131,6 +170,37 @@ def main() -> None:
     finally:
         moto.terminate()
         moto.wait()
+
+
+def bench_azure(a: argparse.Namespace) -> None:
+    with Azurite() as az:
+        t = time.monotonic()
+        n = populate_azure(az, a.slices, a.unrelated)
+        print(f"azurite container: {n} recording blobs + {a.unrelated} unrelated, filled in "
+              f"{time.monotonic() - t:.0f} s")
+        results = []
+        with tempfile.TemporaryDirectory() as td, FaultProxy(az.port, delay_s=a.delay_ms / 1000) as proxy:
+            for label, url in (("(a) loopback", az.url), (f"(b) +{a.delay_ms:g} ms/request", proxy.url)):
+                out_m, out_r = Path(td) / "m", Path(td) / "r"
+                for d in (out_m, out_r):
+                    shutil.rmtree(d, ignore_errors=True)
+                    d.mkdir()
+                cs = az.connection_string(url)
+                ref = run("SDK download loop", [sys.executable, "-c", SDK_LOOP, cs, BUCKET, f"{PREFIX}{SID}_",
+                                                str(out_r)], n)
+                got = run("mediatools fetch", [sys.executable, "-m", "mediatools", "fetch",
+                                               f"azure://{ACCOUNT}/{BUCKET}/{PREFIX}", "-o", str(out_m), "--sid", SID,
+                                               "--endpoint-url", url, "-q", "--jobs", str(a.jobs)], n,
+                          env={"AZURE_STORAGE_CONNECTION_STRING": az.connection_string()})
+                assert count(out_m) == count(out_r) == n, (count(out_m), count(out_r), n)
+                results.append((label, ref, got))
+    print(f"\n{'Azurite':24} {'client':18} {'wall s':>8} {'obj/s':>8} {'cpu s':>7}   ratios vs the SDK loop")
+    for label, ref, got in results:
+        for r in (ref, got):
+            extra = "" if r is ref else (f"   wall ×{got['wall'] / ref['wall']:.2f}  cpu ×{got['cpu'] / ref['cpu']:.2f}"
+                                         f"  obj/s ×{got['ops'] / ref['ops']:.2f}")
+            print(f"{label:24} {r['name']:18} {r['wall']:8.2f} {r['ops']:8.0f} {r['cpu']:7.2f}{extra}")
+    print("\ntarget (Azure): (b) obj/s ≥ 2× the SDK loop\n")
 
 
 if __name__ == "__main__":

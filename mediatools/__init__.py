@@ -42,7 +42,7 @@ from .merge import MergeOptions, MergeReport, merge  # noqa: E402
 from .mix import MixOptions, MixReport, mix  # noqa: E402
 from .recording import MediaInfo, Recording, Run, Slice, UserTrack, discover, load_recording  # noqa: E402
 from .report import ReportOptions, ReportReport, report  # noqa: E402
-from .storage import FetchOptions, FetchReport, S3Location, Selection, Settings, fetch  # noqa: E402
+from .storage import AzureLocation, FetchOptions, FetchReport, S3Location, Selection, Settings, fetch  # noqa: E402
 from .timeline import Timeline, build_timeline  # noqa: E402
 from .verify import VerifyOptions, VerifyReport, verify  # noqa: E402
 
@@ -62,7 +62,7 @@ def __getattr__(name: str):  # noqa: ANN202
 __all__ = ["__version__", "MediatoolsError", "UsageError", "Problem",
            "MediaInfo", "Recording", "Run", "Slice", "UserTrack", "discover", "load_recording",
            "Timeline", "build_timeline",
-           "fetch", "FetchOptions", "FetchReport", "S3Location", "Selection", "Settings",
+           "fetch", "FetchOptions", "FetchReport", "S3Location", "AzureLocation", "Selection", "Settings",
            "merge", "MergeOptions", "MergeReport",
            "mix", "MixOptions", "MixReport",
            "verify", "VerifyOptions", "VerifyReport",

@@ -84,3 +84,16 @@ def run_cli(*args: str, check: bool | None = None, env: dict | None = None, time
 
 def load_json(text: str) -> dict:
     return json.loads(text)
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """Azurite's blob service on 127.0.0.1 and a free port, for the whole test session; CI
+    installs it (.ci/run), elsewhere the tests skip with the install command."""
+    from azuresupport import INSTALL_HINT, Azurite, azurite_binary
+    if not azurite_binary():
+        if os.environ.get("CI"):
+            pytest.fail(f"azurite-blob not found (CI installs it: {INSTALL_HINT})")
+        pytest.skip(f"azurite-blob not found; install it with: {INSTALL_HINT}")
+    with Azurite() as srv:
+        yield srv

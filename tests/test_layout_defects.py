@@ -109,7 +109,8 @@ def test_no_runtime_dependency_goes_unused():
     deps = tomllib.loads((PKG.parent / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=\[;~ ]", d, maxsplit=1)[0].strip().lower() for d in deps}
     imports = {"imageio-ffmpeg": "imageio_ffmpeg", "ffmpeg-python": "ffmpeg", "pyyaml": "yaml", "tomli": "tomli",
-               "webrtcvad-wheels": "webrtcvad"}
+               "webrtcvad-wheels": "webrtcvad",
+               "azure-storage-blob": "azure.storage.blob"}
     source = "\n".join(p.read_text() for p in PKG.rglob("*.py"))
     for name in names:
         mod = imports.get(name, name.replace("-", "_"))

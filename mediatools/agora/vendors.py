@@ -3,7 +3,8 @@
 Agora names a bucket's home by ``vendor`` and a numeric ``region`` code (Agora's
 "Third-party cloud storage regions" table). Every vendor we support speaks the S3
 API at a per-region endpoint; this module is the one place that knows how to get
-there. Azure (vendor 5) has no S3 API and is refused with a clear message.
+there. Azure (vendor 5) has no S3 API: it is reached on its own (``azure://`` addresses,
+``storage/azure.py``), and asking for its S3 endpoint is a usage error saying so.
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ HUAWEI_REGIONS = {
     0: "cn-north-1", 1: "cn-north-4", 2: "cn-east-2", 3: "cn-east-3", 4: "cn-south-1", 5: "cn-southwest-2",
     6: "ap-southeast-1", 7: "ap-southeast-2", 8: "ap-southeast-3", 9: "af-south-1",
 }
+
+AZURE_VENDOR = 5
 
 BAIDU_REGIONS = {0: "bj", 1: "bd", 2: "su", 3: "gz", 4: "fwh", 5: "hkg", 6: "fsh"}
 
@@ -83,8 +86,8 @@ def endpoint_for(vendor: int, region_code: int | None = 0, endpoint: str | None 
         r = _region(table, vendor, code)
         return Endpoint(url.format(r=r), r, "virtual")
     if vendor == 5:
-        raise UsageError("vendor 5 (Microsoft Azure Blob) has no S3 API; download with azcopy, "
-                         "then give mediatools the local folder")
+        raise UsageError("vendor 5 (Microsoft Azure Blob) has no S3 API; give the address as "
+                         "azure://ACCOUNT/CONTAINER/PREFIX")
     if vendor == 6:
         return Endpoint("https://storage.googleapis.com", "auto")
     if vendor == 11:

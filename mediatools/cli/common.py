@@ -51,16 +51,19 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 _S3_OPTIONS = [
     click.option("--endpoint-url", metavar="URL", expose_value=False, callback=_remember,
-                 help="S3-compatible endpoint (MinIO, OSS, COS, OBS, BOS, GCS interop, …)."),
+                 help="S3-compatible endpoint (MinIO, OSS, COS, OBS, BOS, GCS interop, …), or the Azure Blob "
+                      "endpoint for azure:// (Azurite, sovereign clouds)."),
     click.option("--region", expose_value=False, callback=_remember, help="Region name, e.g. eu-west-1."),
     click.option("--profile", expose_value=False, callback=_remember, help="Named profile from ~/.aws."),
     click.option("--vendor", type=int, expose_value=False, callback=_remember,
-                 help="Agora storageConfig.vendor (1 AWS, 2 OSS, 3 COS, 6 GCS, 7 OBS, 8 BOS, 11 any S3)."),
+                 help="Agora storageConfig.vendor (1 AWS, 2 OSS, 3 COS, 5 Azure Blob with azure://, 6 GCS, "
+                      "7 OBS, 8 BOS, 11 any S3)."),
     click.option("--region-code", type=int, expose_value=False, callback=_remember,
                  help="Agora storageConfig.region code for --vendor."),
     click.option("--agora-storage-config", type=click.Path(exists=True, dir_okay=False), expose_value=False,
                  callback=_remember,
-                 help="JSON storageConfig (or a whole start request): bucket, prefix, vendor, region, keys."),
+                 help="JSON storageConfig (or a whole start request): bucket, prefix, vendor, region, keys "
+                      "(vendor 5: bucket = container, accessKey = account, secretKey = account key)."),
     click.option("--no-sign-request", is_flag=True, expose_value=False, callback=_remember,
                  help="Anonymous requests (public buckets)."),
     click.option("--jobs", "-j", type=click.IntRange(1, 256), default=32, show_default=True,
@@ -78,16 +81,17 @@ def s3_options(f: Callable) -> Callable:
 
 
 def source_options(f: Callable) -> Callable:
-    """For commands that read a SOURCE, which may be s3://: the bucket options plus the cache."""
+    """For commands that read a SOURCE, which may be s3:// or azure://: the bucket options plus the cache."""
     f = click.option("--cache-dir", type=click.Path(file_okay=False), expose_value=False, callback=_remember,
-                     help="Where s3:// sources are fetched to and reused "
+                     help="Where s3:// and azure:// sources are fetched to and reused "
                           "[default: the user cache folder, mediatools/s3].")(f)
     return s3_options(f)
 
 
 def local_source(ctx: click.Context | None, source: str, *, sid: str | None = None,
                  uids: list[str] | None = None) -> Path:
-    """A folder holding the recording; ``s3://`` sources are fetched (or refreshed) into the cache first."""
+    """A folder holding the recording; ``s3://`` and ``azure://`` sources are fetched (or refreshed) into the
+    cache first."""
     from ..storage.sources import resolve_source
     opts = dict(ctx.meta.get("s3", {})) if ctx is not None else {}
     folder, rep = resolve_source(source, opts, sid=sid, uids=uids)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from ..storage import FetchOptions, Selection, fetch, playlist_names_from_file_list
-from ..storage.sources import s3_target
+from ..storage.sources import store_target
 from . import cli
 from .common import emit_json, json_option, quiet_option, s3_options, strict_option
 from .progress import progress_bar
@@ -35,20 +35,22 @@ def _mb(n: int) -> str:
 def fetch_cmd(ctx: click.Context, source: str | None, dest: str, sid: str | None, cname: str | None,
               uids: tuple[str, ...], track_type: str, file_list: str | None, include_orphans: bool, dry_run: bool,
               no_checksum: bool, strict: bool, as_json: bool, quiet: bool) -> None:
-    """Download exactly the recording you want from S3 or any S3-compatible store.
+    """Download exactly the recording you want from S3, any S3-compatible store or Azure Blob.
 
-    SOURCE is s3://BUCKET/PREFIX (optional with --agora-storage-config, which
-    holds bucket and prefix). Playlists are read first and decide which slices are
+    SOURCE is s3://BUCKET/PREFIX or azure://ACCOUNT/CONTAINER/PREFIX (optional with
+    --agora-storage-config, which holds bucket and prefix). Playlists are read first and decide which slices are
     needed; every file is written under a temporary name, checked (length, and MD5
     where the ETag is one) and renamed. A rerun skips complete files, so an
     interrupted fetch resumes. Exit 0 when every selected file is here (missing
     slices and refused keys are reported), 1 when any could not be fetched.
 
     Credentials come from --agora-storage-config or boto3's usual chain
-    (environment, --profile, instance role); they are never printed.
+    (environment, --profile, instance role); for Azure from --agora-storage-config,
+    AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN.
+    They are never printed.
     """
     opts = ctx.meta.get("s3", {})
-    loc, settings = s3_target(source, opts)
+    loc, settings = store_target(source, opts)
     types = frozenset({"audio", "video"}) if track_type == "all" else frozenset({track_type})
     sel = Selection(sid=sid, cname=cname, uids=frozenset(uids), track_types=types,
                     playlist_names=playlist_names_from_file_list(file_list) if file_list else None)

@@ -26,7 +26,7 @@ def inspect_cmd(ctx: click.Context, source: str, sid: str | None, uids: tuple[st
                 strict: bool, tolerance_ms: float, no_probe: bool) -> None:
     """Show a recording as a timeline: users, runs, gaps, codecs, problems.
 
-    SOURCE is a folder holding Agora files (searched recursively) or an s3:// URL.
+    SOURCE is a folder holding Agora files (searched recursively) or an s3:// or azure:// URL.
     Every recording found is shown unless --sid picks one.
     """
     folder = local_source(ctx, source, sid=sid, uids=list(uids))

@@ -83,7 +83,7 @@ def _summary(rep: Any) -> None:
 
 @cli.command("process")
 @click.argument("source", required=False)
-@click.option("--to", "dest", metavar="DEST", help="Folder or s3://BUCKET/PREFIX for the results "
+@click.option("--to", "dest", metavar="DEST", help="Folder, s3://BUCKET/PREFIX or azure://ACCOUNT/CONTAINER/PREFIX for the results "
               "[default: beside each recording, as Agora's postpone mixing does].")
 @click.option("--sid", "sids", multiple=True, help="This recording (repeatable).")
 @click.option("--all", "all_", is_flag=True, default=None, help="Every recording found under SOURCE.")

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from ..errors import MediatoolsError, UsageError
-from ..storage.backend import LocalStore, S3Store, Store, open_store
+from ..storage.backend import LocalStore, Store, open_store
 from ..storage.location import Settings
 from ..storage.publish import (
     MANIFEST_SCHEMA,
@@ -53,7 +53,8 @@ def source_settings(source: str, options: ProcessOptions) -> tuple[str, Settings
         settings = with_overrides(settings, profile=options.profile, unsigned=options.no_sign_request or None)
         return (source or loc.url), settings
     if not source:
-        raise UsageError("give SOURCE (a folder or s3://BUCKET/PREFIX) or --agora-storage-config FILE")
+        raise UsageError("give SOURCE (a folder, s3://BUCKET/PREFIX or azure://ACCOUNT/CONTAINER/PREFIX) or "
+                         "--agora-storage-config FILE")
     return source, settings_from_options(endpoint_url=options.endpoint_url, region=options.region,
                                          profile=options.profile, vendor=options.vendor,
                                          region_code=options.region_code, unsigned=options.no_sign_request)
@@ -167,8 +168,8 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
         result.cname, result.first_utc_ms = rec.cname, rec.first_utc_ms
         dest_store, dest_prefix = (open_store(o.dest, settings, retries=o.request_attempts) if o.dest
                                    else (store, rec.folder))
-        result.dest = dest_store.url + dest_prefix if isinstance(dest_store, S3Store) else \
-            str(Path(dest_store.url) / dest_prefix)
+        result.dest = str(Path(dest_store.url) / dest_prefix) if isinstance(dest_store, LocalStore) else \
+            dest_store.url + dest_prefix
         mkey = naming.manifest_key(dest_prefix, rec.sid, rec.cname)
         result.manifest = mkey
         try:
@@ -207,18 +208,17 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
     sweep_scratch(scratch_root)
     scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=scratch_root))
     try:
-        if isinstance(store, S3Store):
+        if not isinstance(store, LocalStore):   # a bucket or container: fetch what this recording needs
             stage("fetch")
-            rep = stages.run_fetch(store.bucket, rec.folder, scratch / "in", settings=settings, sid=sid,
+            rep = stages.run_fetch(store.location(rec.folder), scratch / "in", settings=settings, sid=sid,
                                    jobs=o.jobs, retries=o.request_attempts)
             if rep.get("failed"):
                 f = rep["failed"][0]
                 raise MediatoolsError(f"{f['error']} ({len(rep['failed'])} file(s) could not be fetched)",
-                                      file=f["file"], code="s3_failed")
+                                      file=f["file"], code="fetch_failed")
             folder = scratch / "in"
             t = _timed(result, "fetch", t)
         else:
-            assert isinstance(store, LocalStore)
             folder = store.path(rec.folder) if rec.folder else store.root
         recording = stages.load(folder, sid)
         ms = o.mix_settings()

@@ -11,12 +11,12 @@ from typing import Any
 from ..recording.model import Recording
 
 
-def run_fetch(bucket: str, prefix: str, dest: Path, *, settings: Any, sid: str, jobs: int = 16,
+def run_fetch(location: Any, dest: Path, *, settings: Any, sid: str, jobs: int = 16,
               retries: int = 5) -> dict[str, Any]:
-    """Fetch one recording (by sid) from ``s3://bucket/prefix`` into ``dest``."""
-    from ..storage import FetchOptions, S3Location, Selection, fetch
+    """Fetch one recording (by sid) from ``location`` (an S3 or Azure location, from the store) into ``dest``."""
+    from ..storage import FetchOptions, Selection, fetch
     opts = FetchOptions(selection=Selection(sid=sid), settings=settings, jobs=jobs, retries=retries)
-    return fetch(S3Location(bucket, prefix), dest, opts).to_dict()
+    return fetch(location, dest, opts).to_dict()
 
 
 def load(folder: Path, sid: str) -> Recording:

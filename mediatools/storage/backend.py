@@ -1,9 +1,10 @@
 """A small object-store interface: list / head / get / put-file / put-bytes / exists / delete.
 
-``process`` reads recordings from, and publishes results to, either an S3-compatible
-bucket or a local folder through this one interface, so an Azure Blob backend can be
-added later behind the same methods. Keys are ``/``-separated strings; a local store
-refuses any key that could land outside its root (the same rules as fetch).
+``process`` reads recordings from, and publishes results to, an S3-compatible bucket, an
+Azure Blob container or a local folder through this one interface. Keys are
+``/``-separated strings; a local store refuses any key that could land outside its root
+(the same rules as fetch). Remote stores also say where fetch should read a prefix from
+(``location(prefix)``).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 from ..atomic import atomic_path
 from ..errors import MediatoolsError, UsageError
-from .location import S3Location, Settings
+from .location import AzureLocation, S3Location, Settings, parse_azure_url
 from .selection import ObjectInfo, refusal
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ class Store(Protocol):
     def put_bytes(self, data: bytes, key: str, content_type: str) -> ObjectInfo: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+
+
+class RemoteStore(Store, Protocol):
+    def location(self, prefix: str) -> S3Location | AzureLocation: ...
 
 
 def _check_key(key: str) -> None:
@@ -143,6 +148,9 @@ class S3Store:
         self.client = client or make_client(self.settings, jobs=8, retries=retries)
         self.url = f"s3://{bucket}/"
 
+    def location(self, prefix: str) -> S3Location:
+        return S3Location(self.bucket, prefix)
+
     def _error(self, exc: BaseException, key: str, what: str) -> MediatoolsError:
         from botocore.exceptions import ClientError, NoCredentialsError
         if isinstance(exc, NoCredentialsError):
@@ -229,13 +237,119 @@ class S3Store:
             raise self._error(exc, key, "delete") from None
 
 
+class AzureStore:
+    """An Azure Blob Storage container. Uploads: one Put Blob up to 8 MiB, past that 8 MiB
+    blocks staged in parallel (4 at once) and committed as one block list; Content-Type and
+    Content-MD5 are set on every blob, so fetch can check it later."""
+
+    def __init__(self, account: str, container: str, settings: Settings | None = None, *, client: Any = None,
+                 retries: int = 5):
+        from .azure import container_client
+        self.account, self.container_name = account, container
+        self.settings = settings or Settings()
+        loc = AzureLocation(account, container)
+        self.container = client or container_client(loc, self.settings, jobs=8, retries=retries)
+        self.url = f"azure://{account}/{container}/"
+
+    def location(self, prefix: str) -> AzureLocation:
+        return AzureLocation(self.account, self.container_name, prefix)
+
+    def _where(self, key: str) -> str:
+        return f"{self.url}{key}"
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        from .azure import list_blobs
+        return list_blobs(self.container, self.url, prefix)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        from .azure import error, md5_hex
+        try:
+            p = self.container.get_blob_client(key).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise error(exc, self._where(key), "read") from None
+        return ObjectInfo(key, int(p.size or 0), str(p.etag or "").strip('"'),
+                          content_md5=md5_hex(p.content_settings.content_md5))
+
+    def get(self, key: str) -> bytes:
+        from azure.core.exceptions import AzureError
+
+        from .azure import error
+        try:
+            return self.container.get_blob_client(key).download_blob(max_concurrency=1).readall()
+        except AzureError as exc:
+            raise error(exc, self._where(key), "read") from None
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def _upload(self, data: Any, key: str, content_type: str, md5_hex_: str, size: int) -> ObjectInfo:
+        from azure.core.exceptions import AzureError
+        from azure.storage.blob import ContentSettings
+
+        from .azure import UPLOAD_CONCURRENCY, error, md5_bytes
+        settings = ContentSettings(content_type=content_type, content_md5=md5_bytes(md5_hex_))
+        try:
+            r = self.container.get_blob_client(key).upload_blob(data, length=size, overwrite=True,
+                                                                content_settings=settings,
+                                                                max_concurrency=UPLOAD_CONCURRENCY)
+        except AzureError as exc:
+            raise error(exc, self._where(key), "write", "azure_upload") from None
+        got = self.head(key)
+        if got is None or got.size != size:
+            raise MediatoolsError(f"uploaded blob has {got.size if got else 'no'} bytes, expected {size}",
+                                  file=self._where(key), code="azure_upload")
+        if got.md5 and got.md5 != md5_hex_:
+            raise MediatoolsError("stored blob's Content-MD5 differs from the file's", file=self._where(key),
+                                  code="azure_upload")
+        return ObjectInfo(key, size, str(r.get("etag") or got.etag).strip('"'), content_md5=md5_hex_)
+
+    def put_file(self, path: Path, key: str, content_type: str) -> ObjectInfo:
+        from .azure import file_md5_b64
+        md5, _ = file_md5_b64(str(path))
+        size = Path(path).stat().st_size
+        last: MediatoolsError | None = None
+        for attempt in (1, 2):   # the SDK retries each request; this retries a whole failed upload once
+            try:
+                with open(path, "rb") as f:
+                    return self._upload(f, key, content_type, md5, size)
+            except MediatoolsError as exc:
+                last = exc
+                log.info("upload of %s failed (attempt %d): %s", key, attempt, exc.message)
+        assert last is not None
+        raise last
+
+    def put_bytes(self, data: bytes, key: str, content_type: str) -> ObjectInfo:
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return self._upload(data, key, content_type, md5, len(data))
+
+    def delete(self, key: str) -> None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        from .azure import error
+        try:
+            self.container.get_blob_client(key).delete_blob()
+        except ResourceNotFoundError:
+            return
+        except AzureError as exc:
+            raise error(exc, self._where(key), "delete") from None
+
+
 def _short(exc: BaseException | None) -> str:
     text = str(exc) if exc is not None else "unknown error"
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def split_location(where: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` → ("s3://bucket/", "a/b/"); a folder → (folder, ""). Prefixes are folders here."""
+    """``s3://bucket/a/b`` → ("s3://bucket/", "a/b/"); ``azure://acct/cont/a/b`` → ("azure://acct/cont/",
+    "a/b/"); a folder → (folder, ""). Prefixes are folders here."""
+    if where.startswith("azure://"):
+        loc = parse_azure_url(where)
+        prefix = loc.prefix if (not loc.prefix or loc.prefix.endswith("/")) else loc.prefix + "/"
+        return f"azure://{loc.account}/{loc.container}/", prefix
     if where.startswith("s3://"):
         rest = where[len("s3://"):]
         bucket, _, prefix = rest.partition("/")
@@ -248,8 +362,16 @@ def split_location(where: str) -> tuple[str, str]:
 
 
 def open_store(where: str, settings: Settings | None = None, *, retries: int = 5) -> tuple[Store, str]:
-    """(store, key prefix) for ``s3://bucket/prefix`` or a local folder; ``retries``: attempts per request."""
+    """(store, key prefix) for ``s3://bucket/prefix``, ``azure://account/container/prefix`` or a local
+    folder; ``retries``: attempts per request."""
+    from ..agora.vendors import AZURE_VENDOR
     base, prefix = split_location(where)
+    if base.startswith("azure://"):
+        loc = parse_azure_url(base)
+        return AzureStore(loc.account, loc.container, settings, retries=retries), prefix
+    if base.startswith("s3://") and settings is not None and settings.vendor == AZURE_VENDOR:
+        raise UsageError("vendor 5 (Microsoft Azure Blob) has no S3 API; give the address as "
+                         "azure://ACCOUNT/CONTAINER/PREFIX")
     if base.startswith("s3://"):
         return S3Store(base[len("s3://"):].rstrip("/"), settings, retries=retries), prefix
     return LocalStore(base), prefix

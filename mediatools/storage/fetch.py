@@ -1,4 +1,7 @@
-"""``fetch``: list once, read the playlists, choose the slices, fetch them in parallel."""
+"""``fetch``: list once, read the playlists, choose the slices, fetch them in parallel.
+
+Vendor-neutral: the listing and the GETs go through a transport (``transport.py``).
+"""
 from __future__ import annotations
 
 import logging
@@ -13,10 +16,10 @@ from ..atomic import sweep_parts
 from ..errors import MediatoolsError
 from ..progress import Progress
 from ..workers import run_all
-from .client import make_client
-from .location import S3Location, Settings, parse_s3_url
+from .location import AzureLocation, S3Location, Settings, parse_location
 from .selection import ObjectInfo, Selection, Targets, classify, plan
-from .transfer import Cancelled, Downloader, TransferError
+from .transfer import Cancelled, TransferError
+from .transport import Transport, open_transport
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,8 @@ def list_objects(client: Any, loc: S3Location, prefix: str | None = None) -> lis
     return out
 
 
-def list_for(client: Any, loc: S3Location, sel: Selection, pool: ThreadPoolExecutor) -> list[ObjectInfo]:
+def list_for(transport: Transport, loc: S3Location | AzureLocation, sel: Selection,
+             pool: ThreadPoolExecutor) -> list[ObjectInfo]:
     """The listing the selection needs.
 
     Agora writes a recording's files straight under the prefix, named ``<sid>_…`` or
@@ -99,11 +103,11 @@ def list_for(client: Any, loc: S3Location, sel: Selection, pool: ThreadPoolExecu
     deeper folders), the full listing is used.
     """
     if sel.sid and loc.prefix == loc.folder:
-        parts = list(pool.map(lambda p: list_objects(client, loc, p), (f"{loc.prefix}{sel.sid}_", f"{loc.prefix}bak")))
+        parts = list(pool.map(transport.list, (f"{loc.prefix}{sel.sid}_", f"{loc.prefix}bak")))
         objects = parts[0] + parts[1]
         if any(o.key.endswith(".m3u8") and sel.sid in o.name for o in objects):
             return objects
-    return list_objects(client, loc)
+    return transport.list(loc.prefix)
 
 
 def _describe(sel: Selection) -> str:
@@ -114,29 +118,31 @@ def _describe(sel: Selection) -> str:
     return ", ".join(bits)
 
 
-def fetch(source: S3Location | str, dest: str | Path, options: FetchOptions | None = None, *,
+def fetch(source: S3Location | AzureLocation | str, dest: str | Path, options: FetchOptions | None = None, *,
           progress: Progress | None = None, client: Any = None) -> FetchReport:
-    """Fetch the selected recording(s) below ``source`` (``s3://bucket/prefix`` or an
-    :class:`S3Location`) into ``dest``.
+    """Fetch the selected recording(s) below ``source`` (``s3://bucket/prefix``,
+    ``azure://account/container/prefix``, or their locations) into ``dest``.
 
     Playlists are read first and decide which slices are needed; every file is written under
-    a temporary name, checked (length, MD5 where the ETag is one) and renamed, and a rerun
-    skips complete files. ``progress(done, total, note)`` counts bytes. ``client``: a boto3
-    S3 client to reuse (made from ``options.settings`` otherwise).
+    a temporary name, checked (length, and MD5 where the store gives one: an S3 single-part
+    ETag, Azure's Content-MD5) and renamed, and a rerun skips complete files.
+    ``progress(done, total, note)`` counts bytes. ``client``: a boto3 S3 client or an Azure
+    ContainerClient to reuse (made from ``options.settings`` otherwise).
     """
     t0 = time.monotonic()
     opts = options or FetchOptions()
-    loc = parse_s3_url(source) if isinstance(source, str) else source
+    loc = parse_location(source) if isinstance(source, str) else source
     sel, jobs, retries = opts.selection, opts.jobs, opts.retries
     include_orphans, dry_run, checksum, strict = opts.include_orphans, opts.dry_run, opts.checksum, opts.strict
     dest = Path(dest)
-    client = client or make_client(opts.settings, jobs=jobs, retries=retries)
     targets = Targets(dest)
     stop = threading.Event()
-    dl = Downloader(client, loc.bucket, retries=retries, checksum=checksum, stop=stop, jobs=jobs)
+    transport = open_transport(loc, opts.settings, jobs=jobs, retries=retries, checksum=checksum, stop=stop,
+                               client=client)
+    dl = transport.downloader
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="fetch")
     try:
-        objects = list_for(client, loc, sel, pool)
+        objects = list_for(transport, loc, sel, pool)
         report = FetchReport(source=loc.url, dest=str(dest), dry_run=dry_run, listed=len(objects))
         log.info("%s: %d objects listed (%s)", loc.url, len(objects), _describe(sel))
         playlists, slices, refused, odd = classify(objects, loc.prefix, sel)
@@ -228,6 +234,7 @@ def fetch(source: S3Location | str, dest: str | Path, options: FetchOptions | No
             sweep_parts(folder)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        transport.close()
     report.fetched.sort()
     report.skipped.sort()
     report.failed.sort(key=lambda d: d["file"])

@@ -1,5 +1,7 @@
-"""Which bucket, which prefix, which endpoint and which credentials.
+"""Which bucket (or Azure container), which prefix, which endpoint and which credentials.
 
+Two kinds of address: ``s3://BUCKET/PREFIX`` (:class:`S3Location`, every S3-compatible
+vendor) and ``azure://ACCOUNT/CONTAINER/PREFIX`` (:class:`AzureLocation`, Agora's vendor 5).
 Credentials only ever live in :class:`Settings` fields that are excluded from its
 ``repr`` and never copied into reports or messages.
 """
@@ -7,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Union
 
 from ..agora.documents import find_key, read_json
-from ..agora.vendors import endpoint_for
+from ..agora.vendors import AZURE_VENDOR, endpoint_for
 from ..errors import MediatoolsError, UsageError
 
 
@@ -25,6 +28,44 @@ class S3Location:
     @property
     def folder(self) -> str:
         return prefix_folder(self.prefix)
+
+    @property
+    def cache_key(self) -> str:
+        """The cache sub-folder for this store (joined below an endpoint folder)."""
+        return self.bucket
+
+    def at(self, prefix: str) -> "S3Location":
+        return S3Location(self.bucket, prefix)
+
+
+@dataclass(frozen=True)
+class AzureLocation:
+    """A prefix in an Azure Blob Storage container: ``azure://ACCOUNT/CONTAINER/PREFIX``."""
+    account: str
+    container: str
+    prefix: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"azure://{self.account}/{self.container}/{self.prefix}"
+
+    @property
+    def bucket(self) -> str:   # the name fetch reports use for "where"
+        return self.container
+
+    @property
+    def folder(self) -> str:
+        return prefix_folder(self.prefix)
+
+    @property
+    def cache_key(self) -> str:
+        return f"azure-{self.account}/{self.container}"
+
+    def at(self, prefix: str) -> "AzureLocation":
+        return AzureLocation(self.account, self.container, prefix)
+
+
+Location = Union[S3Location, AzureLocation]
 
 
 def prefix_folder(prefix: str) -> str:
@@ -43,9 +84,37 @@ def parse_s3_url(url: str) -> S3Location:
     return S3Location(bucket, prefix)
 
 
+def parse_azure_url(url: str) -> AzureLocation:
+    if not url.startswith("azure://"):
+        raise UsageError(f"not an azure:// URL: {url}")
+    account, _, rest = url[len("azure://"):].partition("/")
+    container, _, prefix = rest.partition("/")
+    if not account or not container:
+        raise UsageError(f"give azure://ACCOUNT/CONTAINER/PREFIX, not {url}")
+    return AzureLocation(account, container, prefix)
+
+
+def is_remote(source: str) -> bool:
+    return source.startswith(("s3://", "azure://"))
+
+
+def parse_location(url: str) -> S3Location | AzureLocation:
+    """``s3://…`` or ``azure://…`` → its location."""
+    if url.startswith("azure://"):
+        return parse_azure_url(url)
+    if url.startswith("s3://"):
+        return parse_s3_url(url)
+    raise UsageError(f"not a bucket URL (s3://BUCKET/PREFIX or azure://ACCOUNT/CONTAINER/PREFIX): {url}")
+
+
 @dataclass(frozen=True)
 class Settings:
-    """How to reach the store. Secrets are kept out of repr()."""
+    """How to reach the store. Secrets are kept out of repr().
+
+    S3 uses ``access_key``/``secret_key``/``session_token``; Azure uses
+    ``azure_account_key``, ``azure_sas_token`` or ``azure_connection_string`` (when none is
+    set, the standard environment variables are read when the client is made).
+    """
 
     endpoint_url: str | None = None
     region: str | None = None
@@ -55,15 +124,23 @@ class Settings:
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
+    vendor: int | None = None
+    azure_account_key: str | None = field(default=None, repr=False)
+    azure_sas_token: str | None = field(default=None, repr=False)
+    azure_connection_string: str | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         """Safe one-line description (no secrets)."""
+        if self.vendor == AZURE_VENDOR:
+            return self.endpoint_url or "Azure Blob Storage"
         return self.endpoint_url or f"AWS S3 ({self.region or 'default region'})"
 
 
 def settings_from_options(*, endpoint_url: str | None = None, region: str | None = None,
                           profile: str | None = None, vendor: int | None = None,
                           region_code: int | None = None, unsigned: bool = False) -> Settings:
+    if vendor == AZURE_VENDOR:   # no S3 API: the azure:// address says where; region codes do not matter
+        return Settings(endpoint_url=endpoint_url, region=region, vendor=vendor, unsigned=unsigned)
     if vendor is not None:
         ep = endpoint_for(vendor, region_code, endpoint_url)
         return Settings(endpoint_url=endpoint_url or ep.endpoint_url, region=region or ep.region,
@@ -74,10 +151,14 @@ def settings_from_options(*, endpoint_url: str | None = None, region: str | None
 
 
 def load_agora_storage_config(path: str | Path, *, endpoint_url: str | None = None,
-                              region: str | None = None) -> tuple[S3Location, Settings]:
+                              region: str | None = None) -> tuple[S3Location | AzureLocation, Settings]:
     """Read Agora's ``storageConfig`` (bare, or inside a whole ``start`` request body).
 
-    Errors name the file and the field, never a value: the file holds secrets.
+    Vendor 5 (Microsoft Azure): ``bucket`` is the container, ``accessKey`` the storage
+    account name and ``secretKey`` its access key; ``region`` (Agora's Azure region code)
+    does not change the address, which is ``https://<accessKey>.blob.core.windows.net``
+    unless ``endpoint_url`` says otherwise. Errors name the file and the field, never a
+    value: the file holds secrets.
     """
     p = Path(path)
     doc = read_json(p)
@@ -101,6 +182,15 @@ def load_agora_storage_config(path: str | Path, *, endpoint_url: str | None = No
         raise MediatoolsError("storageConfig fileNamePrefix must be a list of strings", file=str(p),
                               code="bad_json")
     prefix = "".join(f"{part}/" for part in prefix_parts if part)
+    if vendor == AZURE_VENDOR:
+        account = cfg.get("accessKey")
+        if not isinstance(account, str) or not account:
+            raise MediatoolsError("storageConfig for vendor 5 (Azure) needs accessKey (the storage account name)",
+                                  file=str(p), code="bad_storage_config")
+        key = cfg.get("secretKey")
+        settings = Settings(endpoint_url=endpoint_url, region=region, vendor=vendor,
+                            azure_account_key=key if isinstance(key, str) and key else None)
+        return AzureLocation(account, str(cfg["bucket"]), prefix), settings
     ext = cfg.get("extensionParams")
     ext_endpoint = ext.get("endpoint") if isinstance(ext, dict) else None
     try:

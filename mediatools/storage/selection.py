@@ -25,6 +25,7 @@ class ObjectInfo:
     size: int
     etag: str = ""            # without quotes; "" when the store gave none
     rel: str = ""             # safe relative path below the prefix ("" until checked)
+    content_md5: str = ""     # hex MD5 the store keeps beside the object (Azure's Content-MD5), "" if none
 
     @property
     def name(self) -> str:
@@ -32,7 +33,10 @@ class ObjectInfo:
 
     @property
     def md5(self) -> str | None:
-        """The content MD5 when the ETag is one (single-part upload), else None."""
+        """The content MD5: the store's Content-MD5 when it keeps one, else the ETag when that is
+        one (an S3 single-part upload), else None."""
+        if self.content_md5:
+            return self.content_md5
         e = self.etag.lower()
         return e if len(e) == 32 and all(c in "0123456789abcdef" for c in e) else None
 
@@ -139,7 +143,7 @@ def classify(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[
             if obj.name.endswith((".ts", ".webm")):
                 rel = relative_key(obj.key, prefix)
                 if refusal(rel) is None:
-                    odd[rel] = ObjectInfo(obj.key, obj.size, obj.etag, rel)
+                    odd[rel] = replace(obj, rel=rel)
             continue
         if not sel.wants(n):
             continue
@@ -148,7 +152,7 @@ def classify(objects: list[ObjectInfo], prefix: str, sel: Selection) -> tuple[
         if why:
             refused.append((obj.key, why))
             continue
-        item = ObjectInfo(obj.key, obj.size, obj.etag, rel)
+        item = replace(obj, rel=rel)
         (playlists if n.kind == "playlist" else slices).append(item)
     if sel.playlist_names is not None:
         users = {parse_name(p.name).key for p in playlists if _base_playlist_name(p.name) in sel.playlist_names}

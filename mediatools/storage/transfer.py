@@ -1,5 +1,9 @@
 """The transfer layer: one verified GET per object, written under a temporary name.
 
+:class:`Downloader` holds the vendor-neutral part (the retry loop, length and MD5 checks,
+temporary name then rename, resume checks) and S3's GET; ``azure.AzureDownloader``
+replaces only the GET and where the expected MD5 comes from.
+
 Agora slices are small (~100-300 KB), so each is one GET: no HEAD (the listing
 already gave size and ETag) and no ranged parts. botocore retries whole requests
 (throttling, 5xx, refused connections); this layer also retries a body that
@@ -29,6 +33,15 @@ class TransferError(MediatoolsError):
 
 class Cancelled(Exception):
     """Raised inside workers once the run is interrupted."""
+
+
+class RetryBody(Exception):
+    """Raised by a transport's ``_open`` when the response arrived but its body broke off
+    (the SDK read it already): the loop in ``_get`` waits and tries again."""
+
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
 
 
 def _body_errors() -> tuple[type[BaseException], ...]:
@@ -66,10 +79,14 @@ class Downloader:
         self.checksum = checksum
         self.backoff_s = backoff_s
         self.stop = stop or threading.Event()
-        self._body_errors = _body_errors()
+        self._body_errors = self._errors()
         self._http = _direct_pool(client, jobs, self.retries) if direct is not False else None
         self._pools: dict[str, Any] = {}
         self._made: set[Path] = set()
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        """Exceptions that mean "the body broke off": retried by the loop in ``_get``."""
+        return _body_errors()
 
     def _folder(self, target: Path) -> None:
         """Create the target's folder once per run."""
@@ -117,7 +134,12 @@ class Downloader:
                 raise Cancelled()
             sink.seek(0)
             sink.truncate()
-            resp = self._open(obj)
+            try:
+                resp = self._open(obj)
+            except RetryBody as exc:
+                last = exc.why
+                self._sleep(attempt)
+                continue
             body = resp["Body"]
             h = hashlib.md5(usedforsecurity=False)
             n = 0
@@ -138,15 +160,23 @@ class Downloader:
                 last = f"body is {n} bytes, expected {expected}"
                 self._sleep(attempt)
                 continue
-            etag = (resp.get("ETag") or "").strip('"').lower()
-            md5_etag = etag if len(etag) == 32 and "-" not in etag else None
-            encrypted = resp.get("ServerSideEncryption") == "aws:kms" or resp.get("SSECustomerAlgorithm")
-            if self.checksum and md5_etag and not encrypted and h.hexdigest() != md5_etag:
-                last = f"MD5 {h.hexdigest()} does not match ETag {md5_etag}"
+            want, what = self._expected_md5(resp)
+            if self.checksum and want and h.hexdigest() != want:
+                last = f"MD5 {h.hexdigest()} does not match {what} {want}"
                 self._sleep(attempt)
                 continue
             return n
-        raise TransferError(f"failed after {self.retries} attempts: {last}", file=obj.key, code="s3_failed")
+        raise TransferError(f"failed after {self.retries} attempts: {last}", file=obj.key,
+                            code=f"{self.code_prefix}failed")
+
+    code_prefix = "s3_"
+
+    def _expected_md5(self, resp: dict[str, Any]) -> tuple[str | None, str]:
+        """(hex MD5 the body must have, what it came from); S3: a single-part, unencrypted ETag."""
+        etag = (resp.get("ETag") or "").strip('"').lower()
+        md5_etag = etag if len(etag) == 32 and "-" not in etag else None
+        encrypted = resp.get("ServerSideEncryption") == "aws:kms" or resp.get("SSECustomerAlgorithm")
+        return (None if encrypted else md5_etag), "ETag"
 
     def _open(self, obj: ObjectInfo) -> dict[str, Any]:
         """Send the GET; {"Body", "ContentLength", "ETag", …} like boto3's get_object."""
