@@ -1,21 +1,20 @@
 """``mediatools activity``: who spoke when, talk-time figures, exports for other tools."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..activity import DETECTORS, EXPORTS, ActivityOptions, activity
 from . import cli
 from .common import (
-    emit_json,
     json_option,
-    local_source,
     quiet_option,
-    report_problems,
+    run_stage,
     sid_option,
     source_options,
     strict_option,
 )
-from .progress import progress_bar
 
 
 @cli.command("activity")
@@ -52,18 +51,16 @@ def activity_cmd(ctx: click.Context, source: str, out: str, sid: str | None, uid
                            aggressiveness=aggressiveness, hangover_ms=hangover_ms, min_turn_ms=min_turn_ms,
                            exports=list(exports) or list(EXPORTS), strict=strict)
     opts.check()
-    folder = local_source(ctx, source, sid=sid, uids=list(uids))
-    with progress_bar("speech activity", quiet=quiet) as progress:
-        rep = activity(folder, out, opts, progress=progress)
-    report_problems(rep.problems, quiet=quiet or as_json)
-    if as_json:
-        emit_json(rep.to_dict())
-    elif not quiet:
-        c = rep.figures["call"]
-        for u in rep.figures["users"]:
-            click.echo(f"{u['uid']:>12}  talk {u['talk_ms'] / 1000:8.1f} s  {100 * u['share']:5.1f} %  "
-                       f"{u['turns']:4d} turns  overlap {u['overlap_ms'] / 1000:6.1f} s  "
-                       f"{u['interruptions']} interruptions", err=True)
-        click.echo(f"wrote {out} ({len(rep.users)} users, {c['turns']} turns, talk {c['talk_ms'] / 1000:.1f} s, "
-                   f"overlap {c['overlap_ms'] / 1000:.1f} s, {len(c['silences'])} silences, "
-                   f"{len(rep.problems)} problems)", err=True)
+    run_stage(ctx, activity, source, out, opts, label="speech activity", sid=sid, uids=list(uids), quiet=quiet,
+              as_json=as_json, summary=lambda rep: _summary(rep, out))
+
+
+def _summary(rep: Any, out: str) -> str:
+    c = rep.figures["call"]
+    lines = [f"{u['uid']:>12}  talk {u['talk_ms'] / 1000:8.1f} s  {100 * u['share']:5.1f} %  "
+             f"{u['turns']:4d} turns  overlap {u['overlap_ms'] / 1000:6.1f} s  {u['interruptions']} interruptions"
+             for u in rep.figures["users"]]
+    lines.append(f"wrote {out} ({len(rep.users)} users, {c['turns']} turns, talk {c['talk_ms'] / 1000:.1f} s, "
+                 f"overlap {c['overlap_ms'] / 1000:.1f} s, {len(c['silences'])} silences, "
+                 f"{len(rep.problems)} problems)")
+    return "\n".join(lines)

@@ -99,3 +99,21 @@ def local_source(ctx: click.Context | None, source: str, *, sid: str | None = No
         click.echo(f"mediatools: {rep.source}: {len(rep.fetched)} fetched, {len(rep.skipped)} reused from cache "
                    f"{folder}", err=True)
     return folder
+
+
+def run_stage(ctx: click.Context, stage: Callable[..., Any], source: str, out: str, options: Any, *,
+              label: str, sid: str | None, uids: list[str] | None, quiet: bool, as_json: bool,
+              summary: Callable[[Any], str] | None = None) -> Any:
+    """What every stage command does once its options are built: resolve SOURCE (fetching
+    ``s3://`` into the cache), run the stage with a progress bar, name each problem on stderr,
+    then print the report as JSON or a one-line summary."""
+    from .progress import progress_bar
+    folder = local_source(ctx, source, sid=sid, uids=uids)
+    with progress_bar(label, quiet=quiet) as progress:
+        report = stage(folder, out, options, progress=progress)
+    report_problems(report.problems, quiet=quiet or as_json)
+    if as_json:
+        emit_json(report.to_dict())
+    elif not quiet and summary is not None and (text := summary(report)):
+        click.echo(text, err=True)
+    return report

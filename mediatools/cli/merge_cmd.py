@@ -2,19 +2,16 @@ from __future__ import annotations
 
 import click
 
-from ..merge import MERGE_FORMATS, MergeOptions, merge
+from ..merge import MERGE_FORMATS, MergeOptions, MergeReport, merge
 from . import cli
 from .common import (
-    emit_json,
     json_option,
-    local_source,
     quiet_option,
-    report_problems,
+    run_stage,
     sid_option,
     source_options,
     strict_option,
 )
-from .progress import progress_bar
 
 
 @cli.command("merge")
@@ -46,13 +43,10 @@ def merge_cmd(ctx: click.Context, source: str, outdir: str, fmt: str | None, sid
     """One file per user: the user's runs, copied without re-encoding where the codec allows."""
     opts = MergeOptions(sid=sid, uids=list(uids), format=fmt, gaps=gaps, align=align, start=start, end=end,
                         strict=strict, reencode=reencode, parallel=parallel, create_outdir=True)
-    folder = local_source(ctx, source, sid=sid, uids=list(uids))
-    with progress_bar("merging", quiet=quiet) as progress:
-        report = merge(folder, outdir, opts, progress=progress)
-    report_problems(report.problems, quiet=quiet or as_json)
-    if as_json:
-        emit_json(report.to_dict())
-    elif not quiet:
-        for u in report.users:
-            if u["file"]:
-                click.echo(f"wrote {u['file']} ({u['mode']}, {u['duration_ms'] / 1000:.3f} s)", err=True)
+    run_stage(ctx, merge, source, outdir, opts, label="merging", sid=sid, uids=list(uids), quiet=quiet,
+              as_json=as_json, summary=_summary)
+
+
+def _summary(report: MergeReport) -> str:
+    return "\n".join(f"wrote {u['file']} ({u['mode']}, {u['duration_ms'] / 1000:.3f} s)"
+                     for u in report.users if u["file"])

@@ -8,16 +8,13 @@ from ..media.formats import FORMATS
 from ..mix import NORMALIZE, MixOptions, mix
 from . import cli
 from .common import (
-    emit_json,
     json_option,
-    local_source,
     quiet_option,
-    report_problems,
+    run_stage,
     sid_option,
     source_options,
     strict_option,
 )
-from .progress import progress_bar
 
 
 def _gains(values: tuple[str, ...]) -> dict[str, float]:
@@ -76,12 +73,6 @@ def mix_cmd(ctx: click.Context, source: str, out: str, fmt: str | None, sid: str
             opts.bitrate = str(t.bitrate)
     opts.sample_rate = sample_rate or opts.sample_rate
     opts.channels = channels or opts.channels
-    folder = local_source(ctx, source, sid=sid, uids=list(uids))
-    with progress_bar("mixing", quiet=quiet) as progress:
-        report = mix(folder, out, opts, progress=progress)
-    report_problems(report.problems, quiet=quiet or as_json)
-    if as_json:
-        emit_json(report.to_dict())
-    elif not quiet:
-        click.echo(f"wrote {report.output} ({report.format}, {report.duration_ms / 1000:.3f} s, "
-                   f"{len(report.users)} users, {len(report.problems)} problems)", err=True)
+    run_stage(ctx, mix, source, out, opts, label="mixing", sid=sid, uids=list(uids), quiet=quiet, as_json=as_json,
+              summary=lambda r: f"wrote {r.output} ({r.format}, {r.duration_ms / 1000:.3f} s, "
+                                f"{len(r.users)} users, {len(r.problems)} problems)")

@@ -6,16 +6,13 @@ import click
 from ..activity import ActivityOptions
 from . import cli
 from .common import (
-    emit_json,
     json_option,
-    local_source,
     quiet_option,
-    report_problems,
+    run_stage,
     sid_option,
     source_options,
     strict_option,
 )
-from .progress import progress_bar
 
 
 @cli.command("report")
@@ -52,12 +49,7 @@ def report_cmd(ctx: click.Context, source: str, out: str, mix: str | None, no_mi
     opts = ReportOptions(sid=sid, uids=list(uids), exclude_uids=list(exclude), mix=mix, find_mix=not no_mix,
                          strict=strict, activity=ActivityOptions(aggressiveness=aggressiveness,
                                                                  hangover_ms=hangover_ms, min_turn_ms=min_turn_ms))
-    folder = local_source(ctx, source, sid=sid, uids=list(uids))
-    with progress_bar("speech activity", quiet=quiet) as progress:
-        rep = report(folder, out, opts, progress=progress)
-    report_problems(rep.problems, quiet=quiet or as_json)
-    if as_json:
-        emit_json(rep.to_dict())
-    elif not quiet:
-        click.echo(f"wrote {rep.output} ({rep.users} users, {rep.turns} turns, {rep.size_bytes / 1024:.0f} KiB"
-                   f"{', player: ' + rep.mix if rep.mix else ''})", err=True)
+    run_stage(ctx, report, source, out, opts, label="speech activity", sid=sid, uids=list(uids), quiet=quiet,
+              as_json=as_json, summary=lambda rep: f"wrote {rep.output} ({rep.users} users, {rep.turns} turns, "
+                                                   f"{rep.size_bytes / 1024:.0f} KiB"
+                                                   f"{', player: ' + rep.mix if rep.mix else ''})")
