@@ -5,6 +5,7 @@ Exit codes: 0 success (problems, if any, reported), 1 failure, 2 usage error,
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -69,8 +70,25 @@ for p in cli.params:
         p.callback = _cb
 
 
+#: after an interrupt, how long cleanup may take before the process exits regardless
+INTERRUPT_GRACE_S = 30.0
+
+
 def _handle_term(signum, frame):  # noqa: ANN001
+    _arm_watchdog()
     raise KeyboardInterrupt
+
+
+def _arm_watchdog() -> None:
+    """Ctrl-C / SIGTERM unwind the stack (each stage removes its temporaries on the way); should
+    anything then block (a child that will not die, a pipe that will not drain), exit anyway."""
+    import threading
+    if getattr(_arm_watchdog, "armed", False):
+        return
+    _arm_watchdog.armed = True  # type: ignore[attr-defined]
+    t = threading.Timer(INTERRUPT_GRACE_S, lambda: os._exit(EXIT_INTERRUPTED))
+    t.daemon = True
+    t.start()
 
 
 def _setup_logging(debug: bool) -> None:
@@ -139,6 +157,16 @@ def main(argv: list[str] | None = None) -> int:
                    f"(rerun with --debug and report it at {ISSUES_URL})", err=True)
         code = EXIT_FAIL
     if argv is None:
+        if code == EXIT_INTERRUPTED:
+            # cleanup has run (finally blocks on the way up); skip interpreter teardown, where a
+            # half-dead child's pipe or a worker thread could still keep an interrupted run alive
+            _arm_watchdog()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(code)
         sys.exit(code)
     return code
 
