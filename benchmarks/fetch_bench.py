@@ -124,6 +124,16 @@ def count(folder: Path) -> int:
     return sum(1 for p in folder.rglob("*") if p.is_file())
 
 
+def print_table(title: str, reference: str, results: list[tuple[str, dict, dict]]) -> None:
+    """Each store's rows: the reference client, then mediatools with its ratios against it."""
+    print(f"\n{title:24} {'client':18} {'wall s':>8} {'obj/s':>8} {'cpu s':>7}   ratios vs {reference}")
+    for label, ref, got in results:
+        for r in (ref, got):
+            extra = "" if r is ref else (f"   wall ×{got['wall'] / ref['wall']:.2f}  cpu ×{got['cpu'] / ref['cpu']:.2f}"
+                                         f"  obj/s ×{got['ops'] / ref['ops']:.2f}")
+            print(f"{label:24} {r['name']:18} {r['wall']:8.2f} {r['ops']:8.0f} {r['cpu']:7.2f}{extra}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--slices", type=int, default=200, help="slices per user (8 users)")
@@ -160,12 +170,7 @@ def main() -> None:
                                                "--endpoint-url", url, "-q", "--jobs", str(a.jobs)], n)
                 assert count(out_m) == count(out_a) == n, (count(out_m), count(out_a), n)
                 results.append((label, ref, got))
-        print(f"\n{'':24} {'client':18} {'wall s':>8} {'obj/s':>8} {'cpu s':>7}   ratios vs aws s3 sync")
-        for label, ref, got in results:
-            for r in (ref, got):
-                extra = "" if r is ref else (f"   wall ×{got['wall'] / ref['wall']:.2f}  cpu ×{got['cpu'] / ref['cpu']:.2f}"
-                                             f"  obj/s ×{got['ops'] / ref['ops']:.2f}")
-                print(f"{label:24} {r['name']:18} {r['wall']:8.2f} {r['ops']:8.0f} {r['cpu']:7.2f}{extra}")
+        print_table("", "aws s3 sync", results)
         print("\ntargets: (a) wall ≤ 0.8× and cpu ≤ 0.6× aws s3 sync; (b) obj/s ≥ 2×")
     finally:
         moto.terminate()
@@ -194,12 +199,7 @@ def bench_azure(a: argparse.Namespace) -> None:
                           env={"AZURE_STORAGE_CONNECTION_STRING": az.connection_string()})
                 assert count(out_m) == count(out_r) == n, (count(out_m), count(out_r), n)
                 results.append((label, ref, got))
-    print(f"\n{'Azurite':24} {'client':18} {'wall s':>8} {'obj/s':>8} {'cpu s':>7}   ratios vs the SDK loop")
-    for label, ref, got in results:
-        for r in (ref, got):
-            extra = "" if r is ref else (f"   wall ×{got['wall'] / ref['wall']:.2f}  cpu ×{got['cpu'] / ref['cpu']:.2f}"
-                                         f"  obj/s ×{got['ops'] / ref['ops']:.2f}")
-            print(f"{label:24} {r['name']:18} {r['wall']:8.2f} {r['ops']:8.0f} {r['cpu']:7.2f}{extra}")
+    print_table("Azurite", "the SDK loop", results)
     print("\ntarget (Azure): (b) obj/s ≥ 2× the SDK loop\n")
 
 

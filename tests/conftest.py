@@ -97,3 +97,8 @@ def azurite():
         pytest.skip(f"azurite-blob not found; install it with: {INSTALL_HINT}")
     with Azurite() as srv:
         yield srv
+
+
+def listed_entries(playlist: Path) -> list[str]:
+    """The slice names a playlist lists (every line that is not a tag)."""
+    return [ln.strip() for ln in playlist.read_text().splitlines() if ln.strip() and not ln.startswith("#")]

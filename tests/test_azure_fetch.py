@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from azuresupport import ACCOUNT, KEY, upload_folder
-from conftest import run_cli
+from conftest import listed_entries, run_cli
 from s3support import FaultProxy
 
 from mediatools.agora.names import parse_name
@@ -32,10 +32,6 @@ NO_AZURE_ENV = {"AZURE_STORAGE_CONNECTION_STRING": "", "AZURE_STORAGE_KEY": "", 
 
 def _files(d: Path) -> set[str]:
     return {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file()}
-
-
-def _listed(playlist: Path) -> list[str]:
-    return [ln.strip() for ln in playlist.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +53,7 @@ def store(make_recording, azurite):
         c.upload_blob(f"other/{i}.bin", b"x" * i)
         objects[f"{PREFIX}notes/unrelated-{i}.txt"] = f"n{i}".encode()
     playlists = sorted(rec_a.glob("*.m3u8"))
-    listed = {n for p in playlists for n in _listed(p)}
+    listed = {n for p in playlists for n in listed_entries(p)}
     present = {p.name for p in rec_a.iterdir() if p.suffix == ".ts"}
     info = {"sid_a": parse_name(playlists[0].name).sid, "objects": objects, "container": c,
             "expected_a": {p.name for p in playlists} | (listed & present),

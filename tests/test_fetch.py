@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import listed_entries, run_cli
 from s3support import CREDS, FaultProxy
 
 from mediatools.agora.names import parse_name
@@ -29,10 +29,6 @@ PREFIX = "agora/app1/"
 SID_B = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
 ISOLATED = {**CREDS, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
             "AWS_EC2_METADATA_DISABLED": "true"}
-
-
-def _listed(playlist: Path) -> list[str]:
-    return [ln.strip() for ln in playlist.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +59,7 @@ def bucket(make_recording, s3_server):
     for k, v in objects.items():
         c.put_object(Bucket=BUCKET, Key=k, Body=v)
     a_playlists = sorted(p for p in rec_a.glob("*.m3u8"))
-    listed = {n for p in a_playlists for n in _listed(p)}
+    listed = {n for p in a_playlists for n in listed_entries(p)}
     present = {p.name for p in rec_a.iterdir() if p.suffix == ".ts"}
     info = {
         "rec_a": rec_a, "rec_b": rec_b, "sid_a": truth_a["sid"] if "sid" in truth_a else

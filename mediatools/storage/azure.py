@@ -13,12 +13,11 @@ codes and Azure's error codes only. The SDK is imported only when a client is ma
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
 import threading
-from base64 import b64decode, b64encode
+from base64 import b64decode
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -306,12 +305,3 @@ class AzureTransport:
             self.container.close()
         except Exception:  # pragma: no cover - closing is best effort
             pass
-
-
-def file_md5_b64(path: str) -> tuple[str, str]:
-    """(hex, base64) MD5 of a file."""
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest(), b64encode(h.digest()).decode()

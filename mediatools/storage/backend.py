@@ -308,8 +308,8 @@ class AzureStore:
         return ObjectInfo(key, size, str(r.get("etag") or got.etag).strip('"'), content_md5=md5_hex_)
 
     def put_file(self, path: Path, key: str, content_type: str) -> ObjectInfo:
-        from .azure import file_md5_b64
-        md5, _ = file_md5_b64(str(path))
+        from .transfer import file_md5
+        md5 = file_md5(Path(path))
         size = Path(path).stat().st_size
         last: MediatoolsError | None = None
         for attempt in (1, 2):   # the SDK retries each request; this retries a whole failed upload once

@@ -9,7 +9,6 @@ a mediatools manifest nor a pending claim names is never overwritten unless forc
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any, Callable
 
 from ..errors import MediatoolsError
 from .backend import Store, content_type
+from .transfer import file_md5
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,6 @@ class Output:
     key: str            # where it goes
     kind: str           # "mix", "stem"
     uid: str | None = None
-
-
-def file_md5(path: Path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_doc(store: Store, key: str, schema: str) -> dict | None:
