@@ -32,9 +32,10 @@ def as_completed(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable
     generator early, an error in any item or an interrupt stops the rest as described above.
     """
     futures: dict[Future, T] = {}
+    running = _Running()
     try:
         for item in items:   # inside the try: workers start (and may be interrupted) at once
-            futures[pool.submit(fn, item)] = item
+            futures[pool.submit(running.call, fn, item, stop)] = item
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
@@ -48,7 +49,34 @@ def as_completed(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable
         for fut in futures:
             fut.cancel()
         wait(futures)
+        running.wait_idle()   # an interrupt between submit() and storing its future: wait for that one too
         raise
+
+
+class _Running:
+    """Counts the calls in progress. The futures dict alone is not enough: Ctrl-C can land
+    after ``pool.submit`` returned but before its future was stored, and that call (already
+    writing its temporary file) would then outlive the interrupted run."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = threading.Condition()
+
+    def call(self, fn: Callable[[T], R], item: T, stop: threading.Event) -> R:
+        with self.idle:
+            self.count += 1
+        try:
+            if stop.is_set():   # submitted, not yet started when the run was stopped
+                raise KeyboardInterrupt
+            return fn(item)
+        finally:
+            with self.idle:
+                self.count -= 1
+                self.idle.notify_all()
+
+    def wait_idle(self) -> None:
+        with self.idle:
+            self.idle.wait_for(lambda: self.count == 0)
 
 
 def run_all(pool: ThreadPoolExecutor, fn: Callable[[T], object], items: Iterable[T], *,
