@@ -2,6 +2,7 @@
 (dispatcher, sweeper, notifier), started and stopped together with the web app."""
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -64,6 +65,10 @@ class Service:
         self.sweeper = Sweeper(self.ledger, self.cfg.locations(), self.s3, interval_s=self.cfg.sweep_interval_s,
                                quiet_s=self.cfg.sweep_quiet_s, on_enqueue=self.poke)
         self.sweeper.start()
+        # everything loaded so far (Dask, SQLAlchemy, Starlette) lives as long as the service:
+        # out of the collector's sight, a full collection no longer stalls every request in flight
+        gc.collect()
+        gc.freeze()
         log.info("serving: ledger %s, %d source(s)", self.ledger.describe(), len(self.cfg.sources))
 
     def stop(self) -> None:
