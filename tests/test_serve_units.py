@@ -52,6 +52,8 @@ def test_triggers():
     assert _decide(_doc(11)).kind is None
     v = _decide(_doc(1001, details={"result": "partial_success", "fileList": [{"fileName": f"{SID}_{CNAME}_0.m4a"}]}))
     assert (v.kind, v.agora_result, v.agora_files) == ("verify", "partial_success", (f"{SID}_{CNAME}_0.m4a",))
+    v = _decide(_doc(1001, details={"result": "total_success", "fileList": [{"filename": f"a/{SID}_{CNAME}_0.mp4"}]}))
+    assert v.agora_files == (f"a/{SID}_{CNAME}_0.mp4",)               # Agora's Chinese reference: "filename"
     for et in (33, 40, 41, 43, 12, 10):
         assert _decide(_doc(et)).kind is None
     assert _decide(_doc(31, cname="test_webhook")).kind is None      # the console's test

@@ -115,12 +115,14 @@ def decide(doc: dict[str, Any], notice: Notice) -> Decision:
 
 
 def file_list(details: dict[str, Any]) -> list[str]:
+    """The names in ``fileList``: entries are objects with ``fileName`` (Agora's English reference)
+    or ``filename`` (its Chinese reference for 1001 and 81, and some of its examples), or bare names."""
     fl = details.get("fileList")
     if not isinstance(fl, list):
         return []
     out = []
     for e in fl:
-        name = e.get("fileName") if isinstance(e, dict) else e if isinstance(e, str) else None
+        name = (e.get("fileName") or e.get("filename")) if isinstance(e, dict) else e if isinstance(e, str) else None
         if isinstance(name, str) and name:
             out.append(name)
     return out
