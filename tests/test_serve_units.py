@@ -74,6 +74,11 @@ def test_folder_from_file_list_is_checked():
     assert triggers.folder_of([f"a/{pl}", f"b/{pl}"], SID) is None   # disagree
     assert triggers.folder_of([f"x/{pl}", "x/other.txt"], SID) == "x/"
     assert triggers.folder_of([f"x/{pl}"], "othersid") is None
+    mix = f"{SID}_{CNAME}_0.m4a"
+    assert triggers.folder_of([f"x/{mix}"], SID) is None                 # a mix counts for a 1001 only
+    assert triggers.folder_of([f"x/{mix}"], SID, mixes=True) == "x/"
+    assert triggers.folder_of([f"../{mix}"], SID, mixes=True) is None
+    assert _decide(_doc(1001, details={"fileList": [{"fileName": f"rec/{mix}"}]})).folder == "rec/"
 
 
 @pytest.mark.parametrize("body", [b"[]", b'{"eventType":31}', b'{"noticeId":""}', b'{"noticeId":5}'])
