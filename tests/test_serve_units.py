@@ -52,6 +52,8 @@ def test_triggers():
     assert _decide(_doc(11)).kind is None
     v = _decide(_doc(1001, details={"result": "partial_success", "fileList": [{"fileName": f"{SID}_{CNAME}_0.m4a"}]}))
     assert (v.kind, v.agora_result, v.agora_files) == ("verify", "partial_success", (f"{SID}_{CNAME}_0.m4a",))
+    v = _decide(_doc(1001, details={"result": "total_success", "fileList": [{"filename": f"a/{SID}_{CNAME}_0.mp4"}]}))
+    assert v.agora_files == (f"a/{SID}_{CNAME}_0.mp4",)               # Agora's Chinese reference: "filename"
     for et in (33, 40, 41, 43, 12, 10):
         assert _decide(_doc(et)).kind is None
     assert _decide(_doc(31, cname="test_webhook")).kind is None      # the console's test
@@ -72,6 +74,11 @@ def test_folder_from_file_list_is_checked():
     assert triggers.folder_of([f"a/{pl}", f"b/{pl}"], SID) is None   # disagree
     assert triggers.folder_of([f"x/{pl}", "x/other.txt"], SID) == "x/"
     assert triggers.folder_of([f"x/{pl}"], "othersid") is None
+    mix = f"{SID}_{CNAME}_0.m4a"
+    assert triggers.folder_of([f"x/{mix}"], SID) is None                 # a mix counts for a 1001 only
+    assert triggers.folder_of([f"x/{mix}"], SID, mixes=True) == "x/"
+    assert triggers.folder_of([f"../{mix}"], SID, mixes=True) is None
+    assert _decide(_doc(1001, details={"fileList": [{"fileName": f"rec/{mix}"}]})).folder == "rec/"
 
 
 @pytest.mark.parametrize("body", [b"[]", b'{"eventType":31}', b'{"noticeId":""}', b'{"noticeId":5}'])

@@ -51,6 +51,11 @@ def run_job(kind: str, sid: str, location: str | None, sources: list[str], optio
             storage: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Run one job to a result dict: ``status`` plus what the pipeline reported."""
     found_cname = None
+    if kind == "verify" and not agora_audio(list(extra.get("agora_files") or [])):
+        # nothing to compare (a 1001 "failed", or one that lists no audio file): record that at
+        # once, without looking for a recording that may never have reached the bucket
+        return {"status": "verified", "verify": None, "location": location,
+                "note": "Agora listed no audio file to verify"}
     if location is None:
         found = find_location(sid, sources, storage)
         if found is None:
@@ -100,6 +105,12 @@ def _process(sid: str, location: str, options: dict[str, Any], wait_s: float) ->
     return out
 
 
+def agora_audio(files: list[str]) -> list[str]:
+    """The files of a 1001 ``fileList`` that verify can check: Agora's audio postpone mix
+    (mp3, m4a, aac) or the MP4 its reference says the list holds (verify reads its audio)."""
+    return [f for f in files if f.rsplit(".", 1)[-1].lower() in ("m4a", "mp3", "aac", "mp4")]
+
+
 def _verify_agora(sid: str, location: str, storage: dict[str, Any], files: list[str]) -> dict[str, Any]:
     """Agora's postpone mix against the recording: fetch both, run verify, keep the verdict."""
     from ..storage.client import make_client
@@ -109,7 +120,7 @@ def _verify_agora(sid: str, location: str, storage: dict[str, Any], files: list[
     from ..verify import VerifyOptions, verify
 
     loc = parse_s3_url(location)
-    mixes = [f for f in files if f.rsplit(".", 1)[-1].lower() in ("m4a", "mp3", "aac")]
+    mixes = agora_audio(files)
     if not mixes:
         return {"status": "verified", "verify": None, "note": "Agora listed no audio file to verify"}
     settings = _settings(storage)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..agora.names import NameError_, parse_name, playlist_name
+from ..agora.names import NameError_, parse_name, parse_result_name, playlist_name
 
 UPLOADED, BACKUPED, SESSION_EXIT, POSTPONE_RESULT = 31, 32, 11, 1001
 CLOUD_RECORDING = 3
@@ -103,7 +103,7 @@ def decide(doc: dict[str, Any], notice: Notice) -> Decision:
         return Decision(None, "sid or cname not accepted by the file-name grammar")
     sid, cname = notice.sid, notice.cname
     files = file_list(details)
-    folder = folder_of(files, sid)
+    folder = folder_of(files, sid, mixes=et == POSTPONE_RESULT)
     if et == POSTPONE_RESULT:
         result = _str(details.get("result"))
         return Decision("verify", "Agora's postpone mix finished", sid, cname, folder,
@@ -115,32 +115,38 @@ def decide(doc: dict[str, Any], notice: Notice) -> Decision:
 
 
 def file_list(details: dict[str, Any]) -> list[str]:
+    """The names in ``fileList``: entries are objects with ``fileName`` (Agora's English reference)
+    or ``filename`` (its Chinese reference for 1001 and 81, and some of its examples), or bare names."""
     fl = details.get("fileList")
     if not isinstance(fl, list):
         return []
     out = []
     for e in fl:
-        name = e.get("fileName") if isinstance(e, dict) else e if isinstance(e, str) else None
+        name = (e.get("fileName") or e.get("filename")) if isinstance(e, dict) else e if isinstance(e, str) else None
         if isinstance(name, str) and name:
             out.append(name)
     return out
 
 
-def folder_of(files: list[str], sid: str) -> str | None:
+def folder_of(files: list[str], sid: str, *, mixes: bool = False) -> str | None:
     """The folder the playlists of ``sid`` sit in, when fileList keys carry one and all agree.
 
-    Only keys whose base name parses as this sid's playlist count; ``None`` means "list
-    the sources for ``<sid>_``" (keys without a folder, or folders that disagree or are unsafe).
+    Only keys whose base name parses as this sid's playlist count, and with ``mixes`` (a 1001,
+    whose fileList names only Agora's mix, stored beside the recording) this sid's postpone-mix
+    names too; ``None`` means "list the sources for ``<sid>_``" (keys without a folder, or
+    folders that disagree or are unsafe).
     """
     folders = set()
     for key in files:
         folder, name = posixpath.split(key.lstrip("/"))
-        try:
-            n = parse_name(name)
-        except NameError_:
-            continue
-        if n.sid != sid or n.kind != "playlist":
-            continue
+        r = parse_result_name(name) if mixes else None
+        if r is None or r.kind != "mix" or r.sid != sid:
+            try:
+                n = parse_name(name)
+            except NameError_:
+                continue
+            if n.sid != sid or n.kind != "playlist":
+                continue
         folders.add(folder + "/" if folder else "")
     if len(folders) != 1:
         return None
