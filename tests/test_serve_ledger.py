@@ -60,6 +60,26 @@ def test_duplicates_and_one_job_per_recording(ledger):
     assert _store(ledger, notice(33, SID, CNAME)) == (True, None)
 
 
+def test_a_burst_in_one_transaction_is_judged_like_one_at_a_time(ledger):
+    """Group commit: repeats inside the burst and of earlier notices, two notices asking for one
+    job, a 31 and a 1001 of one sid (two jobs): the answers are those of one-by-one storing."""
+    def item(doc):
+        n = parse_notice(doc)
+        return n, "{}", decide(doc, n), None
+    old = notice(31, SID, CNAME, details=uploaded_details(SID, CNAME, ["1"]))
+    assert _store(ledger, old) == (True, f"process:{SID}")
+    other = "0" * 31 + "1"
+    a = notice(31, other, CNAME, details=uploaded_details(other, CNAME, ["1"]))
+    b = notice(11, other, CNAME, details={"exitStatus": 0})
+    v = notice(1001, other, CNAME, details={"result": "total_success", "fileList": []})
+    got = ledger.record_notices([item(a), item(old), item(a), item(b), item(v), item(notice(33, other, CNAME))])
+    assert got == [(True, f"process:{other}"), (False, None), (False, None), (True, f"process:{other}"),
+                   (True, f"verify:{other}"), (True, None)]
+    assert sorted(j.job_id for j in ledger.list_jobs()) == sorted([f"process:{SID}", f"process:{other}",
+                                                                  f"verify:{other}"])
+    assert ledger.notification_count() == 5
+
+
 def test_claim_lease_expiry_and_fencing(ledger):
     ledger.enqueue("process", SID, CNAME, "s3://b/r/", trigger="t")
     (j,) = ledger.claim("a", lease_ms=300, limit=5)
