@@ -143,7 +143,10 @@ class Decoder:
             self._stream = audio[0]
         except (OSError, av.error.FFmpegError) as exc:   # a missing slice; FFmpeg's own errors
             self.close()
-            raise DecodeError(_reason(exc), file=self.name, code="decode_failed") from None
+            why = _reason(exc, self.name)
+            if isinstance(exc, EOFError):   # the demuxer found no stream before the end
+                why = f"no audio stream ({why})"
+            raise DecodeError(why, file=self.name, code="decode_failed") from None
         except BaseException:
             self.close()
             raise
@@ -223,7 +226,7 @@ class Decoder:
             except StopIteration:
                 break
             except av.error.FFmpegError as exc:
-                log.debug("%s: read error, ending the stream there: %s", self.name, _reason(exc))
+                log.debug("%s: read error, ending the stream there: %s", self.name, _reason(exc, self.name))
                 break
             if packet.size == 0:
                 continue             # PyAV's end-of-stream marker: drained below
@@ -232,7 +235,7 @@ class Decoder:
             except av.error.FFmpegError as exc:
                 errors += 1
                 if errors <= 3:
-                    log.debug("%s: skipping a packet that does not decode: %s", self.name, _reason(exc))
+                    log.debug("%s: skipping a packet that does not decode: %s", self.name, _reason(exc, self.name))
                 continue
             for f in frames:
                 self.frames += 1
@@ -270,11 +273,11 @@ class Decoder:
 _DTYPES = {"flt": "float32", "s16": "int16"}
 
 
-def _reason(exc: BaseException) -> str:
-    """FFmpeg's (or the OS's) words for an error, without PyAV's errno prefix; the file an OS
-    error is about (a slice missing from the run) is named."""
+def _reason(exc: BaseException, first: str = "") -> str:
+    """FFmpeg's (or the OS's) words for an error, without PyAV's errno prefix; a file an OS
+    error is about (a slice missing from the run) is named unless it is ``first``."""
     words = getattr(exc, "strerror", None) or str(exc)
     name = getattr(exc, "filename", None)
-    if isinstance(exc, OSError) and isinstance(name, str) and name:
+    if isinstance(exc, OSError) and isinstance(name, str) and name and Path(name).name != first:
         return f"{Path(name).name}: {words}"
     return words
