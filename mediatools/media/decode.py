@@ -192,14 +192,37 @@ class Decoder:
         self.close()
 
     def _converted(self) -> Iterator[np.ndarray]:
-        resampler, template = None, None
+        """Every decoded frame at the output's rate, format and channels. A float frame already
+        at the rate and layout asked for is only interleaved, in numpy: that is all
+        libswresample would do with it (float to float, no rematrixing), and a filter graph
+        per frame cost more than decoding it."""
+        import numpy as np
+        dtype, ch, layout = _DTYPES[self.format], self.channels, LAYOUTS.get(self.channels, self.channels)
+        resampler, template, plain = None, None, False
         for frame in self._frames():
-            key = (frame.format.name, frame.layout.name, frame.sample_rate)
+            fmt = frame.format.name
+            key = (fmt, frame.layout.name, frame.sample_rate)
             if key != template:   # the stream's parameters changed: flush, then a new converter
                 if resampler is not None:
                     yield from self._arrays(resampler.resample(None))
-                resampler, template = self._resampler(), key
-            yield from self._arrays(resampler.resample(frame))
+                template = key
+                plain = self.format == "flt" and fmt in ("flt", "fltp") and frame.layout.name == layout \
+                    and frame.sample_rate == self.rate
+                resampler = None if plain else self._resampler()
+            if not plain:
+                yield from self._arrays(resampler.resample(frame))
+                continue
+            n = frame.samples
+            if not n:
+                continue
+            planes = frame.planes
+            if fmt == "flt" or ch == 1:
+                yield np.frombuffer(planes[0], dtype, n * ch).reshape(n, ch)
+            else:
+                x = np.empty((n, ch), dtype)
+                for c in range(ch):
+                    x[:, c] = np.frombuffer(planes[c], dtype, n)
+                yield x
         if resampler is not None:
             yield from self._arrays(resampler.resample(None))   # the resampler's tail
 
@@ -209,9 +232,12 @@ class Decoder:
                                  rate=self.rate)
 
     def _arrays(self, frames: list) -> Iterator[np.ndarray]:
+        """The resampler's (packed) frames as arrays, without PyAV's per-plane vstack."""
+        import numpy as np
         for f in frames:
             if f.samples:
-                yield f.to_ndarray().reshape(-1, self.channels)
+                yield np.frombuffer(f.planes[0], _DTYPES[self.format], f.samples * self.channels) \
+                    .reshape(-1, self.channels)
 
     def _frames(self) -> Iterator:
         """Decoded frames. A packet the decoder rejects is counted and skipped, as the CLI does;
