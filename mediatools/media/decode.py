@@ -199,10 +199,15 @@ class Decoder:
         import numpy as np
         dtype, ch, layout = _DTYPES[self.format], self.channels, LAYOUTS.get(self.channels, self.channels)
         resampler, template, plain = None, None, False
+        batch: list = []     # frames to resample in one call (libswresample's output does not
+        held = 0             # depend on how its input is cut; the graph costs per call)
         for frame in self._frames():
             fmt = frame.format.name
             key = (fmt, frame.layout.name, frame.sample_rate)
             if key != template:   # the stream's parameters changed: flush, then a new converter
+                if batch:
+                    yield from self._arrays(resampler.resample(_joined(batch)))
+                    batch, held = [], 0
                 if resampler is not None:
                     yield from self._arrays(resampler.resample(None))
                 template = key
@@ -210,7 +215,11 @@ class Decoder:
                     and frame.sample_rate == self.rate
                 resampler = None if plain else self._resampler()
             if not plain:
-                yield from self._arrays(resampler.resample(frame))
+                batch.append(frame)
+                held += frame.samples
+                if held >= _BATCH or fmt not in ("flt", "fltp"):
+                    yield from self._arrays(resampler.resample(_joined(batch)))
+                    batch, held = [], 0
                 continue
             n = frame.samples
             if not n:
@@ -223,6 +232,8 @@ class Decoder:
                 for c in range(ch):
                     x[:, c] = np.frombuffer(planes[c], dtype, n)
                 yield x
+        if batch:
+            yield from self._arrays(resampler.resample(_joined(batch)))
         if resampler is not None:
             yield from self._arrays(resampler.resample(None))   # the resampler's tail
 
@@ -297,6 +308,27 @@ class Decoder:
 
 
 _DTYPES = {"flt": "float32", "s16": "int16"}
+_BATCH = 8192   # samples resampled per call
+
+
+def _joined(frames: list):  # noqa: ANN202
+    """One float frame holding ``frames``' samples back to back (the first frame when alone)."""
+    if len(frames) == 1:
+        return frames[0]
+    import av
+    import numpy as np
+    first = frames[0]
+    fmt = first.format.name
+    if fmt == "fltp":
+        data = np.concatenate([np.stack([np.frombuffer(p, np.float32, f.samples) for p in f.planes[:len(first.layout.channels)]])
+                               for f in frames], axis=1)
+    else:
+        ch = len(first.layout.channels)
+        data = np.concatenate([np.frombuffer(f.planes[0], np.float32, f.samples * ch) for f in frames]).reshape(1, -1)
+    out = av.AudioFrame.from_ndarray(data, format=fmt, layout=first.layout.name)
+    out.sample_rate = first.sample_rate
+    out.pts, out.time_base = first.pts, first.time_base
+    return out
 
 
 def _reason(exc: BaseException, first: str = "") -> str:
