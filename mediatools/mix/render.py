@@ -1,8 +1,9 @@
 """Mixing every user onto one wall-clock timeline, streaming, in bounded memory.
 
-Pipeline (both cores busy, nothing whole in RAM): each run is decoded by its own ffmpeg,
-started just before the mix reaches it, as one stream (its TS slices joined), resampled
-and trimmed to its exact samples, at its own channel count. Python places the runs
+Pipeline (both cores busy, nothing whole in RAM): each run is decoded in-process
+(:mod:`mediatools.media.decode`, PyAV), opened just before the mix reaches it, as one
+stream (its TS slices joined), resampled and trimmed to its exact samples, at its own
+channel count, lazily as the mix asks for samples. Python places the runs
 sample-exactly in fixed-size blocks — silence costs nothing, channel conversion is
 explicit (a mono user at its own level in every channel, stereo → mono as (L+R)/2) —
 applies per-user gains with numpy and feeds one ffmpeg *encoder* that limits or
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..atomic import atomic_path
 from ..errors import MediatoolsError, Problem
-from ..media.ffmpeg import FFmpegProcess, base_cmd, concat_url, start
+from ..media.decode import DecodeError, Decoder
 from ..media.formats import FORMATS, OutputFormat, format_for
 from ..timeline.contract import Timeline, UserTimeline
 from ..timeline.span import Span, window
@@ -38,7 +39,6 @@ class Segment:
     length: int
     slices: list[Path]
     src_channels: int
-    src_rate: int | None = None
 
 
 def user_segments(ut: UserTimeline, rate: int, *, window_start_ms: float = 0.0,
@@ -54,48 +54,43 @@ def user_segments(ut: UserTimeline, rate: int, *, window_start_ms: float = 0.0,
         ch = min(pr.run.media.channels, 2) if pr.run.media else 1
         segs.append(Segment(start=int(round(start_ms * rate / 1000.0)),
                             length=int(round(end_ms * rate / 1000.0)) - int(round(start_ms * rate / 1000.0)),
-                            slices=[s.path for s in pr.run.slices if s.path is not None], src_channels=ch,
-                            src_rate=pr.run.media.sample_rate if pr.run.media else None))
+                            slices=[s.path for s in pr.run.slices if s.path is not None], src_channels=ch))
     return segs
 
 
-def segment_cmd(seg: Segment, rate: int, src_rate: int | None) -> list[str]:
-    """One ffmpeg decoding a run as one stream: resampled, trimmed to its samples, native channels."""
-    skip = max(0, -seg.start)
-    filters = [] if src_rate == rate else [f"aresample={rate}"]
-    filters.append(f"atrim=start_sample={skip}:end_sample={seg.length}")
-    # one thread: many decoders run at once, and ffmpeg's per-frame hand-offs between its
-    # own threads cost ~20% more CPU than they save on a stream this small
-    return base_cmd() + ["-threads", "1", "-filter_threads", "1", "-i", concat_url(seg.slices), "-map", "0:a:0",
-                         "-af", ",".join(filters), "-ac", str(seg.src_channels), "-f", "f32le", "-ar", str(rate),
-                         "pipe:1"]
-
-
 class _Source:
-    """A run being decoded: started when the mix reaches it, read block by block."""
+    """A run being decoded: opened when the mix reaches it, read block by block."""
 
-    def __init__(self, seg: Segment, rate: int, src_rate: int | None, gain: float, uid: str):
-        self.seg, self.gain, self.uid = seg, gain, uid
+    def __init__(self, seg: Segment, rate: int, gain: float, uid: str):
+        self.seg, self.rate, self.gain, self.uid = seg, rate, gain, uid
         self.start = max(seg.start, 0)
         self.end = seg.start + seg.length
-        self.cmd = segment_cmd(seg, rate, src_rate)
-        self.proc: FFmpegProcess | None = None
+        self.decoder: Decoder | None = None
         self.pos = self.start          # next output sample this source will deliver
         self.dry = False               # decoder ended early: the rest is silence (the run is shorter)
 
     def open(self) -> None:
-        self.proc = start(self.cmd, stdout=True, bufsize=0, big_pipes=True)
+        try:
+            self.decoder = Decoder(self.seg.slices, self.rate, self.seg.src_channels,
+                                   skip=max(0, -self.seg.start), length=self.seg.length)
+        except DecodeError as exc:
+            raise MediatoolsError(f"decoding uid {self.uid} failed: {exc.message}", file=exc.file,
+                                  code="decode_failed") from None
 
     def read(self, n: int, channels: int) -> np.ndarray:
         """Next ``n`` frames, shaped (n, 1) or (n, channels) for broadcasting into the mix."""
         import numpy as np  # lazily: merge's copy path does not need numpy
         ch = self.seg.src_channels
-        want = n * ch * 4
-        buf = b"" if self.dry else _read_exact(self.proc.stdout, want)
-        if len(buf) < want:
-            self.dry = True
-        x = np.frombuffer(buf[: len(buf) - len(buf) % (4 * ch)], dtype=np.float32).reshape(-1, ch)
+        if self.dry:
+            x = np.zeros((0, ch), np.float32)
+        else:
+            try:
+                x = self.decoder.read(n)
+            except DecodeError as exc:
+                raise MediatoolsError(f"decoding uid {self.uid} failed: {exc.message}", file=exc.file,
+                                      code="decode_failed") from None
         if len(x) < n:
+            self.dry = True
             x = np.concatenate([x, np.zeros((n - len(x), ch), np.float32)])
         if ch == 2 and channels == 1:
             x = x.mean(axis=1, keepdims=True)   # (L+R)/2
@@ -104,8 +99,8 @@ class _Source:
         return x
 
     def close(self) -> None:
-        if self.proc:
-            self.proc.close()
+        if self.decoder:
+            self.decoder.close()
 
 
 @dataclass
@@ -155,14 +150,14 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
 
 
 class _Mixer:
-    """The placed, gained sum of every run, block by block. A run's decoder starts one block
-    before the mix reaches it and is gone when the run ends, so only the runs sounding at
-    once have a process."""
+    """The placed, gained sum of every run, block by block. A run's decoder opens one block
+    before the mix reaches it and is closed when the run ends, so only the runs sounding at
+    once hold a decoder (and at most about a block of samples each)."""
 
     def __init__(self, users: list[tuple[UserTimeline, list[Segment]]], gains_db: dict[str, float],
                  rate: int, channels: int):
         self.channels = channels
-        self.sources = sorted((_Source(seg, rate, seg.src_rate, 10 ** (gains_db.get(ut.uid, 0.0) / 20.0), ut.uid)
+        self.sources = sorted((_Source(seg, rate, 10 ** (gains_db.get(ut.uid, 0.0) / 20.0), ut.uid)
                                for ut, segs in users for seg in segs), key=lambda s: s.start)
         self.active: list[_Source] = []
         self.nxt = 0
@@ -184,9 +179,6 @@ class _Mixer:
             acc[a - done:b - done] += x if src.gain == 1.0 else x * np.float32(src.gain)
         for src in [s for s in active if s.pos >= s.end]:
             src.close()
-            if src.proc.returncode not in (0, -9) and not src.dry:
-                raise MediatoolsError(f"decoding uid {src.uid} failed: {src.proc.last_line()}",
-                                      file=src.seg.slices[0].name, code="decode_failed")
             active.remove(src)
         return acc
 
@@ -212,13 +204,3 @@ def _result(tl: Timeline, out: Path, fmt: OutputFormat, rate: int, channels: int
     return MixResult(output=out, format=fmt.name, sample_rate=rate, channels=channels,
                      duration_ms=round(total * 1000.0 / rate, 3), users=placed, problems=list(tl.problems))
 
-
-def _read_exact(stream, n: int) -> bytes:  # noqa: ANN001
-    chunks, got = [], 0
-    while got < n:
-        b = stream.read(n - got)
-        if not b:
-            break
-        chunks.append(b)
-        got += len(b)
-    return b"".join(chunks)
