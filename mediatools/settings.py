@@ -31,7 +31,7 @@ class Setting:
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("MEDIATOOLS_FFMPEG", "", str,
-            "path of the ffmpeg to run (encoders, probes, merge; runs are decoded in-process by PyAV); "
+            "path of the ffmpeg to run (encoders, probes, merge, verify, activity; the mix decodes runs in-process by PyAV); "
             "default: ffmpeg on PATH, else the one in the imageio-ffmpeg wheel"),
     Setting("MEDIATOOLS_SPLIT_MIN_S", "600", float,
             "AAC mixes at least this long (seconds) are encoded by two encoders, one per half"),

@@ -1,8 +1,8 @@
-"""Speech frames of one run: decoded as one stream, judged frame by frame.
+"""Speech frames of one run: decoded as one stream by ffmpeg, judged frame by frame.
 
-A run (slices played back to back, see the timing contract) is decoded in-process
-(:mod:`mediatools.media.decode`) at 16 kHz mono 16-bit — what webrtcvad takes — and read in
-one-second blocks, so memory is flat in the run's length. Each frame is speech or not; consecutive speech frames come back as raw
+A run (slices played back to back, see the timing contract) is decoded at 16 kHz mono
+16-bit — what webrtcvad takes — and read in one-second blocks, so memory is flat in the
+run's length. Each frame is speech or not; consecutive speech frames come back as raw
 spans (ms from the run's start), which :mod:`mediatools.activity.smooth` turns into turns.
 
 Frames quieter than ``GATE_DBFS`` are non-speech without asking the detector: webrtcvad
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..errors import MediatoolsError
-from ..media.decode import DecodeError, Decoder
+from ..media.ffmpeg import base_cmd, concat_url, start
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,10 +29,13 @@ ENERGY_DBFS = -42.0        # the energy detector's speech threshold
 BLOCK_FRAMES = 100
 
 
-def decoder(paths: list[Path], duration_ms: float) -> Decoder:
-    """A run decoded as one stream: 16 kHz mono s16, trimmed to the run's length (a failover
-    overlap may have cut its end)."""
-    return Decoder(paths, RATE, 1, sample_format="s16", length=int(round(duration_ms * RATE / 1000.0)))
+def decode_cmd(paths: list[Path], duration_ms: float) -> list[str]:
+    """One ffmpeg decoding a run as one stream: 16 kHz mono s16le, trimmed to the run's length
+    (a failover overlap may have cut its end)."""
+    end = int(round(duration_ms * RATE / 1000.0))
+    return base_cmd() + ["-threads", "1", "-filter_threads", "1", "-i", concat_url(paths), "-map", "0:a:0",
+                         "-af", f"aresample={RATE},atrim=end_sample={end}", "-ac", "1", "-ar", str(RATE),
+                         "-f", "s16le", "pipe:1"]
 
 
 def _frame_judge(detector: str, aggressiveness: int, frame_ms: int) -> Callable[[bytes, np.ndarray], list[bool]]:
@@ -127,36 +130,41 @@ def speech_spans(paths: list[Path], duration_ms: float, *, detector: str = "webr
     judge = _frame_judge(detector, aggressiveness, frame_ms)
     edges = _Edges(frame_ms)
     push = edges.push
-    try:
-        with decoder(paths, duration_ms) as dec:
-            for buf, db in _blocks(dec, frame_ms):
-                for flag, d in zip(judge(buf, db), db.tolist()):
-                    push(flag, d)
-                if progress:
-                    progress(edges.frame * frame_ms)
-                if stop and stop():
-                    return edges.finish()
-    except DecodeError as exc:
-        raise MediatoolsError(f"decoding failed: {exc.message}", file=exc.file, code="decode_failed") from None
+    with start(decode_cmd(paths, duration_ms), stdout=True, bufsize=0, big_pipes=True) as proc:
+        for buf, db in _blocks(proc.stdout, frame_ms):
+            for flag, d in zip(judge(buf, db), db.tolist()):
+                push(flag, d)
+            if progress:
+                progress(edges.frame * frame_ms)
+            if stop and stop():
+                return edges.finish()
+        if proc.wait() != 0:
+            raise MediatoolsError(f"decoding failed: {proc.last_line()}", file=paths[0].name, code="decode_failed")
     return edges.finish()
 
 
-def _blocks(dec: Decoder, frame_ms: int) -> Iterator[tuple[bytes, np.ndarray]]:
-    """Whole frames in blocks of ``BLOCK_FRAMES`` (raw s16 bytes, as webrtcvad takes them),
-    each with its frames' RMS in dBFS; a partial frame at the end is dropped."""
+def _blocks(stream, frame_ms: int) -> Iterator[tuple[bytes, np.ndarray]]:  # noqa: ANN001
+    """Whole frames in blocks of ``BLOCK_FRAMES``, each with its frames' RMS in dBFS."""
     spf = RATE * frame_ms // 1000
-    want = spf * BLOCK_FRAMES
+    want = spf * 2 * BLOCK_FRAMES
+    carry = b""
     while True:
-        x = dec.read(want)
-        whole = len(x) // spf * spf
-        if whole:
-            yield x[:whole].tobytes(), _dbfs(x[:whole], spf)
-        if len(x) < want:
-            return
+        chunk = stream.read(want - len(carry))
+        if not chunk:
+            break
+        carry += chunk
+        if len(carry) < want:
+            continue
+        yield carry, _dbfs(carry, spf)
+        carry = b""
+    whole = len(carry) // (spf * 2) * spf * 2
+    if whole:
+        yield carry[:whole], _dbfs(carry[:whole], spf)
 
 
-def _dbfs(x: np.ndarray, spf: int) -> np.ndarray:
+def _dbfs(buf: bytes, spf: int) -> np.ndarray:
     import numpy as np  # lazily: importing mediatools stays numpy-free
-    x = x.astype(np.float32).reshape(-1, spf)
+    x = np.frombuffer(buf, dtype="<i2").astype(np.float32).reshape(-1, spf)
     rms = np.sqrt(np.mean(x * x, axis=1)) / 32768.0
     return 20.0 * np.log10(np.maximum(rms, 1e-9))
+

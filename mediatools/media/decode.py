@@ -1,4 +1,4 @@
-"""Decoding audio in-process with PyAV: the one way mix, activity and verify decode a run.
+"""Decoding audio in-process with PyAV: how the mix decodes a run (no ffmpeg process per run).
 
 Why in-process: the ffmpeg CLI (>= 7) hands every 1024-sample frame between its demuxer,
 decoder, filter and muxer threads; decoding one user-hour that way cost ~1.45 M futex calls

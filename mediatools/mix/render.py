@@ -12,6 +12,7 @@ half (:func:`mediatools.mix.split.render_mix_split`): the encoder is the slowest
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -26,6 +27,8 @@ from .encode import Encoder, encoder_cmd
 
 if TYPE_CHECKING:
     import numpy as np
+
+log = logging.getLogger(__name__)
 
 BLOCK = 48000  # samples per channel per block (1 s at 48 kHz)
 
@@ -74,8 +77,10 @@ class _Source:
             self.decoder = Decoder(self.seg.slices, self.rate, self.seg.src_channels,
                                    skip=max(0, -self.seg.start), length=self.seg.length)
         except DecodeError as exc:
-            raise MediatoolsError(f"decoding uid {self.uid} failed: {exc.message}", file=exc.file,
-                                  code="decode_failed") from None
+            # the slices' problem is already in the report (probe found them unreadable; strict
+            # mode stopped there): tolerant mode mixes the run as silence and goes on, as before
+            log.warning("%s: uid %s: run mixed as silence: %s", exc.file, self.uid, exc.message)
+            self.dry = True
 
     def read(self, n: int, channels: int) -> np.ndarray:
         """Next ``n`` frames, shaped (n, 1) or (n, channels) for broadcasting into the mix."""

@@ -1,7 +1,6 @@
 """Compact spectral features for comparing a mix with its recording.
 
-Audio is decoded in-process (:mod:`mediatools.media.decode`: the mix file as it is, a run's
-slices as one stream) at a modest rate and reduced, as it streams, to band energies every
+Audio is decoded at a modest rate and reduced, as it streams, to band energies every
 10 ms (24 log-spaced bands): a 60-minute file becomes ~35 MB, never the waveform.
 """
 from __future__ import annotations
@@ -10,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MediatoolsError
-from ..media.decode import DecodeError, Decoder
+from ..media.ffmpeg import FFmpegProcess, base_cmd, concat_url, start
 
 RATE = 16000
 HOP = 160           # 10 ms
@@ -38,28 +36,28 @@ def band_energies(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def stream_features(source: list[Path] | str | Path, what: str, *, lead: int = 0, limit: int | None = None,
-                    block_s: float = 20.0) -> tuple[np.ndarray, int]:
-    """Decode ``source`` (a run's slices, or one file) to 16 kHz mono, streaming, after ``lead``
-    samples of silence and up to ``limit`` samples in all; → (features, samples)."""
-    # the downmix level does not matter here: only shapes are compared, never levels
-    try:
-        with Decoder(source, RATE, 1, length=None if limit is None else max(0, limit - lead)) as dec:
-            return _reduce(dec, step_s=block_s, lead=lead)
-    except DecodeError as exc:
-        raise MediatoolsError(f"cannot decode {what}: {exc.message}", file=what, code="unreadable") from None
+def stream_features(args: list[str], what: str, *, block_s: float = 20.0) -> tuple[np.ndarray, int]:
+    """Decode with ffmpeg ``args`` (inputs) to 16 kHz mono, streaming; → (features, samples)."""
+    # ffmpeg's own downmix level does not matter here: only shapes are compared, never levels
+    cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", "f32le", "pipe:1"]
+    with start(cmd, stdout=True) as proc:
+        feats, total = _reduce(proc, step_s=block_s)
+        if proc.wait() != 0:
+            raise proc.error(f"cannot decode {what}: {{last}}", file=what, code="unreadable")
+    return feats, total
 
 
-def _reduce(dec: Decoder, *, step_s: float, lead: int = 0) -> tuple[np.ndarray, int]:
-    """Band energies of the decoder's samples, block by block."""
+def _reduce(proc: FFmpegProcess, *, step_s: float) -> tuple[np.ndarray, int]:
+    """Band energies of ffmpeg's f32le stdout, block by block."""
     chunks: list[np.ndarray] = []
-    carry = np.zeros(lead, np.float32)
-    total = lead
+    carry = np.zeros(0, np.float32)
+    total = 0
     step = int(step_s * RATE) // HOP * HOP
     while True:
-        x = dec.read(step)[:, 0]
-        if not len(x):
+        buf = proc.stdout.read(step * 4)
+        if not buf:
             break
+        x = np.frombuffer(buf[: len(buf) // 4 * 4], np.float32)
         total += len(x)
         data = np.concatenate([carry, x])
         usable = (len(data) - WIN) // HOP + 1 if len(data) >= WIN else 0
@@ -75,12 +73,14 @@ def _reduce(dec: Decoder, *, step_s: float, lead: int = 0) -> tuple[np.ndarray, 
 
 
 def file_features(path: str | Path) -> tuple[np.ndarray, int]:
-    return stream_features(path, Path(path).name)
+    return stream_features(["-i", str(path)], Path(path).name)
 
 
 def run_features(slices: list[Path], duration_ms: float, lead_samples: int = 0) -> np.ndarray:
     """A run decoded per the contract (one stream, trimmed to its duration), delayed by
-    ``lead_samples`` (at 16 kHz) so its frames fall on the same 10 ms grid as the mix's."""
-    limit = int(round(duration_ms * RATE / 1000.0)) + lead_samples
-    feats, _ = stream_features(slices, slices[0].name, lead=lead_samples, limit=limit)
+    ``lead_samples`` so its frames fall on the same 10 ms grid as the mix's."""
+    # resampled first: adelay counts samples at its input's rate, and the lead is in 16 kHz samples
+    af = ["-af", f"aresample={RATE},adelay=delays={lead_samples}S:all=1"] if lead_samples else []
+    feats, _ = stream_features(["-i", concat_url(slices)] + af +
+                               ["-t", f"{duration_ms / 1000 + lead_samples / RATE:.6f}"], slices[0].name)
     return feats[: int(round(duration_ms / HOP_MS)) + 1]
