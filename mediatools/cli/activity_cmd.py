@@ -8,12 +8,14 @@ import click
 from ..activity import DETECTORS, EXPORTS, ActivityOptions, activity
 from . import cli
 from .common import (
+    exclude_uid_option,
     json_option,
     quiet_option,
     run_stage,
     sid_option,
     source_options,
     strict_option,
+    uid_option,
 )
 
 
@@ -22,8 +24,8 @@ from .common import (
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
               help="Folder for activity.json, activity.rttm, activity.vtt, activity.csv and labels/<uid>.txt.")
 @sid_option
-@click.option("--uid", "uids", multiple=True, help="Only this uid (repeatable).")
-@click.option("--exclude-uid", "exclude", multiple=True, help="Leave this uid out (repeatable).")
+@uid_option
+@exclude_uid_option
 @click.option("--detector", type=click.Choice(DETECTORS), default="webrtc", show_default=True,
               help="webrtc: webrtcvad; energy: a level threshold (the fallback).")
 @click.option("--aggressiveness", type=click.IntRange(0, 3), default=2, show_default=True,

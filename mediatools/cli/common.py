@@ -18,6 +18,10 @@ def uid_option(f: Callable) -> Callable:
     return click.option("--uid", "uids", multiple=True, help="Only this uid (repeatable).")(f)
 
 
+def exclude_uid_option(f: Callable) -> Callable:
+    return click.option("--exclude-uid", "exclude", multiple=True, help="Leave this uid out (repeatable).")(f)
+
+
 def json_option(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")(f)
 

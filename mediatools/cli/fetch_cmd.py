@@ -5,7 +5,7 @@ import click
 from ..storage import FetchOptions, Selection, fetch, playlist_names_from_file_list
 from ..storage.sources import store_target
 from . import cli
-from .common import emit_json, json_option, quiet_option, s3_options, strict_option
+from .common import emit_json, json_option, quiet_option, s3_options, strict_option, uid_option
 from .progress import progress_bar
 
 
@@ -19,7 +19,7 @@ def _mb(n: int) -> str:
               help="Folder to fetch into (names and sub-paths below the prefix are kept).")
 @click.option("--sid", help="Only this recording (sid).")
 @click.option("--cname", help="Only this channel.")
-@click.option("--uid", "uids", multiple=True, help="Only this uid (repeatable).")
+@uid_option
 @click.option("--type", "track_type", type=click.Choice(["audio", "video", "all"]), default="audio",
               show_default=True, help="Which tracks.")
 @click.option("--file-list", type=click.Path(exists=True, dir_okay=False),

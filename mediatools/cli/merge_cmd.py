@@ -11,6 +11,7 @@ from .common import (
     sid_option,
     source_options,
     strict_option,
+    uid_option,
 )
 
 
@@ -21,7 +22,7 @@ from .common import (
 @click.option("--format", "fmt", type=click.Choice(MERGE_FORMATS),
               help="Output format.  [default: m4a for AAC input, ogg for Opus input]")
 @sid_option
-@click.option("--uid", "uids", multiple=True, help="Only this uid (repeatable).")
+@uid_option
 @click.option("--gaps", type=click.Choice(["keep", "drop"]), default="keep", show_default=True,
               help="keep: silence in gaps, the file runs in real time; drop: runs back to back.")
 @click.option("--align", type=click.Choice(["user", "session"]), default="user", show_default=True,

@@ -8,12 +8,14 @@ from ..media.formats import FORMATS
 from ..mix import NORMALIZE, MixOptions, mix
 from . import cli
 from .common import (
+    exclude_uid_option,
     json_option,
     quiet_option,
     run_stage,
     sid_option,
     source_options,
     strict_option,
+    uid_option,
 )
 
 
@@ -36,8 +38,8 @@ def _gains(values: tuple[str, ...]) -> dict[str, float]:
               help="Output file; the format follows the suffix (.m4a .mp3 .aac .wav .flac .opus .ogg).")
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), help="Override the suffix.")
 @sid_option
-@click.option("--uid", "uids", multiple=True, help="Only this uid (repeatable).")
-@click.option("--exclude-uid", "exclude", multiple=True, help="Leave this uid out (repeatable).")
+@uid_option
+@exclude_uid_option
 @click.option("--sample-rate", type=int, default=None, help="Output rate in Hz.  [default: 48000]")
 @click.option("--channels", type=click.IntRange(1, 2), default=None, help="1 or 2.  [default: 2]")
 @click.option("--bitrate", help="e.g. 128k (default per format: 128k AAC/MP3, 96k Opus).")

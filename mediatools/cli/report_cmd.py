@@ -6,12 +6,14 @@ import click
 from ..activity import ActivityOptions
 from . import cli
 from .common import (
+    exclude_uid_option,
     json_option,
     quiet_option,
     run_stage,
     sid_option,
     source_options,
     strict_option,
+    uid_option,
 )
 
 
@@ -23,8 +25,8 @@ from .common import (
               help="The mix to play in the page  [default: the <sid>_<cname>_0.<ext> published beside the recording].")
 @click.option("--no-mix", is_flag=True, help="No player, even when a published mix is there.")
 @sid_option
-@click.option("--uid", "uids", multiple=True, help="Only this uid (repeatable).")
-@click.option("--exclude-uid", "exclude", multiple=True, help="Leave this uid out (repeatable).")
+@uid_option
+@exclude_uid_option
 @click.option("--aggressiveness", type=click.IntRange(0, 3), default=2, show_default=True, help="As activity.")
 @click.option("--hangover", "hangover_ms", type=click.FloatRange(0), default=300.0, show_default=True,
               help="As activity (ms).")
