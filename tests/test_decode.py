@@ -70,20 +70,6 @@ def test_trim_is_by_sample_count_like_atrim(rec):
         assert np.array_equal(got, full[skip:length]), (skip, length)   # a longer plan: the run's own end
 
 
-def test_s16_mono_is_what_ffmpeg_gives(rec):
-    """activity's decode: 16 kHz mono s16, the same conversion as ``-ac 1 -ar 16000 -f s16le``."""
-    import av
-    folder, truth = rec
-    u, paths = next((u, p) for u, p in _runs(folder, truth) if u["channels"] == 2)
-    got = _all(Decoder(paths, 16000, 1, sample_format="s16"))
-    with av.open(concat_url(paths), format="mpegts") as c:
-        r = av.AudioResampler(format="s16", layout="mono", rate=16000)
-        want = np.concatenate([g.to_ndarray().reshape(-1, 1) for p in c.demux(c.streams.audio[0])
-                               for f in p.decode() for g in r.resample(f)] +
-                              [g.to_ndarray().reshape(-1, 1) for g in r.resample(None)])
-    assert got.dtype == np.int16 and np.array_equal(got, want)
-
-
 def test_bad_packets_are_skipped_and_decoding_goes_on(rec, tmp_path, capfd):
     folder, truth = rec
     u, paths = next((u, p) for u, p in _runs(folder, truth) if u["codec"] == "aac" and len(p) >= 3)

@@ -102,20 +102,20 @@ class SliceChain:
 
 
 class Decoder:
-    """One stream's first audio track as float32 (``sample_format="flt"``) or int16 (``"s16"``)
-    numpy blocks shaped (frames, channels), at ``rate``, decoded lazily as :meth:`read` asks.
+    """A run's first audio track as float32 numpy blocks shaped (frames, channels), at ``rate``,
+    decoded lazily as :meth:`read` asks.
 
-    ``source``: a list of TS slices (one stream, :class:`SliceChain`, demuxed as MPEG-TS) or one
-    path of any format FFmpeg reads. ``skip`` and ``length`` keep samples ``[skip, length)`` of
+    ``source``: the run's TS slices (one stream, :class:`SliceChain`, demuxed as MPEG-TS).
+    ``skip`` and ``length`` keep samples ``[skip, length)`` of
     the converted stream (``atrim=start_sample=skip:end_sample=length``); ``length`` None keeps
     everything. Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, source: list[str | Path] | str | Path, rate: int, channels: int, *,
-                 sample_format: str = "flt", skip: int = 0, length: int | None = None):
+    def __init__(self, source: list[str | Path], rate: int, channels: int, *,
+                 skip: int = 0, length: int | None = None):
         import av  # lazily: importing mediatools does not load FFmpeg's libraries
 
-        self.channels, self.rate, self.format = channels, rate, sample_format
+        self.channels, self.rate = channels, rate
         self.skip, self.length = max(0, skip), length
         self.bad_packets = 0
         self.frames = 0                 # decoded frames (codec frames, not samples)
@@ -124,18 +124,12 @@ class Decoder:
         self._have = 0
         self._chain: SliceChain | None = None
         self._container = None
-        if isinstance(source, (list, tuple)):
-            self.name = Path(str(source[0])).name if source else "?"
-            if not source:
-                raise DecodeError("no slices to decode", code="decode_failed")
-        else:
-            self.name = Path(str(source)).name
+        if not source:
+            raise DecodeError("no slices to decode", code="decode_failed")
+        self.name = Path(str(source[0])).name
         try:
-            if isinstance(source, (list, tuple)):
-                self._chain = SliceChain(list(source))
-                self._container = av.open(self._chain, format="mpegts")
-            else:
-                self._container = av.open(str(source))
+            self._chain = SliceChain(list(source))
+            self._container = av.open(self._chain, format="mpegts")
             audio = self._container.streams.audio
             if not audio:
                 raise DecodeError("Stream map '0:a:0' matches no streams (no audio)", file=self.name,
@@ -164,19 +158,12 @@ class Decoder:
             self._pending.append(x)
             self._have += len(x)
         if not self._pending:
-            return np.zeros((0, self.channels), _DTYPES[self.format])
+            return np.zeros((0, self.channels), np.float32)
         data = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
         out, rest = data[:n], data[n:]
         self._pending = [rest] if len(rest) else []
         self._have = len(rest)
         return out
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        """Every remaining block as it is converted (sizes as the codec gives them)."""
-        if self._pending:
-            yield from self._pending
-            self._pending, self._have = [], 0
-        yield from self._blocks
 
     def _decoded(self) -> Iterator[np.ndarray]:
         """Trimmed, converted blocks; stops decoding once ``length`` samples are out."""
@@ -197,7 +184,7 @@ class Decoder:
         libswresample would do with it (float to float, no rematrixing), and a filter graph
         per frame cost more than decoding it."""
         import numpy as np
-        dtype, ch, layout = _DTYPES[self.format], self.channels, LAYOUTS.get(self.channels, self.channels)
+        dtype, ch, layout = np.float32, self.channels, LAYOUTS.get(self.channels, self.channels)
         resampler, template, plain = None, None, False
         batch: list = []     # frames to resample in one call (libswresample's output does not
         held = 0             # depend on how its input is cut; the graph costs per call)
@@ -211,8 +198,7 @@ class Decoder:
                 if resampler is not None:
                     yield from self._arrays(resampler.resample(None))
                 template = key
-                plain = self.format == "flt" and fmt in ("flt", "fltp") and frame.layout.name == layout \
-                    and frame.sample_rate == self.rate
+                plain = fmt in ("flt", "fltp") and frame.layout.name == layout and frame.sample_rate == self.rate
                 resampler = None if plain else self._resampler()
             if not plain:
                 batch.append(frame)
@@ -239,7 +225,7 @@ class Decoder:
 
     def _resampler(self):  # noqa: ANN202
         import av
-        return av.AudioResampler(format=self.format, layout=LAYOUTS.get(self.channels, self.channels),
+        return av.AudioResampler(format="flt", layout=LAYOUTS.get(self.channels, self.channels),
                                  rate=self.rate)
 
     def _arrays(self, frames: list) -> Iterator[np.ndarray]:
@@ -247,7 +233,7 @@ class Decoder:
         import numpy as np
         for f in frames:
             if f.samples:
-                yield np.frombuffer(f.planes[0], _DTYPES[self.format], f.samples * self.channels) \
+                yield np.frombuffer(f.planes[0], np.float32, f.samples * self.channels) \
                     .reshape(-1, self.channels)
 
     def _frames(self) -> Iterator:
@@ -307,7 +293,6 @@ class Decoder:
         self.close()
 
 
-_DTYPES = {"flt": "float32", "s16": "int16"}
 _BATCH = 8192   # samples resampled per call
 
 
