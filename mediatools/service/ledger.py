@@ -208,18 +208,19 @@ class Ledger:
                              body=body))
         with self._write() as c:
             new_ids = {r[0] for r in c.execute(self._ins_notice, rows)} if rows else set()
+            # new: the first of its noticeId in this burst, and the database took it
+            new = [first[n.notice_id] == i and n.notice_id in new_ids for i, (n, *_rest) in enumerate(items)]
             job_rows: dict[str, dict[str, Any]] = {}
             for i, (notice, _body, decision, location) in enumerate(items):
                 jid = jids[i]
-                if jid and first.get(notice.notice_id) == i and notice.notice_id in new_ids and jid not in job_rows:
+                if jid and new[i] and jid not in job_rows:
                     job_rows[jid] = self._job_row(decision.kind, decision.sid, decision.cname, location,
                                                   wait=decision.wait, trigger=f"ncs:{notice.notice_id}", now=now,
                                                   agora_result=decision.agora_result,
                                                   agora_files=list(decision.agora_files))
             if job_rows:
                 c.execute(self._ins_job, list(job_rows.values())).all()
-        return [(True, jids[i]) if first.get(n.notice_id) == i and n.notice_id in new_ids else (False, None)
-                for i, (n, *_rest) in enumerate(items)]
+        return [(True, jids[i]) if new[i] else (False, None) for i in range(len(items))]
 
     def notification_count(self) -> int:
         with self.engine.connect() as c:

@@ -51,7 +51,8 @@ def run_job(kind: str, sid: str, location: str | None, sources: list[str], optio
             storage: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Run one job to a result dict: ``status`` plus what the pipeline reported."""
     found_cname = None
-    if kind == "verify" and not agora_audio(list(extra.get("agora_files") or [])):
+    mixes = agora_audio(list(extra.get("agora_files") or [])) if kind == "verify" else []
+    if kind == "verify" and not mixes:
         # nothing to compare (a 1001 "failed", or one that lists no audio file): record that at
         # once, without looking for a recording that may never have reached the bucket
         return {"status": "verified", "verify": None, "location": location,
@@ -65,7 +66,7 @@ def run_job(kind: str, sid: str, location: str | None, sources: list[str], optio
         if kind == "process":
             out = _process(sid, location, options, float(extra.get("wait_s") or 0))
         elif kind == "verify":
-            out = _verify_agora(sid, location, storage, list(extra.get("agora_files") or []))
+            out = _verify_agora(sid, location, storage, mixes)
         else:
             raise MediatoolsError(f"unknown job kind {kind!r}")
     except MediatoolsError as exc:
@@ -111,8 +112,9 @@ def agora_audio(files: list[str]) -> list[str]:
     return [f for f in files if f.rsplit(".", 1)[-1].lower() in ("m4a", "mp3", "aac", "mp4")]
 
 
-def _verify_agora(sid: str, location: str, storage: dict[str, Any], files: list[str]) -> dict[str, Any]:
-    """Agora's postpone mix against the recording: fetch both, run verify, keep the verdict."""
+def _verify_agora(sid: str, location: str, storage: dict[str, Any], mixes: list[str]) -> dict[str, Any]:
+    """Agora's postpone mix (``mixes``: its audio files, at least one) against the recording:
+    fetch both, run verify, keep the verdict."""
     from ..storage.client import make_client
     from ..storage.fetch import FetchOptions, fetch
     from ..storage.location import parse_s3_url
@@ -120,9 +122,6 @@ def _verify_agora(sid: str, location: str, storage: dict[str, Any], files: list[
     from ..verify import VerifyOptions, verify
 
     loc = parse_s3_url(location)
-    mixes = agora_audio(files)
-    if not mixes:
-        return {"status": "verified", "verify": None, "note": "Agora listed no audio file to verify"}
     settings = _settings(storage)
     client = make_client(settings, jobs=8)
     with tempfile.TemporaryDirectory(prefix="mediatools-verify-") as tmp:
