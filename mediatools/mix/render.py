@@ -77,23 +77,25 @@ class _Source:
             self.decoder = Decoder(self.seg.slices, self.rate, self.seg.src_channels,
                                    skip=max(0, -self.seg.start), length=self.seg.length)
         except DecodeError as exc:
-            # the slices' problem is already in the report (probe found them unreadable; strict
-            # mode stopped there): tolerant mode mixes the run as silence and goes on, as before
-            log.warning("%s: uid %s: run mixed as silence: %s", exc.file, self.uid, exc.message)
-            self.dry = True
+            self._undecodable(exc)
+
+    def _undecodable(self, exc: DecodeError) -> None:
+        """Nothing in the run decodes (it cannot be opened, or no packet decodes). The slices'
+        problem is already in the report (probe found them unreadable; strict mode stopped
+        there): tolerant mode mixes the run as silence and goes on, as the ffmpeg decoders did."""
+        log.warning("%s: uid %s: run mixed as silence: %s", exc.file, self.uid, exc.message)
+        self.dry = True
 
     def read(self, n: int, channels: int) -> np.ndarray:
         """Next ``n`` frames, shaped (n, 1) or (n, channels) for broadcasting into the mix."""
         import numpy as np  # lazily: merge's copy path does not need numpy
         ch = self.seg.src_channels
-        if self.dry:
-            x = np.zeros((0, ch), np.float32)
-        else:
+        x = np.zeros((0, ch), np.float32)
+        if not self.dry:
             try:
                 x = self.decoder.read(n)
             except DecodeError as exc:
-                raise MediatoolsError(f"decoding uid {self.uid} failed: {exc.message}", file=exc.file,
-                                      code="decode_failed") from None
+                self._undecodable(exc)
         if len(x) < n:
             self.dry = True
             x = np.concatenate([x, np.zeros((n - len(x), ch), np.float32)])
