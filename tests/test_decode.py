@@ -158,6 +158,31 @@ def test_mix_of_a_run_that_cannot_be_decoded_goes_on_in_tolerant_mode(rec, tmp_p
     assert (tmp_path / "m.wav").stat().st_size > 0
 
 
+def test_a_slice_whose_packets_are_all_noise_is_unreadable_not_a_format_change(rec, tmp_path):
+    """TS headers intact (PAT, PMT, the first packet), every payload after them noise: FFmpeg
+    finds an AAC stream of 0 Hz and 0 channels. That is an unreadable slice, reported by name,
+    not a format change every stage would divide by (it ended in an internal error)."""
+    folder, truth = rec
+    broken = tmp_path / "rec"
+    shutil.copytree(folder, broken)
+    u = truth["users"][0]
+    first = broken / u["runs"][0]["slices"][0]
+    b = bytearray(first.read_bytes())
+    for i in range(188 * 3, len(b)):
+        if i % 188 > 4:
+            b[i] = 0x5A
+    first.write_bytes(bytes(b))
+    proc = run_cli("mix", str(broken), "-o", str(tmp_path / "m.wav"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{first.name}: not a readable audio file (" in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    assert (tmp_path / "m.wav").stat().st_size > 0
+    strict = run_cli("mix", str(broken), "-o", str(tmp_path / "s.wav"), "--strict")
+    assert strict.returncode == 1
+    assert strict.stderr.strip().splitlines()[-1].startswith(
+        f"mediatools: error: {first.name}: not a readable audio file ("), strict.stderr
+    assert not (tmp_path / "s.wav").exists()
+
+
 def test_importing_mediatools_does_not_load_av():
     code = ("import sys, mediatools, mediatools.cli, mediatools.mix.render, mediatools.activity.detect, "
             "mediatools.verify.features, mediatools.media.decode; print(json.dumps('av' in sys.modules))")

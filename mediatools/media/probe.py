@@ -33,10 +33,10 @@ def probe(path: str | Path) -> tuple[MediaInfo, float | None]:
                 s = streams[0]
                 dur = (data.get("format") or {}).get("duration")
                 br = s.get("bit_rate")
-                return (MediaInfo(s.get("codec_name", "unknown"), int(s.get("sample_rate", 0)),
-                                  int(s.get("channels", 0)), s.get("profile"),
-                                  int(br) if br and str(br).isdigit() else None),
-                        float(dur) if dur else None)
+                return _usable(MediaInfo(s.get("codec_name", "unknown"), int(s.get("sample_rate", 0)),
+                                         int(s.get("channels", 0)), s.get("profile"),
+                                         int(br) if br and str(br).isdigit() else None),
+                               float(dur) if dur else None, path)
         raise FFmpegError(f"not a readable audio file ({last_line(proc.stderr)})", file=Path(path).name,
                           code="unreadable")
     proc = run([ffmpeg_path(), "-hide_banner", "-nostdin", "-i", path], check=False)
@@ -53,8 +53,17 @@ def probe(path: str | Path) -> tuple[MediaInfo, float | None]:
     d = _DURATION_RE.search(err)
     dur = int(d[1]) * 3600 + int(d[2]) * 60 + float(d[3]) if d else None
     profile = m["profile"] if m["profile"] and "/" not in m["profile"] else None
-    return (MediaInfo(m["codec"], int(m["rate"]), ch, profile,
-                      int(m["kbps"]) * 1000 if m["kbps"] else None), dur)
+    return _usable(MediaInfo(m["codec"], int(m["rate"]), ch, profile,
+                             int(m["kbps"]) * 1000 if m["kbps"] else None), dur, path)
+
+
+def _usable(info: MediaInfo, dur: float | None, path: str) -> tuple[MediaInfo, float | None]:
+    """A stream whose rate or channel count FFmpeg could not find (0 Hz, 0 channels: no frame
+    in the file decodes) is unreadable, not a format change that every stage would divide by."""
+    if info.sample_rate <= 0 or info.channels <= 0:
+        raise FFmpegError(f"not a readable audio file ({info.codec}, {info.sample_rate} Hz, "
+                          f"{info.channels} channels: no frame decodes)", file=Path(path).name, code="unreadable")
+    return info, dur
 
 
 def decoded_duration(path: str | Path, rate: int = 48000) -> float:
