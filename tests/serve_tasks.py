@@ -7,6 +7,8 @@ media work; the tests with real processing use the real task.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,10 @@ def fake_job(kind: str, sid: str, location: str | None, sources: list[str], opti
     d.mkdir(parents=True, exist_ok=True)
     calls = d / f"{sid}.calls"
     with open(calls, "a") as fh:
-        fh.write(f"start {os.getpid()} {time.time()}\n")
+        # the niceness the task runs at, and what an ffmpeg it started would get
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        fh.write(f"start {os.getpid()} {time.time()} nice={os.getpriority(os.PRIO_PROCESS, 0)} child={child}\n")
     n = sum(1 for line in calls.read_text().splitlines() if line.startswith("start"))
     time.sleep(float(options.get("fake_sleep", 0)))
     if n <= int(options.get("fake_fail", 0)):

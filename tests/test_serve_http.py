@@ -69,7 +69,10 @@ def test_receive_store_dedupe_and_refuse(tmp_path, s3_server, bucket):
         assert job["location"] == f"s3://{bucket}/rec/" and job["attempts"] == 1
         assert _rows(db, "select count(*) from notifications") == [(5,)]
         assert _rows(db, "select job_id from jobs") == [(f"process:{SID}",)]
-        assert (tmp_path / "calls" / f"{SID}.calls").read_text().count("start") == 1
+        calls = (tmp_path / "calls" / f"{SID}.calls").read_text()
+        assert calls.count("start") == 1
+        # the local worker and what it starts run at nice 10: mixing never delays an answer
+        assert " nice=10 child=10" in calls, calls
         # the stored body is the raw body, byte for byte
         (stored,) = _rows(db, f"select body from notifications where notice_id = '{doc['noticeId']}'")[0]
         assert stored == json.dumps(doc, separators=(",", ":"))

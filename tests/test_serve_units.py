@@ -157,6 +157,13 @@ def test_config_refuses_secrets_in_toml(tmp_path):
         config.from_toml(p)
 
 
+def test_config_worker_nice():
+    assert config.build({"sources": ["s3://b/"]}, {}).worker_nice == 10
+    assert config.build({"sources": ["s3://b/"], "worker_nice": 3}, {"worker_nice": 19}).worker_nice == 19
+    with pytest.raises(UsageError, match="--worker-nice must be 0 to 19"):
+        config.build({"sources": ["s3://b/"], "worker_nice": 20}, {})
+
+
 def test_config_secrets_from_env_or_file(tmp_path, monkeypatch):
     monkeypatch.delenv("MEDIATOOLS_NCS_SECRET", raising=False)
     monkeypatch.delenv("MEDIATOOLS_API_TOKEN", raising=False)

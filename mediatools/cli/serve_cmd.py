@@ -18,6 +18,9 @@ from . import cli, log_like_a_service
 @click.option("--db", help="Ledger: an SQLite file (WAL) or postgresql://…  [default: mediatools-serve.db].")
 @click.option("--workers", type=click.IntRange(1, 256), help="Local Dask worker processes [default: cores].")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="An existing Dask scheduler instead.")
+@click.option("--worker-nice", type=click.IntRange(0, 19), metavar="N",
+              help="Niceness of the local Dask workers and their ffmpeg, so mixing never delays an answer "
+                   "to NCS  [default: 10; 0 keeps the service's priority].")
 @click.option("--notify-url", metavar="URL", help="POST a signed 1001-shaped notification here per finished job.")
 @click.option("--accept-sha1", is_flag=True, default=None, help="Accept Agora-Signature (HMAC-SHA1) when V2 is absent.")
 @click.option("--sweep-interval", "sweep_interval_s", type=float, metavar="SECONDS",

@@ -34,6 +34,7 @@ class ServeConfig:
     db: str = "mediatools-serve.db"                           # SQLite path or postgresql://…
     workers: int | None = None                                # LocalCluster worker processes
     scheduler: str | None = None                              # tcp://HOST:PORT of an existing cluster
+    worker_nice: int = 10                 # local workers' priority: media work yields to the receiver
     notify_url: str | None = None
     accept_sha1: bool = False
     sweep_interval_s: float = 300.0
@@ -125,6 +126,8 @@ def build(toml: dict[str, Any], flags: dict[str, Any]) -> ServeConfig:
         parse_s3_url(s)
     if cfg.scheduler and cfg.workers:
         raise UsageError("--workers starts a local cluster; it does not go with --scheduler")
+    if not 0 <= cfg.worker_nice <= 19:
+        raise UsageError("--worker-nice must be 0 to 19")
     return cfg
 
 

@@ -49,6 +49,9 @@ class Service:
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                          host="127.0.0.1", dashboard_address=None, silence_logs=logging.WARNING)
             self.client = Client(self._cluster)
+            if self.cfg.worker_nice:   # a plugin: a worker the nanny restarts is lowered too
+                from .priority import LowerPriority
+                self.client.register_plugin(LowerPriority(self.cfg.worker_nice), name="mediatools-nice")
         log.info("Dask: %d worker thread(s)", sum(self.client.nthreads().values()))
 
     def start(self) -> None:
