@@ -175,6 +175,7 @@ def test_batch_on_a_local_cluster(recordings, bucket, s3_server, tmp_path):
         assert m["outputs"] == [{**r_["outputs"][0]}]
         assert m["outputs"][0]["md5"] == hashlib.md5(body).hexdigest() and m["outputs"][0]["size"] == len(body)
         assert m["verify"]["passed"] is True and m["options"]["format"] == "m4a"
+        assert m["verify"]["reference"] == "mix"   # the runs as the mix decoded them: decoded once
         assert m["versions"]["mediatools"] and m["versions"]["ffmpeg"] and m["worker"] == r_["worker"]
     assert any(f.endswith(".ts") for f in [p["file"] for p in res[SIDS["broken"]]["problems"]])
     assert any("bak0_" in o["key"] for o in json.loads(get(c, manifest_key(prefix, SIDS["bak"])))["inputs"])

@@ -143,3 +143,57 @@ def test_our_own_mix_verifies_clean(kind, recordings, tmp_path):
     code, doc, err = verify(out, folder)
     assert code == 0, err
     assert all(abs(r["error_ms"]) <= 5 for r in doc["runs"]), doc["runs"]
+
+
+@pytest.mark.parametrize("kind, rate, fmt", [("speech", 48000, "m4a"), ("tone", 32000, "mp3")])
+def test_reference_from_the_mix_decodes_nothing_and_agrees(kind, rate, fmt, recordings, tmp_path):
+    """process hands verify what its mix decoded (a Reference): the verdict and every run's
+    measured place equal a verify that decodes the recording itself, and verify then reads no
+    slice at all (they are moved away here)."""
+    import shutil
+
+    from mediatools.errors import UsageError
+    from mediatools.mix import MixOptions, mix
+    from mediatools.recording.discovery import load_recording
+    from mediatools.verify import Reference
+    from mediatools.verify import verify as verify_api
+
+    folder, _ = recordings[kind]
+    copy = shutil.copytree(folder, tmp_path / "rec")
+    rec = load_recording(copy)
+    ref = Reference()
+    out = tmp_path / f"ours.{fmt}"
+    mix(rec, out, MixOptions(sample_rate=rate), reference=ref)
+    decoded = verify_api(out, rec)
+    assert decoded.passed and decoded.reference == "recording"
+    shutil.rmtree(copy)                                # nothing left to decode
+    shared = verify_api(out, rec, reference=ref)
+    assert shared.passed and shared.reference == "mix"
+    assert [(c.name, c.passed) for c in shared.checks] == [(c.name, c.passed) for c in decoded.checks]
+    for a, b in zip(shared.runs, decoded.runs):
+        assert (a["uid"], a["run"]) == (b["uid"], b["run"])
+        assert a["error_ms"] == pytest.approx(b["error_ms"], abs=0.5)
+        assert a["presence"] == pytest.approx(b["presence"], abs=0.02)
+    # a reference is of every user over the whole span
+    with pytest.raises(UsageError, match="every user over the whole span"):
+        mix(rec, tmp_path / "part.m4a", MixOptions(start="10"), reference=Reference())
+
+
+def test_reference_still_catches_a_mix_missing_a_user(recordings, tmp_path):
+    """The reference says what should be heard; the file is decoded on its own, so a mix that
+    lost a user fails even when the reference came from a complete mix of the recording."""
+    from mediatools.mix import MixOptions, mix
+    from mediatools.recording.discovery import load_recording
+    from mediatools.verify import Reference
+    from mediatools.verify import verify as verify_api
+
+    folder, truth = recordings["tone"]
+    rec = load_recording(folder)
+    ref = Reference()
+    mix(rec, tmp_path / "full.m4a", MixOptions(), reference=ref)
+    u1 = truth["users"][1]["uid"]
+    bad = ffmpeg_mix(folder, truth, tmp_path / "bad.m4a", drop_uid=u1, codec="aac", bitrate="96k", channels=2)
+    rep = verify_api(bad, rec, reference=ref)
+    assert rep.reference == "mix" and not rep.passed
+    assert {c.name for c in rep.checks if not c.passed} >= {"users_present"}
+    assert {r["uid"] for r in rep.runs if not r["present"]} == {u1}

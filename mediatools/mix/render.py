@@ -28,6 +28,8 @@ from .encode import Encoder, encoder_cmd
 if TYPE_CHECKING:
     import numpy as np
 
+    from ..verify.reference import Reference, RunTap
+
 log = logging.getLogger(__name__)
 
 BLOCK = 48000  # samples per channel per block (1 s at 48 kHz)
@@ -42,6 +44,9 @@ class Segment:
     length: int
     slices: list[Path]
     src_channels: int
+    run: int = 0                 # the run's index (its key in a verify Reference)
+    offset_ms: float = 0.0       # the run's session offset and duration, per the contract
+    duration_ms: float = 0.0
 
 
 def user_segments(ut: UserTimeline, rate: int, *, window_start_ms: float = 0.0,
@@ -57,20 +62,22 @@ def user_segments(ut: UserTimeline, rate: int, *, window_start_ms: float = 0.0,
         ch = min(pr.run.media.channels, 2) if pr.run.media else 1
         segs.append(Segment(start=int(round(start_ms * rate / 1000.0)),
                             length=int(round(end_ms * rate / 1000.0)) - int(round(start_ms * rate / 1000.0)),
-                            slices=[s.path for s in pr.run.slices if s.path is not None], src_channels=ch))
+                            slices=[s.path for s in pr.run.slices if s.path is not None], src_channels=ch,
+                            run=pr.index, offset_ms=pr.offset_ms, duration_ms=pr.duration_ms))
     return segs
 
 
 class _Source:
     """A run being decoded: opened when the mix reaches it, read block by block."""
 
-    def __init__(self, seg: Segment, rate: int, gain: float, uid: str):
+    def __init__(self, seg: Segment, rate: int, gain: float, uid: str, tap: RunTap | None = None):
         self.seg, self.rate, self.gain, self.uid = seg, rate, gain, uid
         self.start = max(seg.start, 0)
         self.end = seg.start + seg.length
         self.decoder: Decoder | None = None
         self.pos = self.start          # next output sample this source will deliver
         self.dry = False               # decoder ended early: the rest is silence (the run is shorter)
+        self.tap = tap                 # a verify Reference's view of this run's samples
 
     def open(self) -> None:
         try:
@@ -99,6 +106,8 @@ class _Source:
         if len(x) < n:
             self.dry = True
             x = np.concatenate([x, np.zeros((n - len(x), ch), np.float32)])
+        if self.tap is not None:
+            self.tap.feed(x)
         if ch == 2 and channels == 1:
             x = x.mean(axis=1, keepdims=True)   # (L+R)/2
         # a mono column broadcasts into every output channel at its own level
@@ -108,6 +117,9 @@ class _Source:
     def close(self) -> None:
         if self.decoder:
             self.decoder.close()
+        if self.tap is not None and self.pos >= self.end:   # only a run read to its end counts
+            self.tap.close()
+        self.tap = None
 
 
 @dataclass
@@ -124,8 +136,9 @@ class MixResult:
 def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 48000, channels: int = 2,
                bitrate: str | None = None, gains_db: dict[str, float] | None = None, normalize: str = "limit",
                window_start_ms: float = 0.0, window_end_ms: float | None = None,
-               progress: Callable[[int, int], None] | None = None) -> MixResult:
-    """Render the timeline's users to ``out``. Returns where everyone was placed."""
+               progress: Callable[[int, int], None] | None = None, reference: Reference | None = None) -> MixResult:
+    """Render the timeline's users to ``out``. Returns where everyone was placed. ``reference``
+    collects, as each run is decoded, what a verify of ``out`` expects (the whole span only)."""
     out = Path(out)
     if fmt.rates and rate not in fmt.rates:
         raise MediatoolsError(f"{fmt.name} cannot store {rate} Hz (use one of {fmt.rates})", file=str(out),
@@ -134,7 +147,7 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
     gains = gains_db or {}
     with atomic_path(out) as tmp:
         enc = Encoder(encoder_cmd(fmt, rate, channels, bitrate, normalize, tmp), out)
-        mixer = _Mixer(users, gains, rate, channels)
+        mixer = _Mixer(users, gains, rate, channels, reference, tl.span_ms)
         try:
             skip = fmt.priming  # raw ADTS cannot signal the encoder delay: feed it that much later audio
             done = 0
@@ -162,9 +175,15 @@ class _Mixer:
     once hold a decoder (and at most about a block of samples each)."""
 
     def __init__(self, users: list[tuple[UserTimeline, list[Segment]]], gains_db: dict[str, float],
-                 rate: int, channels: int):
+                 rate: int, channels: int, reference: Reference | None = None, span_ms: float = 0.0):
         self.channels = channels
-        self.sources = sorted((_Source(seg, rate, 10 ** (gains_db.get(ut.uid, 0.0) / 20.0), ut.uid)
+        if reference is not None:
+            reference.begin(span_ms)
+
+        def tap(ut: UserTimeline, seg: Segment) -> RunTap | None:
+            return None if reference is None else reference.tap(ut.uid, seg.run, seg.offset_ms, seg.duration_ms, rate)
+
+        self.sources = sorted((_Source(seg, rate, 10 ** (gains_db.get(ut.uid, 0.0) / 20.0), ut.uid, tap(ut, seg))
                                for ut, segs in users for seg in segs), key=lambda s: s.start)
         self.active: list[_Source] = []
         self.nxt = 0

@@ -49,4 +49,5 @@ def verify_summary(v: dict[str, Any]) -> dict[str, Any]:
     """The manifest's and report's short form of a verify report."""
     checks = v.get("checks", [])
     return {"passed": bool(v.get("passed")), "failed": [c["name"] for c in checks if not c.get("passed")],
-            "checks": {c["name"]: c.get("message") for c in checks}}
+            "checks": {c["name"]: c.get("message") for c in checks},
+            "reference": v.get("reference", "recording")}   # "mix": the runs as the mix decoded them

@@ -24,21 +24,30 @@ def load(folder: Path, sid: str) -> Recording:
     return load_recording(folder, sid=sid)
 
 
-def run_mix(rec: Recording, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+def new_reference() -> Any:
+    """What the mix collects for the verify after it (:class:`mediatools.verify.Reference`):
+    every run is then decoded once, by the mix, instead of again by verify."""
+    from ..verify import Reference
+    return Reference()
+
+
+def run_mix(rec: Recording, out: Path, settings: dict[str, Any], *, reference: Any = None) -> dict[str, Any]:
     """Mix ``rec`` into ``out`` with the effective format/rate/channels/bitrate/normalize."""
     from ..mix import MixOptions, mix
     o = MixOptions(sid=rec.sid, format=settings["format"], sample_rate=int(settings["sample_rate"]),
                    channels=int(settings["channels"]), bitrate=settings.get("bitrate"),
                    normalize=settings.get("normalize", "limit"))
-    return mix(rec, out, o).to_dict()
+    return mix(rec, out, o, reference=reference).to_dict()
 
 
-def run_verify(mix_path: Path, rec: Recording, transcode: dict[str, Any] | None) -> dict[str, Any]:
-    """Verify the mix against the recording; ``transcode`` holds the expected format/rate/channels/bitrate."""
+def run_verify(mix_path: Path, rec: Recording, transcode: dict[str, Any] | None, *,
+               reference: Any = None) -> dict[str, Any]:
+    """Verify the mix against the recording; ``transcode`` holds the expected format/rate/channels/bitrate;
+    ``reference`` is what :func:`run_mix` collected, if it was given one."""
     from ..agora.transcode import TranscodeOptions
     from ..verify import VerifyOptions, verify
     expected = TranscodeOptions(**transcode) if transcode else None
-    return verify(mix_path, rec, VerifyOptions(expected=expected)).to_dict()
+    return verify(mix_path, rec, VerifyOptions(expected=expected), reference=reference).to_dict()
 
 
 def run_merge(rec: Recording, outdir: Path, fmt: str) -> dict[str, Any]:

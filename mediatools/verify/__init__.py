@@ -1,6 +1,7 @@
 """``verify``: is a mix (Agora's postpone mix, or ours) complete and aligned with its recording?
 
-:func:`verify`, :class:`VerifyOptions` and :class:`VerifyReport` are the API;
+:func:`verify`, :class:`VerifyOptions`, :class:`VerifyReport` and :class:`Reference` (what a
+mix collects for the verify after it) are the API;
 :mod:`.checks` runs the checks, :mod:`.features` reduces audio to 10 ms band energies.
 numpy is imported when :func:`verify` first runs, not when this package is imported.
 """
@@ -11,10 +12,18 @@ from typing import Any
 from .options import Check, VerifyOptions, VerifyReport
 
 
-def verify(mixfile: Any, source: Any, options: VerifyOptions | None = None, *, progress: Any = None) -> VerifyReport:
+def verify(mixfile: Any, source: Any, options: VerifyOptions | None = None, *, progress: Any = None,
+           reference: Any = None) -> VerifyReport:
     """Check a mix against its recording; see :func:`mediatools.verify.checks.verify`."""
     from .checks import verify as _verify
-    return _verify(mixfile, source, options, progress=progress)
+    return _verify(mixfile, source, options, progress=progress, reference=reference)
 
 
-__all__ = ["Check", "VerifyOptions", "VerifyReport", "verify"]
+def __getattr__(name: str) -> Any:
+    if name == "Reference":   # numpy and PyAV only when asked for
+        from .reference import Reference
+        return Reference
+    raise AttributeError(name)
+
+
+__all__ = ["Check", "Reference", "VerifyOptions", "VerifyReport", "verify"]

@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from ..recording.model import Recording
 from ..timeline.contract import build_timeline
 from .features import HOP_MS, file_features, run_features
 from .options import Check, VerifyOptions, VerifyReport
+from .reference import Dominant, Reference, dominant, grid_place
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,13 @@ _CODEC_OF = {"mp3": "mp3", "m4a": "aac", "aac": "aac"}
 
 
 def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyOptions | None = None, *,
-           progress: Progress | None = None) -> VerifyReport:
+           progress: Progress | None = None, reference: Reference | None = None) -> VerifyReport:
     """Check ``mixfile`` (Agora's postpone mix, or ours) against the recording ``source``.
 
     Both are reduced to 10 ms band energies as they stream, so memory stays small for any
-    length. ``progress(done, total)`` counts the runs decoded. The report passes when every
-    check does.
+    length. ``progress(done, total)`` counts the runs decoded. ``reference``: what the mix
+    that wrote ``mixfile`` collected as it decoded the runs (:class:`Reference`); runs found
+    there are not decoded again. The report passes when every check does.
     """
     o = options or VerifyOptions()
     sid, tolerance_ms, expected = o.sid, o.tolerance_ms, o.expected
@@ -90,26 +91,38 @@ def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyO
     # reference: every run's features at its place, summed as they arrive; each run keeps only
     # its dominant bands (what placement scores), so memory is a fraction of one stream per run
     ref = np.zeros((max(len(mix), int(tl.span_ms / HOP_MS) + 1), mix.shape[1]), np.float32)
+    if reference is not None and reference.sum is not None:
+        k = min(len(ref), len(reference.sum))
+        ref[:k] += reference.sum[:k]
     lock = threading.Lock()
 
     def features_of(pr):  # noqa: ANN001, ANN202
-        at = int(pr.offset_ms // HOP_MS)
-        lead = int(round((pr.offset_ms - at * HOP_MS) * 16))  # samples at 16 kHz past the grid line
+        at, lead = grid_place(pr.offset_ms)
         f = run_features([s.path for s in pr.run.slices], pr.duration_ms, lead)
         seg = f[: max(0, len(ref) - at)]
         with lock:
             ref[at:at + len(seg)] += seg
-        return at, _dominant(f)
+        return at, dominant(f)
 
+    runs, todo = [], []
+    for ut in tl.users:
+        for pr in ut.runs:
+            hit = reference.get(ut.uid, pr.index, pr.offset_ms) if reference is not None else None
+            if hit is None:
+                todo.append((ut.uid, pr))
+            else:
+                runs.append((ut.uid, pr, hit[1], hit[0]))
+    rep.reference = "mix" if not todo else "recording" if not runs else "mix+recording"
     # decoding dominates: one ffmpeg per core
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        jobs = [(ut.uid, pr, pool.submit(features_of, pr)) for ut in tl.users for pr in ut.runs]
-        runs = []
-        for uid, pr, job in jobs:
+        jobs = [(uid, pr, pool.submit(features_of, pr)) for uid, pr in todo]
+        for i, (uid, pr, job) in enumerate(jobs):
             at, dom = job.result()
             runs.append((uid, pr, dom, at))
             if progress:
-                progress(len(runs), len(jobs))
+                progress(i + 1, len(jobs))
+    order = {(ut.uid, pr.index): i for i, (ut, pr) in enumerate((ut, pr) for ut in tl.users for pr in ut.runs)}
+    runs.sort(key=lambda r: order[(r[0], r[1].index)])
 
     # 3. global offset: coarse by cross-correlating energy envelopes, refined by the runs
     lag, score = _xcorr_lag(mix, ref, int(SEARCH_S * 1000 / HOP_MS))
@@ -202,23 +215,7 @@ def _xcorr_lag(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[int, float]:
     return int(lags[i]), float(vals[i] / den)
 
 
-@dataclass
-class _Dominant:
-    """A run's energy over its dominant bands only (≥ 10% of its strongest band)."""
-    bands: np.ndarray
-    energy: np.ndarray      # frames × len(bands)
-    frames: int
-
-
-def _dominant(f: np.ndarray) -> _Dominant:
-    prof = f.mean(axis=0) if len(f) else None
-    if prof is None or prof.max() <= 0:
-        return _Dominant(np.zeros(0, int), np.zeros((len(f), 0), np.float32), len(f))
-    bands = np.flatnonzero(prof >= 0.1 * prof.max())
-    return _Dominant(bands, np.ascontiguousarray(f[:, bands]), len(f))
-
-
-def _place_run(resid: np.ndarray, dom: _Dominant, at: int, search: int) -> tuple[float | None, float]:
+def _place_run(resid: np.ndarray, dom: Dominant, at: int, search: int) -> tuple[float | None, float]:
     """Best lag (frames, sub-frame) of a run and how much of it the mix holds.
 
     ``resid`` is the mix minus every run's expected energy, so adding this run back

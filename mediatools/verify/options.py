@@ -42,6 +42,9 @@ class VerifyReport:
     sid: str
     checks: list[Check] = field(default_factory=list)
     runs: list[dict] = field(default_factory=list)
+    # where the expected picture came from: "recording" (every run decoded here), "mix" (the
+    # mix's own decoding, handed over as a Reference), or "mix+recording"
+    reference: str = "recording"
 
     @property
     def passed(self) -> bool:
@@ -49,4 +52,4 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         return {"schema": self.schema, "mix": self.mix, "sid": self.sid, "passed": self.passed,
-                "checks": [asdict(c) for c in self.checks], "runs": self.runs}
+                "reference": self.reference, "checks": [asdict(c) for c in self.checks], "runs": self.runs}
