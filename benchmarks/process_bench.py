@@ -88,7 +88,7 @@ def timed(cmds: list[list[str]]) -> tuple[float, float, list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recordings", type=int, default=12)
+    ap.add_argument("--recordings", type=int, default=12, help="part (1)'s recordings; 0 skips part (1)")
     ap.add_argument("--users", type=int, default=4)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--big-minutes", type=float, default=60.0, help="the 8-user recording of part (2); 0 skips it")
@@ -98,41 +98,42 @@ def main() -> None:
     aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
     if not aws:
         raise SystemExit("aws CLI not found (pip install awscli)")
-    small = small_recording(a.users, a.minutes, a.cache)
+    small = small_recording(a.users, a.minutes, a.cache) if a.recordings else None
     big = big_recording(a.big_minutes, a.cache) if a.big_minutes else None
     moto, port = start_moto()
     url = f"http://127.0.0.1:{port}"
     ep = ["--endpoint-url", url]
     try:
         s3_client(url).create_bucket(Bucket=BUCKET)
-        recs = copies(small, a.recordings)
-        for prefix in ("byhand/", "process/", "noverify/"):
-            upload(url, prefix, recs)
-        cname = json.loads((small / "truth.json").read_text())["cname"]
-        print(f"(1) {a.recordings} recordings of {a.users} users × {a.minutes:g} min, {a.workers} workers, "
-              f"{os.cpu_count()} cores")
-        with tempfile.TemporaryDirectory() as td:
-            cmds = []
-            for sid, _ in recs:
-                d = Path(td) / sid
-                cmds += [MT + ["fetch", f"s3://{BUCKET}/byhand/", "-o", str(d), "--sid", sid, "-q"] + ep,
-                         MT + ["mix", str(d), "-o", f"{d}.m4a", "--sid", sid, "-q"],
-                         [aws, "s3", "cp", f"{d}.m4a", f"s3://{BUCKET}/byhand/{sid}_{cname}_0.m4a",
-                          "--only-show-errors"] + ep]
-            hand = timed(cmds)
-        proc = timed([MT + ["process", f"s3://{BUCKET}/process/", "--all", "--workers", str(a.workers), "--json"]
-                      + ep])
-        nover = timed([MT + ["process", f"s3://{BUCKET}/noverify/", "--all", "--workers", str(a.workers),
-                             "--no-verify", "--json"] + ep])
-        for label, (_, _, outs) in (("process", proc), ("process --no-verify", nover)):
-            doc = json.loads(outs[0])
-            assert doc["counts"]["processed"] == a.recordings, (label, doc["counts"])
-        print(f"{'':34} {'wall s':>8} {'cpu s':>8} {'rec/min':>8}   throughput vs by hand")
-        for label, (wall, cpu, _) in (("by hand: fetch + mix + aws s3 cp", hand), ("process --all", proc),
-                                      ("process --all --no-verify", nover)):
-            ratio = "" if label.startswith("by hand") else f"   ×{hand[0] / wall:.2f}"
-            print(f"{label:34} {wall:8.1f} {cpu:8.1f} {a.recordings / wall * 60:8.1f}{ratio}")
-        print("target: process --all ≥ 1.8× the by-hand throughput")
+        if small is not None:
+            recs = copies(small, a.recordings)
+            for prefix in ("byhand/", "process/", "noverify/"):
+                upload(url, prefix, recs)
+            cname = json.loads((small / "truth.json").read_text())["cname"]
+            print(f"(1) {a.recordings} recordings of {a.users} users × {a.minutes:g} min, {a.workers} workers, "
+                  f"{os.cpu_count()} cores")
+            with tempfile.TemporaryDirectory() as td:
+                cmds = []
+                for sid, _ in recs:
+                    d = Path(td) / sid
+                    cmds += [MT + ["fetch", f"s3://{BUCKET}/byhand/", "-o", str(d), "--sid", sid, "-q"] + ep,
+                             MT + ["mix", str(d), "-o", f"{d}.m4a", "--sid", sid, "-q"],
+                             [aws, "s3", "cp", f"{d}.m4a", f"s3://{BUCKET}/byhand/{sid}_{cname}_0.m4a",
+                              "--only-show-errors"] + ep]
+                hand = timed(cmds)
+            proc = timed([MT + ["process", f"s3://{BUCKET}/process/", "--all", "--workers", str(a.workers), "--json"]
+                          + ep])
+            nover = timed([MT + ["process", f"s3://{BUCKET}/noverify/", "--all", "--workers", str(a.workers),
+                                 "--no-verify", "--json"] + ep])
+            for label, (_, _, outs) in (("process", proc), ("process --no-verify", nover)):
+                doc = json.loads(outs[0])
+                assert doc["counts"]["processed"] == a.recordings, (label, doc["counts"])
+            print(f"{'':34} {'wall s':>8} {'cpu s':>8} {'rec/min':>8}   throughput vs by hand")
+            for label, (wall, cpu, _) in (("by hand: fetch + mix + aws s3 cp", hand), ("process --all", proc),
+                                          ("process --all --no-verify", nover)):
+                ratio = "" if label.startswith("by hand") else f"   ×{hand[0] / wall:.2f}"
+                print(f"{label:34} {wall:8.1f} {cpu:8.1f} {a.recordings / wall * 60:8.1f}{ratio}")
+            print("target: process --all ≥ 1.8× the by-hand throughput")
 
         if big is not None:
             big_copy = copies(big, 1)

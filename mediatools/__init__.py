@@ -14,7 +14,9 @@ Stages
     ``fetch(s3_url_or_location, dest, FetchOptions(...))`` → :class:`FetchReport`
     ``merge(source, outdir, MergeOptions(...))`` → :class:`MergeReport`
     ``mix(source, out_file, MixOptions(...))`` → :class:`MixReport`
-    ``verify(mix_file, source, VerifyOptions(...))`` → :class:`VerifyReport`
+    ``verify(mix_file, source, VerifyOptions(...))`` → :class:`VerifyReport`; a
+    :class:`VerifyReference` handed to ``mix(..., reference=r)`` and then to
+    ``verify(..., reference=r)`` lets verify use what the mix decoded (each run decoded once)
     ``activity(source, out_dir_or_None, ActivityOptions(...))`` → :class:`ActivityReport`: who
     spoke when (turns, talk-time figures; RTTM, WebVTT, Audacity, CSV and JSON into the folder)
     ``report(source, out_html, ReportOptions(...))`` → :class:`ReportReport`: the timeline page
@@ -48,15 +50,17 @@ from .verify import VerifyOptions, VerifyReport, verify  # noqa: E402
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
-_LAZY = {"process": "pipeline", "process_recording": "pipeline", "ProcessOptions": "pipeline",
-         "ProcessReport": "pipeline", "RecordingResult": "pipeline"}
+_LAZY = {"process": ("pipeline", "process"), "process_recording": ("pipeline", "process_recording"),
+         "ProcessOptions": ("pipeline", "ProcessOptions"), "ProcessReport": ("pipeline", "ProcessReport"),
+         "RecordingResult": ("pipeline", "RecordingResult"), "VerifyReference": ("verify.reference", "Reference")}
 
 
 def __getattr__(name: str):  # noqa: ANN202
-    """The pipeline (and with it Dask) is imported when first used."""
+    """The pipeline (and with it Dask), and numpy for a VerifyReference, are imported when first used."""
     if name in _LAZY:
         import importlib
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
     raise AttributeError(f"module 'mediatools' has no attribute {name!r}")
 
 __all__ = ["__version__", "MediatoolsError", "UsageError", "Problem",
@@ -65,6 +69,6 @@ __all__ = ["__version__", "MediatoolsError", "UsageError", "Problem",
            "fetch", "FetchOptions", "FetchReport", "S3Location", "AzureLocation", "Selection", "Settings",
            "merge", "MergeOptions", "MergeReport",
            "mix", "MixOptions", "MixReport",
-           "verify", "VerifyOptions", "VerifyReport",
+           "verify", "VerifyOptions", "VerifyReport", "VerifyReference",
            "activity", "ActivityOptions", "ActivityReport", "report", "ReportOptions", "ReportReport",
            "process", "process_recording", "ProcessOptions", "ProcessReport", "RecordingResult"]
