@@ -177,6 +177,7 @@ class _Mixer:
     def __init__(self, users: list[tuple[UserTimeline, list[Segment]]], gains_db: dict[str, float],
                  rate: int, channels: int, reference: Reference | None = None, span_ms: float = 0.0):
         self.channels = channels
+        self.reference = reference
         if reference is not None:
             reference.begin(span_ms)
 
@@ -211,6 +212,8 @@ class _Mixer:
     def close(self) -> None:
         for src in self.active + self.sources[self.nxt:]:
             src.close()
+        if self.reference is not None:
+            self.reference.finish()
 
 
 def _window(tl: Timeline, rate: int, start_ms: float, end_ms: float | None) -> tuple[

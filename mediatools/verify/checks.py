@@ -91,6 +91,8 @@ def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyO
     # reference: every run's features at its place, summed as they arrive; each run keeps only
     # its dominant bands (what placement scores), so memory is a fraction of one stream per run
     ref = np.zeros((max(len(mix), int(tl.span_ms / HOP_MS) + 1), mix.shape[1]), np.float32)
+    if reference is not None:
+        reference.finish()   # the mix's last runs may still be on their way
     if reference is not None and reference.sum is not None:
         k = min(len(ref), len(reference.sum))
         ref[:k] += reference.sum[:k]

@@ -5,7 +5,7 @@ own it decodes every run of every user for that sum, which is most of its time; 
 has just decoded the very same runs. :class:`Reference` is handed to ``mix`` and then to
 ``verify``: the mix feeds each run's samples, as it reads them, through a :class:`RunTap`
 (downmixed to mono, resampled to 16 kHz by libswresample, lead-delayed onto the 10 ms
-grid, reduced to band energies as they stream) and verify takes the sum and each run's
+grid, reduced to band energies as they stream, on a thread of its own) and verify takes the sum and each run's
 dominant bands from here instead of decoding the recording again.
 
 What stays independent: the runs' places come from the timing contract, not from where
@@ -16,17 +16,19 @@ verify`` on any file (Agora's included) decodes the recording itself.
 """
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import numpy as np
 
 from .features import EDGES, HOP_MS, RATE, BandStream
 
-if TYPE_CHECKING:
-    from ..timeline.contract import Timeline
-
 __all__ = ["Dominant", "Reference", "RunTap", "dominant", "grid_place"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,15 +64,57 @@ class Reference:
 
     Keyed by (uid, run index, session offset): verify uses an entry only for the run it
     has at that very place, and decodes any run not found here itself.
+
+    The work (resampling, FFTs) runs on a thread of its own, fed through a short queue: the
+    mix's decoding thread sets the encoders' pace, and numpy and libswresample do most of
+    theirs without the GIL. A failure there never fails the mix: it is logged, the reference
+    is left empty, and verify decodes the recording itself.
     """
+
+    QUEUE = 32   # blocks in flight (about a second of audio each)
 
     def __init__(self) -> None:
         self.sum: np.ndarray | None = None
         self.runs: dict[tuple[str, int], tuple[float, int, Dominant]] = {}
+        self.error: BaseException | None = None
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
 
     def begin(self, span_ms: float) -> None:
+        self.finish()
         self.sum = np.zeros((int(span_ms / HOP_MS) + 1, len(EDGES) - 1), np.float32)
         self.runs.clear()
+        self.error = None
+        self._queue = queue.Queue(self.QUEUE)
+        self._thread = threading.Thread(target=self._work, name="verify-reference", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., None], *args: object) -> None:
+        if self._queue is not None:
+            self._queue.put((fn, args))
+
+    def finish(self) -> None:
+        """Wait until everything submitted is done (the mix calls this when it ends)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread, self._queue = None, None
+        if self.error is not None:
+            self.sum = None
+            self.runs.clear()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                fn, args = item
+                try:
+                    fn(*args)
+                except BaseException as exc:   # never the mix's failure: verify decodes instead
+                    log.warning("verify reference dropped (verify will decode the recording): %s", exc)
+                    self.error = exc
 
     def tap(self, uid: str, index: int, offset_ms: float, duration_ms: float, rate: int) -> RunTap:
         if self.sum is None:
@@ -78,14 +122,11 @@ class Reference:
         return RunTap(self, (uid, index), offset_ms, duration_ms, rate)
 
     def get(self, uid: str, index: int, offset_ms: float) -> tuple[int, Dominant] | None:
+        self.finish()
         hit = self.runs.get((uid, index))
         if hit is None or abs(hit[0] - offset_ms) > 1e-6:
             return None
         return hit[1], hit[2]
-
-    def covers(self, tl: Timeline) -> bool:
-        """Every run of ``tl`` is here, at its place."""
-        return all(self.get(ut.uid, pr.index, pr.offset_ms) is not None for ut in tl.users for pr in ut.runs)
 
     def _add(self, key: tuple[str, int], offset_ms: float, f: np.ndarray) -> None:
         at, _ = grid_place(offset_ms)
@@ -109,7 +150,14 @@ class RunTap:
             self._resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
 
     def feed(self, x: np.ndarray) -> None:
-        """``x``: (frames, channels) float32 at the mix's rate."""
+        """``x``: (frames, channels) float32 at the mix's rate (not changed afterwards)."""
+        self.ref.submit(self._feed, x)
+
+    def close(self) -> None:
+        """The run is complete: its features join the reference."""
+        self.ref.submit(self._close)
+
+    def _feed(self, x: np.ndarray) -> None:
         mono = x[:, 0] if x.shape[1] == 1 else x.mean(axis=1)
         if self._resampler is None:
             self.bands.feed(np.ascontiguousarray(mono, np.float32))
@@ -125,8 +173,7 @@ class RunTap:
             if f.samples:
                 self.bands.feed(np.frombuffer(f.planes[0], np.float32, f.samples))
 
-    def close(self) -> None:
-        """The run is complete: its features join the reference."""
+    def _close(self) -> None:
         if self._resampler is not None:
             self._put(self._resampler.resample(None))
             self._resampler = None
