@@ -296,3 +296,26 @@ def test_account_urls_and_connection_strings():
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as t:
             json.dump({"storageConfig": {"vendor": 5, "bucket": "c"}}, t)
         load_agora_storage_config(t.name)
+
+
+def test_azure_names_by_azure_rules_and_swapped_keys_named(tmp_path):
+    """The account becomes a host name: anything outside Azure's alphabet is refused before a
+    request is made, and a storageConfig with accessKey and secretKey swapped says so without
+    echoing either."""
+    from mediatools.errors import MediatoolsError, UsageError
+    from mediatools.storage.location import load_agora_storage_config, parse_azure_url
+    for bad in ("azure://evil.example.com/cont/", "azure://ACCT/cont/", "azure://acct/c/",
+                "azure://acct/Cont/", "azure://acct/a--b/", "azure://ac/cont/"):
+        with pytest.raises(UsageError):
+            parse_azure_url(bad)
+    f = tmp_path / "sc.json"
+    key = "k" * 60 + "+/=="
+    f.write_text(json.dumps({"storageConfig": {"vendor": 5, "bucket": "recs", "accessKey": key,
+                                               "secretKey": "myacct"}}))
+    with pytest.raises(MediatoolsError, match="look swapped") as ei:
+        load_agora_storage_config(str(f))
+    assert key not in str(ei.value) and "myacct" not in str(ei.value)
+    f.write_text(json.dumps({"storageConfig": {"vendor": 5, "bucket": "Recs_1", "accessKey": "myacct",
+                                               "secretKey": key}}))
+    with pytest.raises(MediatoolsError, match="bucket is the container, and a container name is"):
+        load_agora_storage_config(str(f))

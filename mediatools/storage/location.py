@@ -7,6 +7,7 @@ Credentials only ever live in :class:`Settings` fields that are excluded from it
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Union
@@ -84,6 +85,22 @@ def parse_s3_url(url: str) -> S3Location:
     return S3Location(bucket, prefix)
 
 
+_AZURE_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
+_AZURE_CONTAINER = re.compile(r"(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+
+
+def azure_name_problem(account: str, container: str) -> str | None:
+    """What is wrong with an account or container name by Azure's rules, or None.
+
+    The account becomes the host name (``ACCOUNT.blob.core.windows.net``), so nothing but
+    Azure's own alphabet may reach it: no dot, slash or colon can point a request elsewhere."""
+    if not _AZURE_ACCOUNT.fullmatch(account):
+        return "a storage account name is 3-24 lowercase letters and digits"
+    if not _AZURE_CONTAINER.fullmatch(container):
+        return "a container name is 3-63 lowercase letters, digits and single hyphens"
+    return None
+
+
 def parse_azure_url(url: str) -> AzureLocation:
     if not url.startswith("azure://"):
         raise UsageError(f"not an azure:// URL: {url}")
@@ -91,6 +108,9 @@ def parse_azure_url(url: str) -> AzureLocation:
     container, _, prefix = rest.partition("/")
     if not account or not container:
         raise UsageError(f"give azure://ACCOUNT/CONTAINER/PREFIX, not {url}")
+    why = azure_name_problem(account, container)
+    if why:
+        raise UsageError(f"{why}: {url}")
     return AzureLocation(account, container, prefix)
 
 
@@ -188,6 +208,17 @@ def load_agora_storage_config(path: str | Path, *, endpoint_url: str | None = No
             raise MediatoolsError("storageConfig for vendor 5 (Azure) needs accessKey (the storage account name)",
                                   file=str(p), code="bad_storage_config")
         key = cfg.get("secretKey")
+        if not _AZURE_ACCOUNT.fullmatch(account):
+            # never echoed: if the two were swapped, this is the account key
+            swapped = isinstance(key, str) and bool(_AZURE_ACCOUNT.fullmatch(key))
+            raise MediatoolsError("storageConfig for vendor 5 (Azure): accessKey is not a storage account name "
+                                  "(3-24 lowercase letters and digits)"
+                                  + ("; accessKey and secretKey look swapped (accessKey is the account name, "
+                                     "secretKey its key)" if swapped else ""), file=str(p), code="bad_storage_config")
+        why = azure_name_problem(account, str(cfg["bucket"]))
+        if why:
+            raise MediatoolsError(f"storageConfig for vendor 5 (Azure): bucket is the container, and {why}",
+                                  file=str(p), code="bad_storage_config")
         settings = Settings(endpoint_url=endpoint_url, region=region, vendor=vendor,
                             azure_account_key=key if isinstance(key, str) and key else None)
         return AzureLocation(account, str(cfg["bucket"]), prefix), settings
