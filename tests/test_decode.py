@@ -188,3 +188,35 @@ def test_importing_mediatools_does_not_load_av():
             "mediatools.verify.features, mediatools.media.decode; print(json.dumps('av' in sys.modules))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) is False
+
+
+def test_an_interrupt_swallowed_by_a_read_callback_still_stops_the_decoder(rec):
+    """Ctrl-C landing inside PyAV's read callback is "ignored" by PyAV (the read just fails);
+    the CLI's handler notes it, and the decoder raises it again at the next packet, quietly.
+    In a subprocess: the noted interrupt lasts for the life of the process."""
+    import subprocess
+    import sys
+    folder, truth = rec
+    _, paths = max(_runs(folder, truth), key=lambda r: len(r[1]))
+    code = (
+        "import sys\n"
+        "from mediatools import interrupts\n"
+        "from mediatools.media.decode import Decoder, SliceChain\n"
+        "interrupts.install()\n"
+        "real = SliceChain.read\n"
+        "def read(self, n=-1):\n"
+        "    if self.pos > 64 * 1024:\n"
+        "        interrupts.note()\n"
+        "        raise KeyboardInterrupt   # what the signal handler does, here inside the callback\n"
+        "    return real(self, n)\n"
+        "SliceChain.read = read\n"
+        f"dec = Decoder({[str(p) for p in paths]!r}, 48000, 1)\n"
+        "try:\n"
+        "    while len(dec.read(48000)):\n"
+        "        pass\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted'); sys.exit(0)\n"
+        "print('decoded to the end'); sys.exit(1)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == "interrupted", (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr and "Exception ignored" not in p.stderr, p.stderr

@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from .. import __version__
+from .. import __version__, interrupts
 from ..errors import MediatoolsError, UsageError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -75,7 +75,13 @@ INTERRUPT_GRACE_S = 30.0
 
 
 def _handle_term(signum, frame):  # noqa: ANN001
+    interrupts.note()
     _arm_watchdog()
+    raise KeyboardInterrupt
+
+
+def _handle_int(signum, frame):  # noqa: ANN001
+    interrupts.note()   # Python's own Ctrl-C, plus the note a C callback cannot swallow
     raise KeyboardInterrupt
 
 
@@ -117,6 +123,9 @@ def log_like_a_service(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _handle_term)
+    interrupts.install()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _handle_int)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     _setup_logging(debug)

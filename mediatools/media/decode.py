@@ -28,6 +28,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from .. import interrupts
 from ..errors import MediatoolsError
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ class Decoder:
             self._stream = audio[0]
         except (OSError, av.error.FFmpegError) as exc:   # a missing slice; FFmpeg's own errors
             self.close()
+            interrupts.check()   # a failed header read may be an interrupt PyAV swallowed
             why = _reason(exc, self.name)
             if isinstance(exc, EOFError):   # the demuxer found no stream before the end
                 why = f"no audio stream ({why})"
@@ -247,10 +249,13 @@ class Decoder:
             try:
                 packet = next(packets)
             except StopIteration:
+                interrupts.check()   # the read that ended the stream may have swallowed an interrupt
                 break
             except av.error.FFmpegError as exc:
+                interrupts.check()
                 log.debug("%s: read error, ending the stream there: %s", self.name, _reason(exc, self.name))
                 break
+            interrupts.check()       # Ctrl-C inside the read callback is "ignored" by PyAV
             if packet.size == 0:
                 continue             # PyAV's end-of-stream marker: drained below
             try:
