@@ -46,7 +46,3 @@ def check() -> None:
     """Raise KeyboardInterrupt if an interrupt arrived and may have been swallowed."""
     if _pending:
         raise KeyboardInterrupt
-
-
-def pending() -> bool:
-    return _pending

@@ -89,15 +89,19 @@ _AZURE_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
 _AZURE_CONTAINER = re.compile(r"(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
-def azure_name_problem(account: str, container: str) -> str | None:
-    """What is wrong with an account or container name by Azure's rules, or None.
+def is_azure_account(name: str) -> bool:
+    return bool(_AZURE_ACCOUNT.fullmatch(name))
+
+
+def azure_name_problem(account: str, container: str) -> tuple[str, str] | None:
+    """Which name breaks Azure's rules (``"account"`` or ``"container"``) and how, or None.
 
     The account becomes the host name (``ACCOUNT.blob.core.windows.net``), so nothing but
     Azure's own alphabet may reach it: no dot, slash or colon can point a request elsewhere."""
-    if not _AZURE_ACCOUNT.fullmatch(account):
-        return "a storage account name is 3-24 lowercase letters and digits"
+    if not is_azure_account(account):
+        return "account", "a storage account name is 3-24 lowercase letters and digits"
     if not _AZURE_CONTAINER.fullmatch(container):
-        return "a container name is 3-63 lowercase letters, digits and single hyphens"
+        return "container", "a container name is 3-63 lowercase letters, digits and single hyphens"
     return None
 
 
@@ -108,9 +112,9 @@ def parse_azure_url(url: str) -> AzureLocation:
     container, _, prefix = rest.partition("/")
     if not account or not container:
         raise UsageError(f"give azure://ACCOUNT/CONTAINER/PREFIX, not {url}")
-    why = azure_name_problem(account, container)
-    if why:
-        raise UsageError(f"{why}: {url}")
+    bad = azure_name_problem(account, container)
+    if bad:
+        raise UsageError(f"{bad[1]}: {url}")
     return AzureLocation(account, container, prefix)
 
 
@@ -208,17 +212,15 @@ def load_agora_storage_config(path: str | Path, *, endpoint_url: str | None = No
             raise MediatoolsError("storageConfig for vendor 5 (Azure) needs accessKey (the storage account name)",
                                   file=str(p), code="bad_storage_config")
         key = cfg.get("secretKey")
-        if not _AZURE_ACCOUNT.fullmatch(account):
-            # never echoed: if the two were swapped, this is the account key
-            swapped = isinstance(key, str) and bool(_AZURE_ACCOUNT.fullmatch(key))
-            raise MediatoolsError("storageConfig for vendor 5 (Azure): accessKey is not a storage account name "
-                                  "(3-24 lowercase letters and digits)"
+        bad = azure_name_problem(account, str(cfg["bucket"]))
+        if bad:
+            # neither value is echoed: if the two were swapped, accessKey holds the account key
+            what, why = bad
+            swapped = what == "account" and isinstance(key, str) and is_azure_account(key)
+            field_is = "accessKey is the account" if what == "account" else "bucket is the container"
+            raise MediatoolsError(f"storageConfig for vendor 5 (Azure): {field_is}, and {why}"
                                   + ("; accessKey and secretKey look swapped (accessKey is the account name, "
                                      "secretKey its key)" if swapped else ""), file=str(p), code="bad_storage_config")
-        why = azure_name_problem(account, str(cfg["bucket"]))
-        if why:
-            raise MediatoolsError(f"storageConfig for vendor 5 (Azure): bucket is the container, and {why}",
-                                  file=str(p), code="bad_storage_config")
         settings = Settings(endpoint_url=endpoint_url, region=region, vendor=vendor,
                             azure_account_key=key if isinstance(key, str) and key else None)
         return AzureLocation(account, str(cfg["bucket"]), prefix), settings

@@ -22,7 +22,7 @@ from ..progress import Progress
 from ..recording.discovery import load_recording
 from ..recording.model import Recording
 from ..timeline.contract import build_timeline
-from .features import HOP_MS, file_features, run_features
+from .features import HOP_MS, add_at, file_features, run_features
 from .options import Check, VerifyOptions, VerifyReport
 from .reference import Dominant, Reference, dominant, grid_place
 
@@ -94,16 +94,14 @@ def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyO
     if reference is not None:
         reference.finish()   # the mix's last runs may still be on their way
     if reference is not None and reference.sum is not None:
-        k = min(len(ref), len(reference.sum))
-        ref[:k] += reference.sum[:k]
+        add_at(ref, 0, reference.sum)
     lock = threading.Lock()
 
     def features_of(pr):  # noqa: ANN001, ANN202
         at, lead = grid_place(pr.offset_ms)
         f = run_features([s.path for s in pr.run.slices], pr.duration_ms, lead)
-        seg = f[: max(0, len(ref) - at)]
         with lock:
-            ref[at:at + len(seg)] += seg
+            add_at(ref, at, f)
         return at, dominant(f)
 
     runs, todo = [], []

@@ -130,4 +130,15 @@ def run_features(slices: list[Path], duration_ms: float, lead_samples: int = 0) 
     af = ["-af", f"aresample={RATE},adelay=delays={lead_samples}S:all=1"] if lead_samples else []
     feats, _ = stream_features(["-i", concat_url(slices)] + af +
                                ["-t", f"{duration_ms / 1000 + lead_samples / RATE:.6f}"], slices[0].name)
-    return feats[: int(round(duration_ms / HOP_MS)) + 1]
+    return feats[: run_frames(duration_ms)]
+
+
+def run_frames(duration_ms: float) -> int:
+    """How many 10 ms frames of a run's features count (its duration, the partial last frame)."""
+    return int(round(duration_ms / HOP_MS)) + 1
+
+
+def add_at(total: np.ndarray, at: int, f: np.ndarray) -> None:
+    """Add a run's features ``f`` into the expected sum ``total`` from frame ``at`` on (cut at its end)."""
+    seg = f[: max(0, len(total) - at)]
+    total[at:at + len(seg)] += seg

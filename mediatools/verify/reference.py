@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .features import EDGES, HOP_MS, RATE, BandStream
+from .features import EDGES, HOP_MS, RATE, BandStream, add_at, run_frames
 
 __all__ = ["Dominant", "Reference", "RunTap", "dominant", "grid_place"]
 
@@ -52,11 +52,6 @@ def grid_place(offset_ms: float) -> tuple[int, int]:
     in 16 kHz samples (the run's features are computed that much delayed, on the mix's grid)."""
     at = int(offset_ms // HOP_MS)
     return at, int(round((offset_ms - at * HOP_MS) * RATE / 1000.0))
-
-
-def run_frames(duration_ms: float) -> int:
-    """How many 10 ms frames of a run's features count (its duration, the partial last frame)."""
-    return int(round(duration_ms / HOP_MS)) + 1
 
 
 class Reference:
@@ -130,8 +125,7 @@ class Reference:
 
     def _add(self, key: tuple[str, int], offset_ms: float, f: np.ndarray) -> None:
         at, _ = grid_place(offset_ms)
-        seg = f[: max(0, len(self.sum) - at)]
-        self.sum[at:at + len(seg)] += seg
+        add_at(self.sum, at, f)
         self.runs[key] = (offset_ms, at, dominant(f))
 
 
