@@ -4,27 +4,31 @@ Checks, each pass/fail with the measured value: format/rate/channels (against
 ``transcodeOptions`` when given), duration vs the recording's span, the global offset
 (found by cross-correlation, not assumed), every run of every user present at its
 place, and silence where nobody spoke. Both sides are reduced to 10 ms band energies
-(:mod:`mediatools.verify.features`), so memory stays small for any length.
+(:mod:`mediatools.verify.features`) and spooled to disk as they stream (:mod:`.store`);
+the comparisons read them back a block at a time (:mod:`.align`), so memory is flat in
+the length.
 """
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from ..agora.transcode import TranscodeOptions
 from ..errors import MediatoolsError
 from ..media.probe import probe
 from ..progress import Progress
 from ..recording.discovery import load_recording
 from ..recording.model import Recording
-from ..timeline.contract import build_timeline
-from .features import HOP_MS, add_at, file_features, run_features
+from ..timeline.contract import PlacedRun, Timeline, build_timeline
+from .align import Placed, dominant_bands, envelope, expected_sum, global_lag, place_run, quiet_level_db
+from .features import HOP_MS, file_features, run_features, run_frames
 from .options import Check, VerifyOptions, VerifyReport
-from .reference import Dominant, Reference, dominant, grid_place
+from .reference import Reference, grid_place
+from .store import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,57 @@ def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyO
         rep.checks.append(Check("format", True, f"{info.codec} {info.sample_rate} Hz {info.channels} ch", None,
                                 "no transcodeOptions given: format not checked"))
 
-    mix, samples = file_features(mixfile)
+    with FeatureStore() as store:
+        _compare(rep, mixfile, tl, store, tolerance_ms, expected, progress, reference)
+    return rep
+
+
+def _compare(rep: VerifyReport, mixfile: Path, tl: Timeline, store: FeatureStore, tolerance_ms: float,
+             expected: TranscodeOptions | None, progress: Progress | None, reference: Reference | None) -> None:
+    """Checks 2-5, on band energies spooled to ``store`` (memory flat in the length)."""
+    # decoding dominates: one ffmpeg per core, the mix file's beside the runs'
+    pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1)))
+    try:
+        _compare_on(pool, rep, mixfile, tl, store, tolerance_ms, expected, progress, reference)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: Timeline, store: FeatureStore,
+                tolerance_ms: float, expected: TranscodeOptions | None, progress: Progress | None,
+                reference: Reference | None) -> None:
+    mw = store.writer("mix")
+    mix_job = pool.submit(file_features, mixfile, mw)
+
+    # every run's features at its place: from the mix's own decoding where a Reference has
+    # them, else decoded here; each spooled to disk as it streams
+    def features_of(pr: PlacedRun) -> Placed:
+        at, lead = grid_place(pr.offset_ms)
+        w = store.writer(f"run{pr.index}", limit=run_frames(pr.duration_ms))
+        run_features([s.path for s in pr.run.slices], pr.duration_ms, lead, sink=w)
+        s = w.close()
+        return Placed(s, at, dominant_bands(s))
+
+    if reference is not None:
+        reference.finish()   # the mix's last runs may still be on their way
+    runs, todo = [], []
+    for ut in tl.users:
+        for pr in ut.runs:
+            hit = reference.get(ut.uid, pr.index, pr.offset_ms) if reference is not None else None
+            if hit is None:
+                todo.append((ut.uid, pr))
+            else:
+                runs.append((ut.uid, pr, hit))
+    rep.reference = "mix" if not todo else "recording" if not runs else "mix+recording"
+    jobs = [(uid, pr, pool.submit(features_of, pr)) for uid, pr in todo]
+    for i, (uid, pr, job) in enumerate(jobs):
+        if mix_job.done() and mix_job.exception() is not None:
+            break                      # the mix file does not decode: say so now, not after every run
+        runs.append((uid, pr, job.result()))
+        if progress:
+            progress(i + 1, len(jobs))
+    _, samples = mix_job.result()
+    mix = mw.close()
     dur_ms = samples * 1000.0 / 16000
     # 2. duration
     d = dur_ms - tl.span_ms
@@ -88,59 +142,16 @@ def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyO
                                 f"bitrate is {got / 1000:.0f} kb/s, expected {expected.bitrate / 1000:.0f} kb/s"
                                 f"{'' if ok else f' (beyond ±{BITRATE_TOLERANCE:.0%})'}"))
 
-    # reference: every run's features at its place, summed as they arrive; each run keeps only
-    # its dominant bands (what placement scores), so memory is a fraction of one stream per run
-    ref = np.zeros((max(len(mix), int(tl.span_ms / HOP_MS) + 1), mix.shape[1]), np.float32)
-    if reference is not None:
-        reference.finish()   # the mix's last runs may still be on their way
-    if reference is not None and reference.sum is not None:
-        add_at(ref, 0, reference.sum)
-    lock = threading.Lock()
-
-    def features_of(pr):  # noqa: ANN001, ANN202
-        at, lead = grid_place(pr.offset_ms)
-        f = run_features([s.path for s in pr.run.slices], pr.duration_ms, lead)
-        with lock:
-            add_at(ref, at, f)
-        return at, dominant(f)
-
-    runs, todo = [], []
-    for ut in tl.users:
-        for pr in ut.runs:
-            hit = reference.get(ut.uid, pr.index, pr.offset_ms) if reference is not None else None
-            if hit is None:
-                todo.append((ut.uid, pr))
-            else:
-                runs.append((ut.uid, pr, hit[1], hit[0]))
-    rep.reference = "mix" if not todo else "recording" if not runs else "mix+recording"
-    # decoding dominates: one ffmpeg per core
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        jobs = [(uid, pr, pool.submit(features_of, pr)) for uid, pr in todo]
-        for i, (uid, pr, job) in enumerate(jobs):
-            at, dom = job.result()
-            runs.append((uid, pr, dom, at))
-            if progress:
-                progress(i + 1, len(jobs))
     order = {(ut.uid, pr.index): i for i, (ut, pr) in enumerate((ut, pr) for ut in tl.users for pr in ut.runs)}
     runs.sort(key=lambda r: order[(r[0], r[1].index)])
 
-    # 3. global offset: coarse by cross-correlating energy envelopes, refined by the runs
-    lag, score = _xcorr_lag(mix, ref, int(SEARCH_S * 1000 / HOP_MS))
+    # 3. global offset: where the mix's band amplitudes best match the expected sum's
+    n = max(mix.frames, int(tl.span_ms / HOP_MS) + 1)
+    ref, ref_env, rr = expected_sum([p for _, _, p in runs], n, store)
+    lag, score, cross = global_lag(mix, envelope(mix), ref, ref_env, int(SEARCH_S * 1000 / HOP_MS), n)
+    gain = cross / rr if rr > 0 else 1.0     # the mix's level against the expected sum's
     search = int(RUN_SEARCH_MS / HOP_MS)
-    margin = CONTEXT + search
-    # the mix on the reference's grid (silence outside the mix), at the reference's level
-    n = len(ref)
-    aligned = np.zeros((n + 2 * margin, mix.shape[1]), np.float32)
-    src_a, src_b = max(lag, 0), min(len(mix), lag + n)
-    if src_b > src_a:
-        aligned[margin + src_a - lag:margin + src_b - lag] = mix[src_a:src_b]
-    rr = float(np.vdot(ref, ref))
-    gain = float(np.vdot(aligned[margin:margin + n], ref)) / rr if rr > 0 else 1.0
-    if gain > 0:
-        aligned /= gain
-    aligned[margin:margin + n] -= ref  # what the mix holds beyond the expected sum: ~0 when right
-    ref = None  # the sum is large (span × bands); free it before the per-run search
-    placed_runs = [(uid, pr, *_place_run(aligned, f, at + margin, search)) for uid, pr, f, at in runs]
+    placed_runs = [(uid, pr, *place_run(mix, ref, p, lag, gain, n, search, CONTEXT)) for uid, pr, p in runs]
     local = [off for _, _, off, pres in placed_runs if off is not None and pres >= PRESENCE_MIN]
     fine = float(np.median(local)) if local else 0.0
     offset_ms = (lag + fine) * HOP_MS
@@ -175,78 +186,17 @@ def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyO
                             "misplaced: " + "; ".join(misplaced[:5]) + (" …" if len(misplaced) > 5 else "")
                             if misplaced else f"every run within ±{tolerance_ms:.0f} ms"))
 
-    # 5. silence where nobody spoke
-    active = np.zeros(len(mix), bool)
+    # 5. silence where nobody spoke (the mix's frames outside every run, 100 ms either side)
     pad = int(100 / HOP_MS)
-    for uid, pr, dom, at in runs:
-        a, b = at + lag - pad, at + lag + dom.frames + pad
-        active[max(a, 0):max(min(b, len(mix)), 0)] = True
-    quiet = ~active
-    loud_db = -120.0
-    if quiet.any():
-        rms = np.sqrt(mix[quiet].sum(axis=1) / (256 * 96)) + 1e-12  # Hann-window energy → RMS approx
-        loud_db = float(20 * np.log10(np.percentile(rms, 99)))
+    spans = sorted((p.at + lag - pad, p.at + lag + p.frames + pad) for _, _, p in runs)
+
+    def quiet(a: int, b: int) -> np.ndarray:
+        q = np.ones(b - a, bool)
+        for s, e in spans:
+            if s < b and e > a:
+                q[max(s, a) - a:min(e, b) - a] = False
+        return q
+
+    loud_db = quiet_level_db(mix, quiet)
     rep.checks.append(Check("silence", loud_db <= SILENCE_DB, round(loud_db, 1), SILENCE_DB,
                             f"where nobody spoke the mix peaks at {loud_db:.1f} dBFS"))
-    return rep
-
-
-def _xcorr_lag(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[int, float]:
-    """Lag L (frames) maximising the correlation of band amplitudes a[t+L] with b[t].
-
-    Per band rather than of total energy: a tone or a voice is told apart by its
-    bands, so who speaks when aligns even when somebody is always speaking.
-    """
-    a = np.sqrt(np.maximum(a, 0), dtype=np.float32)
-    b = np.sqrt(np.maximum(b, 0), dtype=np.float32)
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    den = float(np.linalg.norm(a) * np.linalg.norm(b))
-    if den <= 0:
-        return 0, 0.0
-    size = 1 << (len(a) + len(b) - 1).bit_length()
-    spec = np.zeros(size // 2 + 1, np.complex128)
-    for k in range(a.shape[1]):  # one band at a time keeps memory at one spectrum
-        spec += np.fft.rfft(a[:, k], size) * np.conj(np.fft.rfft(b[:, k], size))
-    c = np.fft.irfft(spec, size)
-    lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
-    vals = c[lags % size]
-    i = int(np.argmax(vals))
-    return int(lags[i]), float(vals[i] / den)
-
-
-def _place_run(resid: np.ndarray, dom: Dominant, at: int, search: int) -> tuple[float | None, float]:
-    """Best lag (frames, sub-frame) of a run and how much of it the mix holds.
-
-    ``resid`` is the mix minus every run's expected energy, so adding this run back
-    leaves the mix minus the *other* users: their talk does not mask this one, however
-    many share its bands. Presence is the squared cosine between that and the run's
-    energy over its dominant bands (scale free: a cloud mix may level users its own way).
-    """
-    bands, run = dom.bands, dom.energy
-    if not dom.frames or not len(bands):
-        return None, 0.0
-    r = np.concatenate([np.zeros((CONTEXT, len(bands)), np.float32), run,
-                        np.zeros((CONTEXT, len(bands)), np.float32)])
-    rn = float(np.linalg.norm(r))
-    lo = at - CONTEXT - search
-    win = resid[max(lo, 0):at - CONTEXT + search + len(r), bands].copy()
-    if lo < 0:
-        win = np.concatenate([np.zeros((-lo, len(bands)), np.float32), win])
-    win[search + CONTEXT:search + CONTEXT + len(run)] += run  # others removed, this run kept
-    scores = np.full(2 * search + 1, -1.0)
-    for k in range(2 * search + 1):
-        seg = win[k:k + len(r)]
-        if len(seg) < len(r):
-            continue
-        den = rn * float(np.linalg.norm(seg))
-        scores[k] = float(np.vdot(seg, r)) / den if den > 0 else 0.0
-    k = int(np.argmax(scores))
-    best = scores[k]
-    if best <= -1.0:
-        return None, 0.0
-    frac = 0.0
-    if 0 < k < len(scores) - 1 and scores[k - 1] > -1 and scores[k + 1] > -1:
-        den = scores[k - 1] - 2 * best + scores[k + 1]
-        frac = 0.5 * (scores[k - 1] - scores[k + 1]) / den if den < 0 else 0.0
-    return k - search + frac, max(best, 0.0) ** 2

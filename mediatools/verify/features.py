@@ -8,6 +8,7 @@ from __future__ import annotations
 import queue
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -24,6 +25,8 @@ _WINDOW = np.hanning(WIN)                  # float64: numpy's float64 FFT is ~3x
 _BANDS = np.zeros((len(_BINS), len(EDGES) - 1))
 for _b in range(len(EDGES) - 1):
     _BANDS[_BAND_OF == _b, _b] = 1.0
+_BANDS2 = np.repeat(_BANDS, 2, axis=0)   # the same for (re, im) pairs: power and band sums in one product
+_FFT_ROWS = 512
 HOP_MS = HOP * 1000.0 / RATE
 
 
@@ -32,30 +35,41 @@ def band_energies(x: np.ndarray) -> np.ndarray:
     if len(x) < WIN:
         x = np.concatenate([x, np.zeros(WIN - len(x), np.float32)])
     n = 1 + (len(x) - WIN) // HOP
-    frames = np.lib.stride_tricks.as_strided(x, shape=(n, WIN), strides=(x.strides[0] * HOP, x.strides[0]))
-    z = np.fft.rfft(frames * _WINDOW, axis=1)
-    return ((z.real ** 2 + z.imag ** 2) @ _BANDS).astype(np.float32)
+    out = np.empty((n, len(EDGES) - 1), np.float32)
+    for a in range(0, n, _FFT_ROWS):  # a few MB of temporaries at a time, whatever the block
+        b = min(n, a + _FFT_ROWS)
+        part = x[a * HOP:(b - 1) * HOP + WIN]
+        frames = np.lib.stride_tricks.as_strided(part, shape=(b - a, WIN), strides=(x.strides[0] * HOP, x.strides[0]))
+        z = np.fft.rfft(frames * _WINDOW, axis=1).view(np.float64)   # re, im pairs
+        np.square(z, out=z)
+        out[a:b] = z @ _BANDS2
+    return out
 
 
-def stream_features(args: list[str], what: str, *, block_s: float = 20.0) -> tuple[np.ndarray, int]:
-    """Decode with ffmpeg ``args`` (inputs) to 16 kHz mono, streaming; → (features, samples)."""
+def stream_features(args: list[str], what: str, *, block_s: float = 20.0,
+                    sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray, int]:
+    """Decode with ffmpeg ``args`` (inputs) to 16 kHz mono, streaming; → (features, samples).
+    With ``sink`` the features go there as they are computed and none are returned."""
     # ffmpeg's own downmix level does not matter here: only shapes are compared, never levels
     cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", "f32le", "pipe:1"]
     with start(cmd, stdout=True) as proc:
-        feats, total = _reduce(proc, step_s=block_s)
+        feats, total = _reduce(proc, step_s=block_s, sink=sink)
         if proc.wait() != 0:
             raise proc.error(f"cannot decode {what}: {{last}}", file=what, code="unreadable")
     return feats, total
 
 
 class BandStream:
-    """Band energies of a 16 kHz mono stream fed in blocks of any size (memory: the features).
+    """Band energies of a 16 kHz mono stream fed in blocks of any size.
 
     Frames fall on the stream's own 10 ms grid, whatever the blocks' sizes, so the same
-    samples give the same features whether ffmpeg's stdout or the mix's decoder fed them."""
+    samples give the same features whether ffmpeg's stdout or the mix's decoder fed them.
+    Kept in memory, or handed to ``sink`` as they are computed (a spool file: see
+    :mod:`.store`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: Callable[[np.ndarray], None] | None = None) -> None:
         self.chunks: list[np.ndarray] = []
+        self.sink = sink if sink is not None else self.chunks.append
         self.carry = np.zeros(0, np.float32)
         self.total = 0
 
@@ -64,7 +78,7 @@ class BandStream:
         data = np.concatenate([self.carry, x]) if len(self.carry) else x
         usable = (len(data) - WIN) // HOP + 1 if len(data) >= WIN else 0
         if usable > 0:
-            self.chunks.append(band_energies(data[: (usable - 1) * HOP + WIN]))
+            self.sink(band_energies(data[: (usable - 1) * HOP + WIN]))
             self.carry = data[usable * HOP:]
         else:
             self.carry = data
@@ -72,18 +86,19 @@ class BandStream:
     def finish(self) -> np.ndarray:
         if len(self.carry):
             tail = band_energies(np.concatenate([self.carry, np.zeros(WIN, np.float32)]))
-            self.chunks.append(tail[: max(1, len(self.carry) // HOP)])
+            self.sink(tail[: max(1, len(self.carry) // HOP)])
             self.carry = np.zeros(0, np.float32)
         return np.concatenate(self.chunks) if self.chunks else np.zeros((0, len(EDGES) - 1), np.float32)
 
 
-def _reduce(proc: FFmpegProcess, *, step_s: float) -> tuple[np.ndarray, int]:
+def _reduce(proc: FFmpegProcess, *, step_s: float, sink: Callable[[np.ndarray], None] | None = None
+            ) -> tuple[np.ndarray, int]:
     """Band energies of ffmpeg's f32le stdout, block by block.
 
     A thread reads the pipe while this one computes: read and compute in turn, ffmpeg
     stood still whenever its pipe was full, and decoding and the FFTs took the sum of their
     times instead of the longer one (an hour's mix: 6 s + 3.3 s, against ~6 s now)."""
-    bands = BandStream()
+    bands = BandStream(sink)
     step = int(step_s * RATE) // HOP * HOP
     blocks: queue.Queue = queue.Queue(4)
     stop = threading.Event()
@@ -119,17 +134,19 @@ def _reduce(proc: FFmpegProcess, *, step_s: float) -> tuple[np.ndarray, int]:
     return bands.finish(), bands.total
 
 
-def file_features(path: str | Path) -> tuple[np.ndarray, int]:
-    return stream_features(["-i", str(path)], Path(path).name)
+def file_features(path: str | Path, sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray, int]:
+    return stream_features(["-i", str(path)], Path(path).name, sink=sink)
 
 
-def run_features(slices: list[Path], duration_ms: float, lead_samples: int = 0) -> np.ndarray:
+def run_features(slices: list[Path], duration_ms: float, lead_samples: int = 0,
+                 sink: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
     """A run decoded per the contract (one stream, trimmed to its duration), delayed by
-    ``lead_samples`` so its frames fall on the same 10 ms grid as the mix's."""
+    ``lead_samples`` so its frames fall on the same 10 ms grid as the mix's. With ``sink``
+    (which must keep only :func:`run_frames` rows) the features go there instead."""
     # resampled first: adelay counts samples at its input's rate, and the lead is in 16 kHz samples
     af = ["-af", f"aresample={RATE},adelay=delays={lead_samples}S:all=1"] if lead_samples else []
     feats, _ = stream_features(["-i", concat_url(slices)] + af +
-                               ["-t", f"{duration_ms / 1000 + lead_samples / RATE:.6f}"], slices[0].name)
+                               ["-t", f"{duration_ms / 1000 + lead_samples / RATE:.6f}"], slices[0].name, sink=sink)
     return feats[: run_frames(duration_ms)]
 
 

@@ -1,0 +1,219 @@
+"""Where a mix sits against the expected sum of its runs, and where each run sits in it.
+
+Both work on spooled streams (:mod:`.store`) a block of rows at a time, so memory does not
+grow with the recording's length:
+
+* :func:`expected_sum` adds every run at its place into one more stream (what the mix should
+  hold), and keeps a 100 ms envelope of it;
+* :func:`global_lag` finds the mix's offset: the band-amplitude cross-correlation is searched
+  on the 100 ms envelopes over the whole ±30 s range, then computed exactly on the 10 ms
+  frames around the best few coarse peaks (the same number the full-resolution search gave);
+* :func:`place_run` finds a run's lag within ±1 s of that and how much of it the mix holds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .store import BANDS, FeatureStore, Stream
+
+COARSE = 10          # frames per envelope step (100 ms)
+BLOCK = 6000         # rows read at a time (60 s, ~0.6 MB per stream)
+PEAKS = 3            # coarse peaks refined at full resolution
+REFINE = 12          # ± frames around each coarse peak
+
+
+@dataclass
+class Placed:
+    """A run's features at frame ``at`` of the expected sum; ``bands``: its dominant ones."""
+    stream: Stream
+    at: int
+    bands: np.ndarray
+
+    @property
+    def frames(self) -> int:
+        return self.stream.frames
+
+
+def dominant_bands(s: Stream) -> np.ndarray:
+    """Bands holding ≥ 10 % of the run's strongest band's mean energy (what placement scores)."""
+    prof = s.profile()
+    if not s.frames or prof.max() <= 0:
+        return np.zeros(0, int)
+    return np.flatnonzero(prof >= 0.1 * prof.max())
+
+
+def envelope(s: Stream, n: int | None = None) -> np.ndarray:
+    """Mean band amplitude per 100 ms (steps × 24), over ``n`` frames (default: the stream's)."""
+    n = s.frames if n is None else n
+    out = np.zeros(((n + COARSE - 1) // COARSE, BANDS), np.float32)
+    for a in range(0, n, BLOCK):
+        _envelope_into(out, a, s.rows(a, min(a + BLOCK, n)))
+    return out
+
+
+def _envelope_into(out: np.ndarray, a: int, rows: np.ndarray) -> None:
+    amp = np.sqrt(np.maximum(rows, 0))
+    whole = len(amp) // COARSE * COARSE
+    k = a // COARSE
+    if whole:
+        out[k:k + whole // COARSE] = amp[:whole].reshape(-1, COARSE, BANDS).mean(axis=1)
+    if whole < len(amp):
+        out[k + whole // COARSE] = amp[whole:].sum(axis=0) / COARSE
+
+
+def expected_sum(runs: list[Placed], n: int, store: FeatureStore) -> tuple[Stream, np.ndarray, float]:
+    """The sum of every run at its place over ``n`` frames, spooled; with its 100 ms envelope and
+    its total squared energy (the gain's denominator)."""
+    w = store.writer("expected")
+    env = np.zeros(((n + COARSE - 1) // COARSE, BANDS), np.float32)
+    rr = 0.0
+    for a in range(0, n, BLOCK):
+        b = min(n, a + BLOCK)
+        blk = np.zeros((b - a, BANDS), np.float32)
+        for r in runs:
+            lo, hi = max(a, r.at), min(b, r.at + r.frames)
+            if hi > lo:
+                blk[lo - a:hi - a] += r.stream.rows(lo - r.at, hi - r.at)
+        w(blk)
+        _envelope_into(env, a, blk)
+        rr += float(np.vdot(blk, blk))
+    return w.close(), env, rr
+
+
+def _coarse_peaks(a: np.ndarray, b: np.ndarray, max_lag: int, k: int) -> list[int]:
+    """The ``k`` best lags (in envelope steps, ≥ 3 apart) of the mean-removed per-band correlation."""
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    size = 1 << (len(a) + len(b) - 1).bit_length()
+    spec = np.zeros(size // 2 + 1, np.complex128)
+    for j in range(a.shape[1]):
+        spec += np.fft.rfft(a[:, j], size) * np.conj(np.fft.rfft(b[:, j], size))
+    c = np.fft.irfft(spec, size)
+    lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
+    vals = c[lags % size].copy()
+    peaks = []
+    for _ in range(k):
+        i = int(np.argmax(vals))
+        if not np.isfinite(vals[i]):
+            break
+        peaks.append(int(lags[i]))
+        vals[np.abs(lags - lags[i]) <= 3] = -np.inf
+    return peaks
+
+
+def global_lag(mix: Stream, mix_env: np.ndarray, ref: Stream, ref_env: np.ndarray, max_lag: int,
+               n: int) -> tuple[int, float, float]:
+    """(lag L in frames, correlation, raw cross energy at L): L maximises the correlation of
+    band amplitudes mix[t+L] with ref[t], per band and mean-removed, normalised by both
+    streams' norms; the cross energy Σ mix[t+L]·ref[t] gives the mix's level."""
+    na = mix.frames
+    ma, mb = mix.amp / max(na, 1), ref.amp / max(n, 1)
+    # ‖a − ā‖² = Σ a² − n ā² per band, a being the amplitude (so a² the energy)
+    den = float(np.sqrt(max(float((mix.energy - na * ma ** 2).sum()), 0.0) *
+                        max(float((ref.energy - n * mb ** 2).sum()), 0.0)))
+    if den <= 0 or na == 0:
+        return 0, 0.0, 0.0
+    cands = set()
+    for p in _coarse_peaks(mix_env, ref_env, max_lag // COARSE + 1, PEAKS):
+        cands.update(range(p * COARSE - REFINE, p * COARSE + REFINE + 1))
+    lags = np.array(sorted(c for c in cands if -max_lag <= c <= max_lag) or [0])
+    lo, hi = int(lags.min()), int(lags.max())
+    dot = np.zeros(len(lags))
+    cross = np.zeros(len(lags))
+    sum_b = np.zeros((len(lags), BANDS))   # Σ ref amplitude where the mix has a frame
+    sum_a = np.zeros((len(lags), BANDS))   # Σ mix amplitude where the reference has a frame
+    count = np.zeros(len(lags))
+    for a in range(0, n, BLOCK):
+        b = min(n, a + BLOCK)
+        r = ref.rows(a, b)
+        sb = np.sqrt(np.maximum(r, 0))
+        m = mix.rows(a + lo, b + hi)            # zero where the mix has no frame
+        sa = np.sqrt(np.maximum(m, 0))
+        for i, L in enumerate(lags):
+            off = L - lo
+            dot[i] += float(np.vdot(sa[off:off + b - a], sb))
+            cross[i] += float(np.vdot(m[off:off + b - a], r))
+            v0, v1 = max(a, -L), min(b, na - L)       # frames t with a mix frame at t + L
+            if v1 > v0:
+                sum_b[i] += sb[v0 - a:v1 - a].sum(axis=0)
+                sum_a[i] += sa[v0 - a + off:v1 - a + off].sum(axis=0)
+                count[i] += v1 - v0
+    corr = (dot - sum_b @ ma - sum_a @ mb + count * float(ma @ mb)) / den
+    i = int(np.argmax(corr))
+    return int(lags[i]), float(corr[i]), float(cross[i])
+
+
+def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, search: int,
+              context: int) -> tuple[float | None, float]:
+    """Best lag (frames, sub-frame) of ``run`` within ±``search`` and how much of it the mix holds.
+
+    The mix (brought to the reference's grid and level) minus every run's expected energy,
+    plus this run's own, leaves the mix minus the *other* users: their talk does not mask
+    this one, however many share its bands. Presence is the squared cosine between that and
+    the run's energy over its dominant bands (scale free: a cloud mix may level users its
+    own way), with ``context`` frames of expected silence either side.
+    """
+    bands = run.bands
+    if not run.frames or not len(bands):
+        return None, 0.0
+    at, frames = run.at, run.frames
+    scale = 1.0 / gain if gain > 0 else 1.0
+
+    def window(t0: int, t1: int) -> np.ndarray:
+        """Rows t0..t1 of (mix/gain − expected + this run), in the run's bands; zero off the grid."""
+        w = np.zeros((t1 - t0, len(bands)), np.float32)
+        a, b = max(t0, 0), min(t1, n)
+        if b > a:
+            w[a - t0:b - t0] = mix.rows(a + lag, b + lag, bands) * np.float32(scale) - ref.rows(a, b, bands)
+        ra, rb = max(t0, at), min(t1, at + frames)
+        if rb > ra:
+            w[ra - t0:rb - t0] += run.stream.rows(ra - at, rb - at, bands)
+        return w
+
+    # ‖segment at lag k‖²: the window's row energies over [at − context − search + k, … + frames + 2·context)
+    w0 = at - context - search
+    length = frames + 2 * context + 2 * search
+    energy = np.zeros(length + 1)
+    for a in range(0, length, BLOCK):
+        b = min(length, a + BLOCK)
+        rows = window(w0 + a, w0 + b)
+        energy[a + 1:b + 1] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+    cum = np.cumsum(energy)
+    span = frames + 2 * context
+    k = np.arange(2 * search + 1)
+    seg2 = cum[k + span] - cum[k]
+    # Σ window[t + k − search] · run[t] over the run's frames, block by block
+    dot = np.zeros(2 * search + 1)
+    rn2 = 0.0
+    for j in range(0, frames, BLOCK):
+        e = min(frames, j + BLOCK)
+        r = run.stream.rows(j, e, bands)
+        rn2 += float(np.vdot(r, r))
+        w = window(at + j - search, at + e + search)
+        for i in range(2 * search + 1):
+            dot[i] += float(np.vdot(w[i:i + e - j], r))
+    den = np.sqrt(rn2) * np.sqrt(np.maximum(seg2, 0))
+    scores = np.where(den > 0, dot / np.where(den > 0, den, 1.0), 0.0)
+    i = int(np.argmax(scores))
+    best = float(scores[i])
+    frac = 0.0
+    if 0 < i < len(scores) - 1:
+        d = scores[i - 1] - 2 * best + scores[i + 1]
+        frac = 0.5 * (scores[i - 1] - scores[i + 1]) / d if d < 0 else 0.0
+    return i - search + float(frac), max(best, 0.0) ** 2
+
+
+def quiet_level_db(mix: Stream, quiet_of: Callable[[int, int], np.ndarray], floor_db: float = -120.0) -> float:
+    """The 99th percentile level (dBFS, approximately) of the mix's frames where ``quiet_of(a, b)``
+    (a boolean mask over frames [a, b)) says nobody spoke."""
+    levels = []
+    for a, rows in mix.blocks(BLOCK):
+        q = quiet_of(a, a + len(rows))
+        if q.any():
+            levels.append(np.sqrt(rows[q].sum(axis=1) / (256 * 96)) + 1e-12)  # Hann-window energy → RMS
+    if not levels:
+        return floor_db
+    return float(20 * np.log10(np.percentile(np.concatenate(levels), 99)))
