@@ -55,6 +55,39 @@ def test_accuracy_against_known_turns(make_recording, codec, rate, channels):
     assert s["median_error_ms"] <= 60, s
 
 
+@pytest.mark.parametrize("codec,rate,channels", [("aac", 32000, 2), ("opus", 48000, 1)])
+def test_speech_judged_on_the_mix_decoding_is_as_good_and_decodes_nothing(make_recording, tmp_path, codec, rate,
+                                                                          channels):
+    """process hands activity what its mix judged (a SpeechTap): the same accuracy against the known
+    turns, the same turns as decoding with ffmpeg to within a frame or two, and activity then reads
+    no slice at all (they are moved away here)."""
+    import shutil
+
+    from mediatools.activity import SpeechTap
+    from mediatools.mix import MixOptions, mix
+    from mediatools.recording.discovery import load_recording
+
+    folder, truth = make_recording(f"voice_{codec}_{rate}_{channels}", users=3, duration_s=30.0, seed=11,
+                                   codec=codec, sample_rates=[rate], channels=[channels], signal="voice")
+    copy = shutil.copytree(folder, tmp_path / "rec")
+    rec = load_recording(copy)
+    decoded = activity(rec)
+    tap = SpeechTap()
+    mix(rec, tmp_path / "mix.m4a", MixOptions(), speech=tap)
+    shutil.rmtree(copy)                                   # nothing left to decode
+    shared = activity(rec, speech=tap)
+    s = score(truth, shared)
+    assert s["recall"] >= 0.95 and s["precision"] >= 0.9 and s["median_error_ms"] <= 60, s
+    for a, b in zip(shared.users, decoded.users):
+        assert a["uid"] == b["uid"] and len(a["turns"]) == len(b["turns"]), (a["turns"], b["turns"])
+        assert all(abs(x - y) <= 20 for ta, tb in zip(a["turns"], b["turns"]) for x, y in zip(ta, tb)), \
+            (a["turns"], b["turns"])
+    # a tap judged with another detector is not used: activity decodes (and here finds nothing)
+    from mediatools.errors import MediatoolsError
+    with pytest.raises(MediatoolsError, match="decoding failed: .*No such file"):
+        activity(rec, options=ActivityOptions(aggressiveness=1), speech=tap)
+
+
 def test_energy_detector_is_a_usable_fallback(make_recording):
     folder, truth = make_recording("voice_aac_48000_1", users=3, duration_s=30.0, seed=11, codec="aac",
                                    sample_rates=[48000], channels=[1], signal="voice")

@@ -2,10 +2,21 @@
 (RTTM, WebVTT, Audacity labels, CSV, JSON) that share one set of numbers.
 
 ``activity(source, outdir, ActivityOptions(...))`` → :class:`ActivityReport`. Detection
-(:mod:`.detect`) streams each run through ffmpeg into webrtcvad; :mod:`.smooth`,
-:mod:`.figures` and :mod:`.exports` are pure functions on the turns.
+(:mod:`.detect`) streams each run through ffmpeg into webrtcvad, or takes what a mix judged
+as it decoded (:class:`SpeechTap`, :mod:`.tap`); :mod:`.smooth`, :mod:`.figures` and
+:mod:`.exports` are pure functions on the turns.
 """
+from typing import Any
+
 from .api import activity
 from .options import DETECTORS, EXPORTS, ActivityOptions, ActivityReport, Turn
 
-__all__ = ["DETECTORS", "EXPORTS", "ActivityOptions", "ActivityReport", "Turn", "activity"]
+
+def __getattr__(name: str) -> Any:
+    if name == "SpeechTap":   # numpy and PyAV only when asked for
+        from .tap import SpeechTap
+        return SpeechTap
+    raise AttributeError(name)
+
+
+__all__ = ["DETECTORS", "EXPORTS", "ActivityOptions", "ActivityReport", "SpeechTap", "Turn", "activity"]

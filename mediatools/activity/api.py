@@ -12,6 +12,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..agora.names import iso_utc
 from ..errors import MediatoolsError, UsageError
@@ -26,6 +27,9 @@ from .exports import write_exports
 from .figures import figures
 from .options import ActivityOptions, ActivityReport
 from .smooth import place, smooth
+
+if TYPE_CHECKING:
+    from .tap import SpeechTap
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +47,11 @@ def detector_name(o: ActivityOptions) -> str:
 
 
 def activity(source: str | Path | Recording, out: str | Path | None = None, options: ActivityOptions | None = None,
-             *, progress: Progress | None = None) -> ActivityReport:
+             *, progress: Progress | None = None, speech: SpeechTap | None = None) -> ActivityReport:
     """Speech activity of ``source`` (a folder or a loaded recording); the exports go into the folder
-    ``out`` (none when None). ``progress(done, total)`` counts ms of audio judged."""
+    ``out`` (none when None). ``progress(done, total)`` counts ms of audio judged. ``speech``: what
+    a mix of the same recording judged as it decoded (:class:`mediatools.activity.SpeechTap`);
+    runs found there are not decoded again."""
     o = options or ActivityOptions()
     o.check()
     rec = prepare_recording(source, sid=o.sid, strict=o.strict, tolerance_ms=o.tolerance_ms)
@@ -53,7 +59,7 @@ def activity(source: str | Path | Recording, out: str | Path | None = None, opti
     if not tl.users:
         raise UsageError("no user left after --uid/--exclude-uid")
     outdir = _outdir(out, o.create_outdir)
-    turns = detect_timeline(tl, o, progress=progress)
+    turns = detect_timeline(tl, o, progress=progress, speech=speech)
     presence = {u.uid: [Span(round(r.offset_ms), round(r.end_offset_ms)) for r in u.runs] for u in tl.users}
     span_ms = float(round(tl.span_ms))
     figs = figures(presence, turns, span_ms, interruption_ms=o.interruption_ms, silence_ms=o.silence_ms)
@@ -92,9 +98,19 @@ def _outdir(out: str | Path | None, create: bool) -> Path | None:
     return d
 
 
-def detect_timeline(tl: Timeline, o: ActivityOptions, *, progress: Progress | None = None) -> dict[str, list[Span]]:
-    """uid → turns (ms from the origin, whole ms), every run of every user judged once."""
-    jobs = [(u.uid, pr) for u in tl.users for pr in u.runs]
+def detect_timeline(tl: Timeline, o: ActivityOptions, *, progress: Progress | None = None,
+                    speech: SpeechTap | None = None) -> dict[str, list[Span]]:
+    """uid → turns (ms from the origin, whole ms), every run of every user judged once (by the
+    mix, through ``speech``, or here)."""
+    if speech is not None:
+        speech.finish()   # the mix's last runs may still be on their way
+    judged = {}
+    for u in tl.users:
+        for pr in u.runs:
+            raw = speech.get(u.uid, pr.index, pr.offset_ms, o) if speech is not None else None
+            if raw is not None:
+                judged[(u.uid, pr.index)] = raw
+    jobs = [(u.uid, pr) for u in tl.users for pr in u.runs if (u.uid, pr.index) not in judged]
     total = int(sum(pr.duration_ms for _, pr in jobs)) or 1
     lock, done = threading.Lock(), {}   # run → ms judged so far
     stop = threading.Event()
@@ -110,14 +126,22 @@ def detect_timeline(tl: Timeline, o: ActivityOptions, *, progress: Progress | No
         paths = [s.path for s in pr.run.slices if s.path is not None]
         raw = speech_spans(paths, pr.duration_ms, detector=o.detector, aggressiveness=o.aggressiveness,
                            frame_ms=o.frame_ms, stop=stop.is_set, progress=lambda ms: tick(id(job), ms))
-        spans = place(smooth(raw, hangover_ms=o.hangover_ms, min_turn_ms=o.min_turn_ms), pr.offset_ms, pr.span)
-        return [Span(round(s.start), round(s.end)) for s in spans if round(s.end) > round(s.start)]
+        return _turns(raw, pr, o)
 
     turns: dict[str, list[Span]] = {u.uid: [] for u in tl.users}
+    runs = {(u.uid, pr.index): pr for u in tl.users for pr in u.runs}
+    for (uid, index), raw in judged.items():
+        turns[uid].extend(_turns(raw, runs[(uid, index)], o))
     workers = o.parallel or min(4, os.cpu_count() or 1)
-    log.info("speech activity: %d users, %d runs, %.1f s of audio, %d at once", len(tl.users), len(jobs),
-             total / 1000, workers)
+    log.info("speech activity: %d users, %d runs (%d judged by the mix), %.1f s of audio to decode, %d at once",
+             len(tl.users), len(jobs) + len(judged), len(judged), total / 1000, workers)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mediatools-activity") as pool:
         for (uid, _), spans in as_completed(pool, one, jobs, stop=stop):
             turns[uid].extend(spans)
     return {u: sorted(ts) for u, ts in turns.items()}
+
+
+def _turns(raw: list[tuple[float, float]], pr: PlacedRun, o: ActivityOptions) -> list[Span]:
+    """A run's raw speech spans → its turns on the session clock (whole ms)."""
+    spans = place(smooth(raw, hangover_ms=o.hangover_ms, min_turn_ms=o.min_turn_ms), pr.offset_ms, pr.span)
+    return [Span(round(s.start), round(s.end)) for s in spans if round(s.end) > round(s.start)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import MediatoolsError
 from ..media.ffmpeg import base_cmd, concat_url, start
@@ -123,43 +123,64 @@ class _Edges:
         return self.spans
 
 
+class SpeechFrames:
+    """Raw speech spans of a 16 kHz mono s16le stream fed in pieces of any size.
+
+    Judged in blocks of ``BLOCK_FRAMES`` whole frames, so memory is a block whatever the
+    length; the same samples give the same spans however they were cut (ffmpeg's stdout,
+    or the mix's own decoding through :class:`mediatools.activity.SpeechTap`)."""
+
+    def __init__(self, detector: str = "webrtc", aggressiveness: int = 3, frame_ms: int = 10) -> None:
+        self.judge = _frame_judge(detector, aggressiveness, frame_ms)
+        self.edges = _Edges(frame_ms)
+        self.frame_ms = frame_ms
+        self.spf = RATE * frame_ms // 1000
+        self.want = self.spf * 2 * BLOCK_FRAMES
+        self.carry = b""
+
+    @property
+    def judged_ms(self) -> float:
+        return self.edges.frame * self.frame_ms
+
+    def feed(self, buf: bytes) -> None:
+        data = self.carry + buf if self.carry else buf
+        whole = len(data) // self.want * self.want
+        for a in range(0, whole, self.want):
+            self._judge(data[a:a + self.want])
+        self.carry = data[whole:]
+
+    def finish(self) -> list[tuple[float, float]]:
+        whole = len(self.carry) // (self.spf * 2) * self.spf * 2
+        if whole:
+            self._judge(self.carry[:whole])
+        self.carry = b""
+        return self.edges.finish()
+
+    def _judge(self, buf: bytes) -> None:
+        db = _dbfs(buf, self.spf)
+        push = self.edges.push
+        for flag, d in zip(self.judge(buf, db), db.tolist()):
+            push(flag, d)
+
+
 def speech_spans(paths: list[Path], duration_ms: float, *, detector: str = "webrtc", aggressiveness: int = 3,
                  frame_ms: int = 10, stop: Callable[[], bool] | None = None,
                  progress: Callable[[float], None] | None = None) -> list[tuple[float, float]]:
     """Raw speech spans (start, end) in ms from the run's start: runs of speech frames, edges on the energy."""
-    judge = _frame_judge(detector, aggressiveness, frame_ms)
-    edges = _Edges(frame_ms)
-    push = edges.push
+    frames = SpeechFrames(detector, aggressiveness, frame_ms)
     with start(decode_cmd(paths, duration_ms), stdout=True, bufsize=0, big_pipes=True) as proc:
-        for buf, db in _blocks(proc.stdout, frame_ms):
-            for flag, d in zip(judge(buf, db), db.tolist()):
-                push(flag, d)
+        while True:
+            chunk = proc.stdout.read(frames.want)
+            if not chunk:
+                break
+            frames.feed(chunk)
             if progress:
-                progress(edges.frame * frame_ms)
+                progress(frames.judged_ms)
             if stop and stop():
-                return edges.finish()
+                return frames.finish()
         if proc.wait() != 0:
             raise MediatoolsError(f"decoding failed: {proc.last_line()}", file=paths[0].name, code="decode_failed")
-    return edges.finish()
-
-
-def _blocks(stream, frame_ms: int) -> Iterator[tuple[bytes, np.ndarray]]:  # noqa: ANN001
-    """Whole frames in blocks of ``BLOCK_FRAMES``, each with its frames' RMS in dBFS."""
-    spf = RATE * frame_ms // 1000
-    want = spf * 2 * BLOCK_FRAMES
-    carry = b""
-    while True:
-        chunk = stream.read(want - len(carry))
-        if not chunk:
-            break
-        carry += chunk
-        if len(carry) < want:
-            continue
-        yield carry, _dbfs(carry, spf)
-        carry = b""
-    whole = len(carry) // (spf * 2) * spf * 2
-    if whole:
-        yield carry[:whole], _dbfs(carry[:whole], spf)
+    return frames.finish()
 
 
 def _dbfs(buf: bytes, spf: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from .render import render_mix
 from .split import can_split, render_mix_split
 
 if TYPE_CHECKING:
+    from ..activity.tap import SpeechTap
     from ..verify.reference import Reference
 
 log = logging.getLogger(__name__)
@@ -29,15 +30,18 @@ __all__ = ["NORMALIZE", "MixOptions", "MixReport", "mix"]
 
 
 def mix(source: str | Path | Recording, out: str | Path, options: MixOptions | None = None, *,
-        progress: Progress | None = None, reference: Reference | None = None) -> MixReport:
+        progress: Progress | None = None, reference: Reference | None = None,
+        speech: SpeechTap | None = None) -> MixReport:
     """Mix ``source`` (a folder or a loaded :class:`~mediatools.recording.Recording`) into ``out``.
 
     t = 0 of ``out`` is the session origin (or ``options.start``); each run sits at its
     file-name UTC, sample-exactly. Written under a temporary name and renamed when complete.
     ``progress(done, total)`` counts output samples. Returns where everyone was placed.
     ``reference`` (a :class:`mediatools.verify.Reference`) collects, from the same decoding,
-    what a verify of ``out`` needs, so that verify decodes only ``out``: every user, the
-    whole span (no ``start``/``end``).
+    what a verify of ``out`` needs, so that verify decodes only ``out``; ``speech`` (a
+    :class:`mediatools.activity.SpeechTap`) judges speech activity as the runs are decoded, so
+    that activity decodes nothing. Both need every user over the whole span (no
+    ``start``/``end``).
     """
     o = options or MixOptions()
     o.check()
@@ -53,8 +57,9 @@ def mix(source: str | Path | Recording, out: str | Path, options: MixOptions | N
     end_ms = parse_time(o.end, tl.origin_ms) if o.end else None
     if start_ms < 0 or (end_ms is not None and end_ms <= start_ms):
         raise UsageError("--start/--end must satisfy 0 <= start < end")
-    if reference is not None and (o.start or o.end or o.uids or o.exclude_uids):
-        raise UsageError("a verify reference is collected from a mix of every user over the whole span")
+    taps = [t for t in (reference, speech) if t is not None]
+    if taps and (o.start or o.end or o.uids or o.exclude_uids):
+        raise UsageError("a verify reference or speech tap is collected from a mix of every user over the whole span")
     span = (tl.span_ms if end_ms is None else min(end_ms, tl.span_ms)) - start_ms
     render = render_mix_split if can_split(fmt, o.normalize, int(span * o.sample_rate / 1000), o.sample_rate) \
         else render_mix
@@ -62,7 +67,7 @@ def mix(source: str | Path | Recording, out: str | Path, options: MixOptions | N
              ", two encoders" if render is render_mix_split else "")
     res = render(tl, out, fmt=fmt, rate=o.sample_rate, channels=o.channels, bitrate=o.bitrate,
                  gains_db=o.gains_db, normalize=o.normalize, window_start_ms=start_ms,
-                 window_end_ms=end_ms, progress=progress, reference=reference)
+                 window_end_ms=end_ms, progress=progress, taps=taps)
     return MixReport(
         output=str(res.output), format=res.format, sample_rate=res.sample_rate, channels=res.channels,
         bitrate=o.bitrate or fmt.bitrate, normalize=o.normalize, duration_ms=res.duration_ms, sid=rec.sid,

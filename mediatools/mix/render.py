@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..atomic import atomic_path
 from ..errors import MediatoolsError, Problem
@@ -28,7 +28,7 @@ from .encode import Encoder, encoder_cmd
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..verify.reference import Reference, RunTap
+    from ..media.tap import MixTap, RunTap
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,14 @@ def user_segments(ut: UserTimeline, rate: int, *, window_start_ms: float = 0.0,
 class _Source:
     """A run being decoded: opened when the mix reaches it, read block by block."""
 
-    def __init__(self, seg: Segment, rate: int, gain: float, uid: str, tap: RunTap | None = None):
+    def __init__(self, seg: Segment, rate: int, gain: float, uid: str, taps: Sequence[RunTap] = ()):
         self.seg, self.rate, self.gain, self.uid = seg, rate, gain, uid
         self.start = max(seg.start, 0)
         self.end = seg.start + seg.length
         self.decoder: Decoder | None = None
         self.pos = self.start          # next output sample this source will deliver
         self.dry = False               # decoder ended early: the rest is silence (the run is shorter)
-        self.tap = tap                 # a verify Reference's view of this run's samples
+        self.taps = list(taps)         # the mix's taps' views of this run's samples
 
     def open(self) -> None:
         try:
@@ -106,8 +106,8 @@ class _Source:
         if len(x) < n:
             self.dry = True
             x = np.concatenate([x, np.zeros((n - len(x), ch), np.float32)])
-        if self.tap is not None:
-            self.tap.feed(x)
+        for tap in self.taps:
+            tap.feed(x)
         if ch == 2 and channels == 1:
             x = x.mean(axis=1, keepdims=True)   # (L+R)/2
         # a mono column broadcasts into every output channel at its own level
@@ -117,9 +117,10 @@ class _Source:
     def close(self) -> None:
         if self.decoder:
             self.decoder.close()
-        if self.tap is not None and self.pos >= self.end:   # only a run read to its end counts
-            self.tap.close()
-        self.tap = None
+        if self.pos >= self.end:   # only a run read to its end counts
+            for tap in self.taps:
+                tap.close()
+        self.taps = []
 
 
 @dataclass
@@ -136,9 +137,10 @@ class MixResult:
 def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 48000, channels: int = 2,
                bitrate: str | None = None, gains_db: dict[str, float] | None = None, normalize: str = "limit",
                window_start_ms: float = 0.0, window_end_ms: float | None = None,
-               progress: Callable[[int, int], None] | None = None, reference: Reference | None = None) -> MixResult:
-    """Render the timeline's users to ``out``. Returns where everyone was placed. ``reference``
-    collects, as each run is decoded, what a verify of ``out`` expects (the whole span only)."""
+               progress: Callable[[int, int], None] | None = None, taps: Sequence[MixTap] = ()) -> MixResult:
+    """Render the timeline's users to ``out``. Returns where everyone was placed. ``taps`` see
+    each run's samples as they are decoded (what a verify of ``out`` expects, speech activity;
+    the whole span only)."""
     out = Path(out)
     if fmt.rates and rate not in fmt.rates:
         raise MediatoolsError(f"{fmt.name} cannot store {rate} Hz (use one of {fmt.rates})", file=str(out),
@@ -147,7 +149,7 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
     gains = gains_db or {}
     with atomic_path(out) as tmp:
         enc = Encoder(encoder_cmd(fmt, rate, channels, bitrate, normalize, tmp), out)
-        mixer = _Mixer(users, gains, rate, channels, reference, tl.span_ms)
+        mixer = _Mixer(users, gains, rate, channels, taps, tl.span_ms)
         try:
             skip = fmt.priming  # raw ADTS cannot signal the encoder delay: feed it that much later audio
             done = 0
@@ -175,16 +177,16 @@ class _Mixer:
     once hold a decoder (and at most about a block of samples each)."""
 
     def __init__(self, users: list[tuple[UserTimeline, list[Segment]]], gains_db: dict[str, float],
-                 rate: int, channels: int, reference: Reference | None = None, span_ms: float = 0.0):
+                 rate: int, channels: int, taps: Sequence[MixTap] = (), span_ms: float = 0.0):
         self.channels = channels
-        self.reference = reference
-        if reference is not None:
-            reference.begin(span_ms)
+        self.taps = list(taps)
+        for t in self.taps:
+            t.begin(span_ms)
 
-        def tap(ut: UserTimeline, seg: Segment) -> RunTap | None:
-            return None if reference is None else reference.tap(ut.uid, seg.run, seg.offset_ms, seg.duration_ms, rate)
+        def run_taps(ut: UserTimeline, seg: Segment) -> list[RunTap]:
+            return [t.tap(ut.uid, seg.run, seg.offset_ms, seg.duration_ms, rate) for t in self.taps]
 
-        self.sources = sorted((_Source(seg, rate, 10 ** (gains_db.get(ut.uid, 0.0) / 20.0), ut.uid, tap(ut, seg))
+        self.sources = sorted((_Source(seg, rate, 10 ** (gains_db.get(ut.uid, 0.0) / 20.0), ut.uid, run_taps(ut, seg))
                                for ut, segs in users for seg in segs), key=lambda s: s.start)
         self.active: list[_Source] = []
         self.nxt = 0
@@ -212,8 +214,8 @@ class _Mixer:
     def close(self) -> None:
         for src in self.active + self.sources[self.nxt:]:
             src.close()
-        if self.reference is not None:
-            self.reference.finish()
+        for t in self.taps:
+            t.finish()
 
 
 def _window(tl: Timeline, rate: int, start_ms: float, end_ms: float | None) -> tuple[

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..atomic import atomic_path
 from ..errors import MediatoolsError
@@ -17,7 +17,7 @@ from .encode import Encoder, encoder_cmd
 from .render import BLOCK, MixResult, _Mixer, _result, _window
 
 if TYPE_CHECKING:
-    from ..verify.reference import Reference
+    from ..media.tap import MixTap
 
 #: frames the second encoder runs before the join, so its psychoacoustic model, bit rate
 #: control and the limiter have settled where its frames are kept
@@ -35,7 +35,7 @@ def can_split(fmt: OutputFormat, normalize: str, total_samples: int, rate: int) 
 def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 48000,
                      channels: int = 2, bitrate: str | None = None, gains_db: dict[str, float] | None = None,
                      normalize: str = "limit", window_start_ms: float = 0.0, window_end_ms: float | None = None,
-                     progress: Callable[[int, int], None] | None = None, reference: Reference | None = None) -> MixResult:
+                     progress: Callable[[int, int], None] | None = None, taps: Sequence[MixTap] = ()) -> MixResult:
     """One mixing pass feeding two AAC encoders, one per half, joined at a frame boundary.
 
     Each half is encoded as raw ADTS with its first 1024 samples dropped (the encoder's
@@ -70,7 +70,7 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
             if progress:
                 progress(sum(e.fed for e in encoders) // frame_bytes, owed // frame_bytes)
 
-        mixer = _Mixer(users, gains, rate, channels, reference, tl.span_ms)
+        mixer = _Mixer(users, gains, rate, channels, taps, tl.span_ms)
         try:
             done = 0
             while done < total:

@@ -225,21 +225,27 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
         stage("mix")
         mix_path = scratch / f"mix.{ext}"
         # verify's expected picture is collected while the mix decodes: every run decoded once
-        reference = stages.new_reference() if o.verify else None
-        mix_rep = stages.run_mix(recording, mix_path, ms, reference=reference)
-        result.problems = list(mix_rep.get("problems", []))
-        t = _timed(result, "mix", t)
-        if o.verify:
-            stage("verify")
-            expected = {"format": ext, "sample_rate": ms["sample_rate"], "channels": ms["channels"],
-                        "bitrate": o.transcode.get("bitrate")}
-            result.verify = mf.verify_summary(stages.run_verify(mix_path, recording, expected, reference=reference))
-            reference = None   # the expected sum is ~35 MB an hour: not kept through publishing
-            t = _timed(result, "verify", t)
-            if not result.verify["passed"]:
-                failed = ", ".join(f"{n}: {result.verify['checks'][n]}" for n in result.verify["failed"])
-                raise MediatoolsError(f"the mix failed verification ({failed}); nothing published",
-                                      file=rec.sid, code="verify_failed")
+        # (its spool of band energies, ~35 MB per user-hour, lives in the scratch folder)
+        reference = stages.new_reference(scratch) if o.verify else None
+        # and speech activity is judged on the same decoding (the tap keeps only spans)
+        speech = stages.new_speech_tap() if o.activity or o.report else None
+        try:
+            mix_rep = stages.run_mix(recording, mix_path, ms, reference=reference, speech=speech)
+            result.problems = list(mix_rep.get("problems", []))
+            t = _timed(result, "mix", t)
+            if o.verify:
+                stage("verify")
+                expected = {"format": ext, "sample_rate": ms["sample_rate"], "channels": ms["channels"],
+                            "bitrate": o.transcode.get("bitrate")}
+                result.verify = mf.verify_summary(stages.run_verify(mix_path, recording, expected, reference=reference))
+                t = _timed(result, "verify", t)
+                if not result.verify["passed"]:
+                    failed = ", ".join(f"{n}: {result.verify['checks'][n]}" for n in result.verify["failed"])
+                    raise MediatoolsError(f"the mix failed verification ({failed}); nothing published",
+                                          file=rec.sid, code="verify_failed")
+        finally:
+            if reference is not None:
+                reference.close()
         outputs = [Output(mix_path, mix_key, "mix")]
         if o.stems:
             stage("stems")
@@ -255,7 +261,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
             act_dir = scratch / "activity"
             rep_path = scratch / "report.html"
             stages.run_activity(recording, act_dir if o.activity else None, rep_path if o.report else None,
-                                quote(mix_key.rsplit("/", 1)[-1]))
+                                quote(mix_key.rsplit("/", 1)[-1]), speech=speech)
             if o.activity:
                 for p in sorted(x for x in act_dir.rglob("*") if x.is_file()):
                     rel = p.relative_to(act_dir).as_posix()

@@ -24,20 +24,29 @@ def load(folder: Path, sid: str) -> Recording:
     return load_recording(folder, sid=sid)
 
 
-def new_reference() -> Any:
+def new_reference(scratch: Path | None = None) -> Any:
     """What the mix collects for the verify after it (:class:`mediatools.verify.Reference`):
-    every run is then decoded once, by the mix, instead of again by verify."""
+    every run is then decoded once, by the mix, instead of again by verify. Its spool goes
+    under ``scratch``."""
     from ..verify import Reference
-    return Reference()
+    return Reference(scratch)
 
 
-def run_mix(rec: Recording, out: Path, settings: dict[str, Any], *, reference: Any = None) -> dict[str, Any]:
+def new_speech_tap() -> Any:
+    """What the mix judges for the activity stage after it (:class:`mediatools.activity.SpeechTap`):
+    runs are then decoded once, by the mix, instead of again by activity."""
+    from ..activity import SpeechTap
+    return SpeechTap()
+
+
+def run_mix(rec: Recording, out: Path, settings: dict[str, Any], *, reference: Any = None,
+            speech: Any = None) -> dict[str, Any]:
     """Mix ``rec`` into ``out`` with the effective format/rate/channels/bitrate/normalize."""
     from ..mix import MixOptions, mix
     o = MixOptions(sid=rec.sid, format=settings["format"], sample_rate=int(settings["sample_rate"]),
                    channels=int(settings["channels"]), bitrate=settings.get("bitrate"),
                    normalize=settings.get("normalize", "limit"))
-    return mix(rec, out, o, reference=reference).to_dict()
+    return mix(rec, out, o, reference=reference, speech=speech).to_dict()
 
 
 def run_verify(mix_path: Path, rec: Recording, transcode: dict[str, Any] | None, *,
@@ -56,13 +65,15 @@ def run_merge(rec: Recording, outdir: Path, fmt: str) -> dict[str, Any]:
     return merge(rec, outdir, MergeOptions(sid=rec.sid, format=fmt, create_outdir=True)).to_dict()
 
 
-def run_activity(rec: Recording, outdir: Path | None, report: Path | None, mix_src: str | None) -> dict[str, Any]:
+def run_activity(rec: Recording, outdir: Path | None, report: Path | None, mix_src: str | None, *,
+                 speech: Any = None) -> dict[str, Any]:
     """Speech activity (exports into ``outdir`` when given) and the HTML report (``report``, its player
-    pointing at ``mix_src``, a URL relative to the page) from one detection pass."""
+    pointing at ``mix_src``, a URL relative to the page) from one detection pass; ``speech`` is what
+    :func:`run_mix` judged, if it was given a tap."""
     from ..activity import ActivityOptions, activity
     from ..report import ReportOptions
     from ..report import report as make_report
-    act = activity(rec, outdir, ActivityOptions(sid=rec.sid))
+    act = activity(rec, outdir, ActivityOptions(sid=rec.sid), speech=speech)
     out: dict[str, Any] = {"activity": act.to_dict()}
     if report is not None:
         out["report"] = make_report(rec, report, ReportOptions(sid=rec.sid, find_mix=False, mix_src=mix_src),
