@@ -18,7 +18,9 @@ Stages
     :class:`VerifyReference` handed to ``mix(..., reference=r)`` and then to
     ``verify(..., reference=r)`` lets verify use what the mix decoded (each run decoded once)
     ``activity(source, out_dir_or_None, ActivityOptions(...))`` → :class:`ActivityReport`: who
-    spoke when (turns, talk-time figures; RTTM, WebVTT, Audacity, CSV and JSON into the folder)
+    spoke when (turns, talk-time figures; RTTM, WebVTT, Audacity, CSV and JSON into the folder);
+    a :class:`SpeechTap` handed to ``mix(..., speech=t)`` and then to ``activity(..., speech=t)``
+    lets activity use what the mix decoded
     ``report(source, out_html, ReportOptions(...))`` → :class:`ReportReport`: the timeline page
     ``process(source, ProcessOptions(...))`` → :class:`ProcessReport`: the unattended job
     (wait until complete → mix → verify → stems → publish under Agora's names, manifest
@@ -52,11 +54,12 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 _LAZY = {"process": ("pipeline", "process"), "process_recording": ("pipeline", "process_recording"),
          "ProcessOptions": ("pipeline", "ProcessOptions"), "ProcessReport": ("pipeline", "ProcessReport"),
-         "RecordingResult": ("pipeline", "RecordingResult"), "VerifyReference": ("verify.reference", "Reference")}
+         "RecordingResult": ("pipeline", "RecordingResult"), "VerifyReference": ("verify.reference", "Reference"),
+         "SpeechTap": ("activity.tap", "SpeechTap")}
 
 
 def __getattr__(name: str):  # noqa: ANN202
-    """The pipeline (and with it Dask), and numpy for a VerifyReference, are imported when first used."""
+    """The pipeline (and with it Dask), and numpy for a VerifyReference or SpeechTap, are imported when first used."""
     if name in _LAZY:
         import importlib
         module, attr = _LAZY[name]
@@ -70,5 +73,5 @@ __all__ = ["__version__", "MediatoolsError", "UsageError", "Problem",
            "merge", "MergeOptions", "MergeReport",
            "mix", "MixOptions", "MixReport",
            "verify", "VerifyOptions", "VerifyReport", "VerifyReference",
-           "activity", "ActivityOptions", "ActivityReport", "report", "ReportOptions", "ReportReport",
+           "activity", "ActivityOptions", "ActivityReport", "SpeechTap", "report", "ReportOptions", "ReportReport",
            "process", "process_recording", "ProcessOptions", "ProcessReport", "RecordingResult"]

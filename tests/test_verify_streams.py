@@ -96,7 +96,8 @@ def test_each_run_is_placed_by_itself_and_a_missing_one_is_absent(tmp_path):
             runs.append(Placed(s, at[i], dominant_bands(s)))
         ref, env, rr = expected_sum(runs, n, store)
         assert ref.frames == n
-        got = [place_run(m, ref, r, 0, 1.0, n, 100, 50) for r in runs]
+        got = [place_run(m, ref, r, 0, 1.0, n, 100, 50) for r in runs]            # lag from the edges
+        whole = [place_run(m, ref, r, 0, 1.0, n, 100, 50, edge=10 ** 9) for r in runs]   # scored whole
     (o0, p0), (o1, p1), (_, p2) = got
     assert abs(o0) < 0.5 and p0 > 0.5        # user 1's misplaced talk is left in its bands
     assert abs(o1 - 7) < 0.5 and p1 > 0.9
@@ -107,9 +108,10 @@ def test_each_run_is_placed_by_itself_and_a_missing_one_is_absent(tmp_path):
         expected[a:a + len(f)] += f
     resid = np.zeros((n + 2 * pad, BANDS))
     resid[pad:pad + n] = mix - expected
-    for (off, pres), f, a in zip(got, feats, at):
+    for (off, pres), (w_off, w_pres), f, a in zip(got, whole, feats, at):
         want_off, want_pres = _full_place(resid, f, dominant_bands_of(f), a, 100, 50)
-        assert off == pytest.approx(want_off, abs=1e-3) and pres == pytest.approx(want_pres, abs=1e-4)
+        assert w_off == pytest.approx(want_off, abs=1e-3) and w_pres == pytest.approx(want_pres, abs=1e-4)
+        assert round(off) == round(want_off)      # the edges agree where the whole run is clear
 
 
 def dominant_bands_of(f: np.ndarray) -> np.ndarray:

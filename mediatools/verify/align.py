@@ -23,6 +23,7 @@ COARSE = 10          # frames per envelope step (100 ms)
 BLOCK = 6000         # rows read at a time (60 s, ~0.6 MB per stream)
 PEAKS = 3            # coarse peaks refined at full resolution
 REFINE = 12          # ± frames around each coarse peak
+EDGE = 3000          # frames (30 s) at each end of a long run that its lag is scored on
 
 
 @dataclass
@@ -147,14 +148,20 @@ def global_lag(mix: Stream, mix_env: np.ndarray, ref: Stream, ref_env: np.ndarra
 
 
 def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, search: int,
-              context: int) -> tuple[float | None, float]:
+              context: int, edge: int = EDGE) -> tuple[float | None, float]:
     """Best lag (frames, sub-frame) of ``run`` within ±``search`` and how much of it the mix holds.
 
     The mix (brought to the reference's grid and level) minus every run's expected energy,
     plus this run's own, leaves the mix minus the *other* users: their talk does not mask
     this one, however many share its bands. Presence is the squared cosine between that and
     the run's energy over its dominant bands (scale free: a cloud mix may level users its
-    own way), with ``context`` frames of expected silence either side.
+    own way), with ``context`` frames of expected silence either side, over the whole run.
+
+    The lag is scored on the run's first and last ``edge`` frames only (with their context):
+    over a steady sound (a tone, a hum) the whole-run score moves by ~1/length per frame of
+    lag, which the mix's coding noise outweighs once a run lasts half an hour (a correct
+    3-hour mix had two such runs "misplaced" by 68 and 197 ms). Runs shorter than two edges
+    are scored whole, as before.
     """
     bands = run.bands
     if not run.frames or not len(bands):
@@ -184,26 +191,41 @@ def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
     cum = np.cumsum(energy)
     span = frames + 2 * context
     k = np.arange(2 * search + 1)
+    whole = frames <= 2 * edge
     seg2 = cum[k + span] - cum[k]
-    # Σ window[t + k − search] · run[t] over the run's frames, block by block
-    dot = np.zeros(2 * search + 1)
-    rn2 = 0.0
-    for j in range(0, frames, BLOCK):
-        e = min(frames, j + BLOCK)
-        r = run.stream.rows(j, e, bands)
-        rn2 += float(np.vdot(r, r))
-        w = window(at + j - search, at + e + search)
-        for i in range(2 * search + 1):
-            dot[i] += float(np.vdot(w[i:i + e - j], r))
-    den = np.sqrt(rn2) * np.sqrt(np.maximum(seg2, 0))
-    scores = np.where(den > 0, dot / np.where(den > 0, den, 1.0), 0.0)
-    i = int(np.argmax(scores))
-    best = float(scores[i])
+    # the edges: the padded run's rows [0, context + edge) and [context + frames − edge, span)
+    seg2_edge = seg2 if whole else (cum[k + context + edge] - cum[k]) + (cum[k + span] - cum[k + context + frames - edge])
+    # Σ window[t + k − search] · run[t] over the run's frames, block by block, in float64 (sums
+    # over an hour of frames)
+    dot, dot_edge = np.zeros(2 * search + 1), np.zeros(2 * search + 1)
+    rn2 = rn2_edge = 0.0
+    cuts = [0, frames] if whole else sorted({0, edge, frames - edge, frames})
+    for lo, hi in zip(cuts, cuts[1:]):
+        at_edge = whole or lo < edge or lo >= frames - edge
+        for j in range(lo, hi, BLOCK):
+            e = min(hi, j + BLOCK)
+            r = run.stream.rows(j, e, bands).astype(np.float64)
+            w = window(at + j - search, at + e + search).astype(np.float64)
+            d = np.array([np.vdot(w[i:i + e - j], r) for i in range(2 * search + 1)])
+            r2 = float(np.vdot(r, r))
+            dot += d
+            rn2 += r2
+            if at_edge:
+                dot_edge += d
+                rn2_edge += r2
+    scores = _cosines(dot, rn2, seg2)
+    by_edges = scores if whole else _cosines(dot_edge, rn2_edge, seg2_edge)
+    i = int(np.argmax(by_edges))
     frac = 0.0
-    if 0 < i < len(scores) - 1:
-        d = scores[i - 1] - 2 * best + scores[i + 1]
-        frac = 0.5 * (scores[i - 1] - scores[i + 1]) / d if d < 0 else 0.0
-    return i - search + float(frac), max(best, 0.0) ** 2
+    if 0 < i < len(by_edges) - 1:
+        d = by_edges[i - 1] - 2 * by_edges[i] + by_edges[i + 1]
+        frac = 0.5 * (by_edges[i - 1] - by_edges[i + 1]) / d if d < 0 else 0.0
+    return i - search + float(frac), max(float(scores[i]), 0.0) ** 2
+
+
+def _cosines(dot: np.ndarray, rn2: float, seg2: np.ndarray) -> np.ndarray:
+    den = np.sqrt(rn2) * np.sqrt(np.maximum(seg2, 0))
+    return np.where(den > 0, dot / np.where(den > 0, den, 1.0), 0.0)
 
 
 def quiet_level_db(mix: Stream, quiet_of: Callable[[int, int], np.ndarray], floor_db: float = -120.0) -> float:

@@ -46,7 +46,7 @@ def band_energies(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def stream_features(args: list[str], what: str, *, block_s: float = 20.0,
+def stream_features(args: list[str], what: str, *, block_s: float = 4.0,
                     sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray, int]:
     """Decode with ffmpeg ``args`` (inputs) to 16 kHz mono, streaming; → (features, samples).
     With ``sink`` the features go there as they are computed and none are returned."""
