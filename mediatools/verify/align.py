@@ -133,14 +133,17 @@ def global_lag(mix: Stream, mix_env: np.ndarray, ref: Stream, ref_env: np.ndarra
         sb = np.sqrt(np.maximum(r, 0))
         m = mix.rows(a + lo, b + hi)            # zero where the mix has no frame
         sa = np.sqrt(np.maximum(m, 0))
+        # running sums along time: any lag's sums over its valid frames are two lookups
+        csb = np.concatenate([np.zeros((1, BANDS)), np.cumsum(sb, axis=0, dtype=np.float64)])
+        csa = np.concatenate([np.zeros((1, BANDS)), np.cumsum(sa, axis=0, dtype=np.float64)])
         for i, L in enumerate(lags):
             off = L - lo
             dot[i] += float(np.vdot(sa[off:off + b - a], sb))
             cross[i] += float(np.vdot(m[off:off + b - a], r))
             v0, v1 = max(a, -L), min(b, na - L)       # frames t with a mix frame at t + L
             if v1 > v0:
-                sum_b[i] += sb[v0 - a:v1 - a].sum(axis=0)
-                sum_a[i] += sa[v0 - a + off:v1 - a + off].sum(axis=0)
+                sum_b[i] += csb[v1 - a] - csb[v0 - a]
+                sum_a[i] += csa[v1 - a + off] - csa[v0 - a + off]
                 count[i] += v1 - v0
     corr = (dot - sum_b @ ma - sum_a @ mb + count * float(ma @ mb)) / den
     i = int(np.argmax(corr))
