@@ -38,8 +38,11 @@ def decode_cmd(paths: list[Path], duration_ms: float) -> list[str]:
                          "-f", "s16le", "pipe:1"]
 
 
-def _frame_judge(detector: str, aggressiveness: int, frame_ms: int) -> Callable[[bytes, np.ndarray], list[bool]]:
-    """A function judging one block: (raw s16le bytes, per-frame RMS dBFS) → speech flag per frame."""
+def _frame_judge(detector: str, aggressiveness: int, frame_ms: int
+                 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A function judging frames: (frames × samples in 16-bit units as float32, per-frame RMS
+    dBFS) → a speech flag per frame. Only frames above the gate reach webrtcvad."""
+    import numpy as np
     n = RATE * frame_ms // 1000 * 2
     if detector == "webrtc":
         try:
@@ -49,16 +52,25 @@ def _frame_judge(detector: str, aggressiveness: int, frame_ms: int) -> Callable[
             detector = "energy"
         else:
             vad = webrtcvad.Vad(aggressiveness)
-            is_speech = vad.is_speech
+            try:   # the wrapper's checks cost a third of each call; these frames are whole
+                from _webrtcvad import process
+                handle, half = vad._vad, n // 2
+            except (ImportError, AttributeError):  # pragma: no cover - another webrtcvad build
+                def process(_h: object, rate: int, buf: memoryview, _n: int) -> bool:
+                    return vad.is_speech(buf, rate)
+                handle, half = None, n // 2
 
-            def judge(buf: bytes, db: np.ndarray) -> list[bool]:
-                mv = memoryview(buf)
-                return [bool(loud) and is_speech(mv[i * n:(i + 1) * n], RATE)
-                        for i, loud in enumerate((db > GATE_DBFS).tolist())]
+            def judge(q: np.ndarray, db: np.ndarray) -> np.ndarray:
+                flags = np.zeros(len(db), bool)
+                loud = np.flatnonzero(db > GATE_DBFS)
+                if len(loud):
+                    mv = memoryview(q[loud].astype("<i2").tobytes())
+                    flags[loud] = [process(handle, RATE, mv[i:i + n], half) for i in range(0, len(loud) * n, n)]
+                return flags
             return judge
 
-    def energy(buf: bytes, db: np.ndarray) -> list[bool]:
-        return (db > ENERGY_DBFS).tolist()
+    def energy(q: np.ndarray, db: np.ndarray) -> np.ndarray:
+        return db > ENERGY_DBFS
     return energy
 
 
@@ -70,10 +82,16 @@ class _Edges:
     rises above, and falls back to, the background. So a span ends after its last frame
     louder than the background by ``EDGE_DB`` and starts at the first such frame before
     the detector's first speech frame (looking back at most ``LOOKBACK`` frames). The
-    background is tracked on the frames the detector calls non-speech. Bounded memory."""
+    background is tracked on the frames the detector calls non-speech. Bounded memory.
+
+    Frames below the gate (most of a listener's track, and every pause) are never speech
+    nor loud: a stretch of them is taken at once (:meth:`_quiet`), which gives what pushing
+    them one by one gives, at numpy's speed instead of Python's."""
 
     EDGE_DB = 9.0
     LOOKBACK = 30
+    DECAY = 0.98       # the background's running mean: noise ← DECAY·noise + (1 − DECAY)·dB
+    MEMORY = 2000      # frames of a quiet stretch that still weigh on it (DECAY**2000 ≈ 3e-18)
 
     def __init__(self, frame_ms: int):
         self.frame_ms = frame_ms
@@ -83,6 +101,36 @@ class _Edges:
         self.last_loud = -1
         self.recent: list[float] = []      # dB of the last LOOKBACK non-speech frames
         self.frame = 0
+
+    def push_many(self, flags: np.ndarray, db: np.ndarray) -> None:
+        """Frames in order: the loud ones one by one, each quiet stretch at once."""
+        import numpy as np
+        quiet = db <= GATE_DBFS
+        cuts = np.flatnonzero(quiet[1:] != quiet[:-1]) + 1
+        bounds = [0, *cuts.tolist(), len(db)]
+        dbl = db.tolist()
+        for a, b in zip(bounds, bounds[1:]):
+            if quiet[a]:
+                self.push(False, dbl[a])           # closes a span still open, starts the noise
+                if b - a > 1:
+                    self._quiet(db[a + 1:b], dbl[a + 1:b])
+            else:
+                for f, d in zip(flags[a:b].tolist(), dbl[a:b]):
+                    self.push(f, d)
+
+    def _quiet(self, db: np.ndarray, dbl: list[float]) -> None:
+        """Frames below the gate, no span open: only the background and the look-back move."""
+        import numpy as np
+        if self.noise == GATE_DBFS or self.opened is not None:   # (not after push(); kept exact)
+            for d in dbl:
+                self.push(False, d)
+            return
+        k = len(db)
+        tail = db[-self.MEMORY:].astype(np.float64)
+        w = (1.0 - self.DECAY) * self.DECAY ** np.arange(len(tail) - 1, -1, -1, dtype=np.float64)
+        self.noise = float(self.DECAY ** min(k, 40000) * self.noise + w @ tail)
+        self.recent = (self.recent + dbl[-self.LOOKBACK:])[-self.LOOKBACK:]
+        self.frame += k
 
     def push(self, flag: bool, db: float) -> None:
         loud = db > max(self.noise + self.EDGE_DB, GATE_DBFS)
@@ -105,7 +153,7 @@ class _Edges:
                 else:
                     self._close()
             if not loud:
-                self.noise = db if self.noise == GATE_DBFS else 0.98 * self.noise + 0.02 * db
+                self.noise = db if self.noise == GATE_DBFS else self.DECAY * self.noise + (1 - self.DECAY) * db
             self.recent.append(db)
             if len(self.recent) > self.LOOKBACK:
                 del self.recent[0]
@@ -124,43 +172,56 @@ class _Edges:
 
 
 class SpeechFrames:
-    """Raw speech spans of a 16 kHz mono s16le stream fed in pieces of any size.
+    """Raw speech spans of a 16 kHz mono stream fed in pieces of any size: 16-bit bytes
+    (:meth:`feed`, ffmpeg's s16le) or float samples (:meth:`feed_float`, converted to 16 bits as
+    libswresample converts them), so the same audio gives the same spans whichever fed it.
 
-    Judged in blocks of ``BLOCK_FRAMES`` whole frames, so memory is a block whatever the
-    length; the same samples give the same spans however they were cut (ffmpeg's stdout,
-    or the mix's own decoding through :class:`mediatools.activity.SpeechTap`)."""
+    Frames are judged as whole frames arrive; memory is one piece whatever the length."""
 
     def __init__(self, detector: str = "webrtc", aggressiveness: int = 3, frame_ms: int = 10) -> None:
+        import numpy as np
         self.judge = _frame_judge(detector, aggressiveness, frame_ms)
         self.edges = _Edges(frame_ms)
         self.frame_ms = frame_ms
         self.spf = RATE * frame_ms // 1000
-        self.want = self.spf * 2 * BLOCK_FRAMES
-        self.carry = b""
+        self.want = self.spf * 2 * BLOCK_FRAMES    # bytes a reader might ask for at a time
+        self.carry = np.zeros(0, np.float32)       # samples of a frame not yet whole
+        self.odd = b""                             # a byte of a sample not yet whole
 
     @property
     def judged_ms(self) -> float:
         return self.edges.frame * self.frame_ms
 
     def feed(self, buf: bytes) -> None:
-        data = self.carry + buf if self.carry else buf
-        whole = len(data) // self.want * self.want
-        for a in range(0, whole, self.want):
-            self._judge(data[a:a + self.want])
-        self.carry = data[whole:]
+        """16-bit little-endian samples (any number of bytes)."""
+        import numpy as np
+        data = self.odd + buf if self.odd else buf
+        even = len(data) // 2 * 2
+        self.odd = data[even:]
+        self._feed(np.frombuffer(data, "<i2", even // 2).astype(np.float32))
+
+    def feed_float(self, x: np.ndarray) -> None:
+        """float32 samples in [-1, 1], to 16 bits as libswresample does (lrintf(x · 32768), clipped)."""
+        import numpy as np
+        self._feed(np.clip(np.rint(x * np.float32(32768.0)), -32768, 32767).astype(np.float32, copy=False))
 
     def finish(self) -> list[tuple[float, float]]:
-        whole = len(self.carry) // (self.spf * 2) * self.spf * 2
-        if whole:
-            self._judge(self.carry[:whole])
-        self.carry = b""
+        self._feed(None)
         return self.edges.finish()
 
-    def _judge(self, buf: bytes) -> None:
-        db = _dbfs(buf, self.spf)
-        push = self.edges.push
-        for flag, d in zip(self.judge(buf, db), db.tolist()):
-            push(flag, d)
+    def _feed(self, q: np.ndarray | None) -> None:
+        import numpy as np
+        if q is None:
+            data, self.carry = self.carry, np.zeros(0, np.float32)
+        else:
+            data = np.concatenate([self.carry, q]) if len(self.carry) else q
+        whole = len(data) // self.spf * self.spf
+        if q is not None:
+            self.carry = data[whole:]
+        if whole:
+            frames = data[:whole].reshape(-1, self.spf)
+            db = _dbfs(frames)
+            self.edges.push_many(self.judge(frames, db), db)
 
 
 def speech_spans(paths: list[Path], duration_ms: float, *, detector: str = "webrtc", aggressiveness: int = 3,
@@ -183,9 +244,8 @@ def speech_spans(paths: list[Path], duration_ms: float, *, detector: str = "webr
     return frames.finish()
 
 
-def _dbfs(buf: bytes, spf: int) -> np.ndarray:
+def _dbfs(frames: np.ndarray) -> np.ndarray:
+    """Per-frame RMS level in dBFS of frames × samples in 16-bit units."""
     import numpy as np  # lazily: importing mediatools stays numpy-free
-    x = np.frombuffer(buf, dtype="<i2").astype(np.float32).reshape(-1, spf)
-    rms = np.sqrt(np.mean(x * x, axis=1)) / 32768.0
+    rms = np.sqrt(np.einsum("ij,ij->i", frames, frames) / frames.shape[1]) / 32768.0
     return 20.0 * np.log10(np.maximum(rms, 1e-9))
-

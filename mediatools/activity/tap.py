@@ -4,7 +4,8 @@
 time; a mix has just decoded the very same runs. A :class:`SpeechTap` handed to
 ``mix(..., speech=tap)`` and then to ``activity(..., speech=tap)`` judges each run's samples
 as the mix reads them (downmixed, resampled to 16 kHz by libswresample, converted to 16-bit
-as ffmpeg converts them, on a thread of its own); activity takes the raw spans from here
+as ffmpeg converts them, on a thread of its own, which a verify Reference of the same mix
+shares: each run is resampled once for both); activity takes the raw spans from here
 and decodes only the runs it does not find (a run the mix could not read to its end, or a
 tap that failed).
 """
@@ -12,33 +13,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..media.tap import RATE, Mono16k, TapThread
+from ..media.tap import RATE, Tap16k
 from .detect import SpeechFrames
 from .options import ActivityOptions
 
 __all__ = ["SpeechTap"]
 
 
-class SpeechTap:
+class SpeechTap(Tap16k):
     """Each run's raw speech spans (ms from the run's start), filled by the mix's decoders."""
 
     def __init__(self, options: ActivityOptions | None = None) -> None:
+        super().__init__("activity-tap")
         o = options or ActivityOptions()
         self.detector = (o.detector, o.aggressiveness, o.frame_ms)
         self.runs: dict[tuple[str, int], tuple[float, list[tuple[float, float]]]] = {}
-        self._worker = TapThread("activity-tap")
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._worker.error
 
     def begin(self, span_ms: float) -> None:
         self.finish()
         self.runs.clear()
-        self._worker.start()
+        super().begin(span_ms)
 
     def finish(self) -> None:
-        self._worker.finish()
+        super().finish()
         if self.error is not None:
             self.runs.clear()
 
@@ -46,8 +43,8 @@ class SpeechTap:
         self.finish()
         self.runs.clear()
 
-    def tap(self, uid: str, index: int, offset_ms: float, duration_ms: float, rate: int) -> RunSpeech:
-        return RunSpeech(self, (uid, index), offset_ms, duration_ms, rate)
+    def run16k(self, uid: str, index: int, offset_ms: float, duration_ms: float) -> RunSpeech:
+        return RunSpeech(self, (uid, index), offset_ms, duration_ms)
 
     def get(self, uid: str, index: int, offset_ms: float, o: ActivityOptions) -> list[tuple[float, float]] | None:
         """The run's raw spans if the mix judged it, at that place and with ``o``'s detector."""
@@ -59,32 +56,18 @@ class SpeechTap:
 
 
 class RunSpeech:
-    """One run's samples, as the mix reads them, on their way to speech frames."""
+    """One run's 16 kHz samples, as the mix reads them, on their way to speech frames."""
 
-    def __init__(self, tap: SpeechTap, key: tuple[str, int], offset_ms: float, duration_ms: float, rate: int):
+    def __init__(self, tap: SpeechTap, key: tuple[str, int], offset_ms: float, duration_ms: float):
         self.tap, self.key, self.offset_ms = tap, key, offset_ms
         self.left = int(round(duration_ms * RATE / 1000.0))    # as the decoder's atrim=end_sample
-        self.mono = Mono16k(rate)
         self.frames = SpeechFrames(*tap.detector)
 
-    def feed(self, x: np.ndarray) -> None:
-        """``x``: (frames, channels) float32 at the mix's rate (not changed afterwards)."""
-        self.tap._worker.submit(self._feed, x)
+    def put(self, x: np.ndarray) -> None:
+        x = x[: max(0, self.left)]
+        if len(x):
+            self.left -= len(x)
+            self.frames.feed_float(x)
 
-    def close(self) -> None:
-        self.tap._worker.submit(self._close)
-
-    def _feed(self, x: np.ndarray) -> None:
-        self._put(self.mono(x))
-
-    def _put(self, blocks: list[np.ndarray]) -> None:
-        for b in blocks:
-            b = b[: max(0, self.left)]
-            if len(b):
-                self.left -= len(b)
-                # float → s16 as libswresample converts (lrintf(x · 32768), clipped)
-                self.frames.feed(np.clip(np.rint(b * np.float32(32768.0)), -32768, 32767).astype("<i2").tobytes())
-
-    def _close(self) -> None:
-        self._put(self.mono.flush())
+    def end(self) -> None:
         self.tap.runs[self.key] = (self.offset_ms, self.frames.finish())

@@ -6,13 +6,18 @@ the stages after the mix need not decode the recording again. Its work runs on a
 its own, fed through a short queue (numpy and libswresample do most of theirs without the
 GIL), and a failure there never fails the mix: it is kept, later work is skipped, and the
 stage that wanted the tap's result decodes for itself.
+
+Both taps want the run as 16 kHz mono (:class:`Mono16k`). A tap says so by offering
+``run16k`` (a :class:`Run16k` per run, fed 16 kHz blocks); :func:`mix_taps` then gives every
+such tap of one mix a single thread and resamples each run once for all of them
+(:class:`Shared16k`): resampling was a third of each tap's work.
 """
 from __future__ import annotations
 
 import logging
 import queue
 import threading
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -32,6 +37,12 @@ class MixTap(Protocol):
     def begin(self, span_ms: float) -> None: ...
     def tap(self, uid: str, index: int, offset_ms: float, duration_ms: float, rate: int) -> RunTap: ...
     def finish(self) -> None: ...
+
+
+class Run16k(Protocol):
+    """A run's 16 kHz mono float32 samples, in blocks of any size; ``end`` once all are in."""
+    def put(self, x: np.ndarray) -> None: ...
+    def end(self) -> None: ...
 
 
 class TapThread:
@@ -63,18 +74,27 @@ class TapThread:
             self._thread.join()
             self._thread, self._queue = None, None
 
+    def fail(self, exc: BaseException) -> None:
+        """Note the first failure (later work is skipped; never the mix's failure)."""
+        if self.error is None:
+            log.warning("%s dropped (the stage after the mix decodes for itself): %s", self.name, exc)
+            self.error = exc
+
+    def run(self, fn: Callable[..., None], *args: object) -> None:
+        """``fn(*args)`` unless this tap already failed; a failure is noted, not raised."""
+        if self.error is None:
+            try:
+                fn(*args)
+            except BaseException as exc:   # noqa: BLE001 - never the mix's failure
+                self.fail(exc)
+
     def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            if self.error is None:
-                fn, args = item
-                try:
-                    fn(*args)
-                except BaseException as exc:   # never the mix's failure
-                    log.warning("%s dropped (the stage after the mix decodes for itself): %s", self.name, exc)
-                    self.error = exc
+            fn, args = item
+            self.run(fn, *args)
 
 
 class Mono16k:
@@ -107,3 +127,89 @@ class Mono16k:
     @staticmethod
     def _arrays(frames: list) -> list[np.ndarray]:
         return [np.frombuffer(f.planes[0], np.float32, f.samples) for f in frames if f.samples]
+
+
+class Tap16k:
+    """The thread and the per-run plumbing of a tap that works on 16 kHz mono: subclasses give
+    :meth:`run16k` (and call :meth:`begin` / :meth:`finish` from theirs)."""
+
+    def __init__(self, name: str) -> None:
+        self.worker = TapThread(name)
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.worker.error
+
+    def begin(self, span_ms: float) -> None:
+        self.worker.start()
+
+    def finish(self) -> None:
+        self.worker.finish()
+
+    def run16k(self, uid: str, index: int, offset_ms: float, duration_ms: float) -> Run16k:
+        raise NotImplementedError
+
+    def tap(self, uid: str, index: int, offset_ms: float, duration_ms: float, rate: int) -> RunTap:
+        return _OwnThread(self.worker, Mono16k(rate), [(self.worker, self.run16k(uid, index, offset_ms, duration_ms))])
+
+
+class _OwnThread:
+    """A run's samples resampled once, on ``worker``, and handed to every (tap thread, run) in ``runs``."""
+
+    def __init__(self, worker: TapThread, mono: Mono16k, runs: list[tuple[TapThread, Run16k]]):
+        self.worker, self.mono, self.runs = worker, mono, runs
+
+    def feed(self, x: np.ndarray) -> None:
+        self.worker.submit(self._put, x)
+
+    def close(self) -> None:
+        self.worker.submit(self._end)
+
+    def _put(self, x: np.ndarray) -> None:
+        self._hand(self.mono(x), end=False)
+
+    def _end(self) -> None:
+        self._hand(self.mono.flush(), end=True)
+
+    def _hand(self, blocks: list[np.ndarray], end: bool) -> None:
+        for owner, run in self.runs:
+            for b in blocks:
+                owner.run(run.put, b)
+            if end:
+                owner.run(run.end)
+
+
+class Shared16k:
+    """Several :class:`Tap16k` of one mix on one thread, each run resampled once for all of them.
+    A failure of one tap leaves the others going; a failed resampling fails them all (at
+    :meth:`finish`)."""
+
+    def __init__(self, taps: Sequence[Tap16k]) -> None:
+        self.taps = list(taps)
+        self.worker = TapThread("mix-taps")
+
+    def begin(self, span_ms: float) -> None:
+        for t in self.taps:
+            t.begin(span_ms)
+        self.worker.start()
+
+    def tap(self, uid: str, index: int, offset_ms: float, duration_ms: float, rate: int) -> RunTap:
+        runs = [(t.worker, t.run16k(uid, index, offset_ms, duration_ms)) for t in self.taps]
+        return _OwnThread(self.worker, Mono16k(rate), runs)
+
+    def finish(self) -> None:
+        self.worker.finish()
+        if self.worker.error is not None:
+            for t in self.taps:
+                t.worker.fail(self.worker.error)
+        for t in self.taps:
+            t.finish()
+
+
+def mix_taps(taps: Sequence[MixTap]) -> list[MixTap]:
+    """The taps a mix feeds: every :class:`Tap16k` among ``taps`` shares one thread and one
+    resampling per run when there are two or more."""
+    t16 = [t for t in taps if isinstance(t, Tap16k)]
+    if len(t16) < 2:
+        return list(taps)
+    return [Shared16k(t16)] + [t for t in taps if not isinstance(t, Tap16k)]

@@ -178,8 +178,9 @@ class _Mixer:
 
     def __init__(self, users: list[tuple[UserTimeline, list[Segment]]], gains_db: dict[str, float],
                  rate: int, channels: int, taps: Sequence[MixTap] = (), span_ms: float = 0.0):
+        from ..media.tap import mix_taps
         self.channels = channels
-        self.taps = list(taps)
+        self.taps = mix_taps(taps)   # taps wanting 16 kHz mono share a thread and each run's resampling
         for t in self.taps:
             t.begin(span_ms)
 

@@ -3,7 +3,7 @@
 verify compares a mix with the sum of every run's band energies at its place. On its
 own it decodes every run of every user for that sum, which is most of its time; a mix
 has just decoded the very same runs. :class:`Reference` is handed to ``mix`` and then to
-``verify``: the mix feeds each run's samples, as it reads them, through a :class:`RunTap`
+``verify``: the mix feeds each run's samples, as it reads them, through a :class:`RunBands`
 (downmixed to mono, resampled to 16 kHz by libswresample, lead-delayed onto the 10 ms
 grid, reduced to band energies as they stream, on a thread of its own, spooled to disk as
 verify's own decoding would spool them) and verify takes them from here instead of decoding
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..media.tap import Mono16k, TapThread
+from ..media.tap import Tap16k
 from .align import Placed, dominant_bands
 from .features import HOP_MS, RATE, BandStream, run_frames
 from .store import FeatureStore, StreamWriter
 
-__all__ = ["Reference", "RunTap", "grid_place"]
+__all__ = ["Reference", "RunBands", "grid_place"]
 
 
 def grid_place(offset_ms: float) -> tuple[int, int]:
@@ -36,38 +36,34 @@ def grid_place(offset_ms: float) -> tuple[int, int]:
     return at, int(round((offset_ms - at * HOP_MS) * RATE / 1000.0))
 
 
-class Reference:
+class Reference(Tap16k):
     """Each run's band energies (spooled, :mod:`.store`) at its place, filled by the mix's decoders.
 
     Keyed by (uid, run index, session offset): verify uses an entry only for the run it
     has at that very place, and decodes any run not found here itself.
 
-    The work (resampling, FFTs) runs on a thread of its own (:class:`~mediatools.media.tap.TapThread`):
-    the mix's decoding thread sets the encoders' pace. A failure there never fails the mix: it
+    The work (resampling, FFTs) runs on a thread of its own (:class:`~mediatools.media.tap.Tap16k`;
+    shared with a speech tap of the same mix): the mix's decoding thread sets the encoders' pace. A failure there never fails the mix: it
     is logged, the reference is left empty, and verify decodes the recording itself.
     ``parent``: where the spool folder goes (the system's temporary folder by default);
     :meth:`close` removes it.
     """
 
     def __init__(self, parent: str | Path | None = None) -> None:
+        super().__init__("verify-reference")
         self.parent = parent
         self.store: FeatureStore | None = None
         self.runs: dict[tuple[str, int], tuple[float, Placed]] = {}
-        self._worker = TapThread("verify-reference")
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._worker.error
 
     def begin(self, span_ms: float) -> None:
         """A mix starts (of ``span_ms``, the whole recording)."""
         self.close()
         self.store = FeatureStore(self.parent)
-        self._worker.start()
+        super().begin(span_ms)
 
     def finish(self) -> None:
         """Wait until everything submitted is done (the mix calls this when it ends)."""
-        self._worker.finish()
+        super().finish()
         if self.error is not None:
             self.runs.clear()
 
@@ -79,10 +75,10 @@ class Reference:
             self.store = None
         self.runs.clear()
 
-    def tap(self, uid: str, index: int, offset_ms: float, duration_ms: float, rate: int) -> RunTap:
+    def run16k(self, uid: str, index: int, offset_ms: float, duration_ms: float) -> RunBands:
         if self.store is None:
             raise RuntimeError("Reference.begin() first")
-        return RunTap(self, (uid, index), offset_ms, duration_ms, rate)
+        return RunBands(self, (uid, index), offset_ms, duration_ms)
 
     def get(self, uid: str, index: int, offset_ms: float) -> Placed | None:
         """The run at that place, as the mix decoded it (call :meth:`finish` first)."""
@@ -97,32 +93,21 @@ class Reference:
         self.runs[key] = (offset_ms, Placed(s, at, dominant_bands(s)))
 
 
-class RunTap:
-    """One run's samples, as the mix reads them, on their way to band energies."""
+class RunBands:
+    """One run's 16 kHz samples, as the mix reads them, on their way to band energies."""
 
-    def __init__(self, ref: Reference, key: tuple[str, int], offset_ms: float, duration_ms: float, rate: int):
+    def __init__(self, ref: Reference, key: tuple[str, int], offset_ms: float, duration_ms: float):
         self.ref, self.key, self.offset_ms = ref, key, offset_ms
         self.writer = ref.store.writer(f"{key[0]}-{key[1]}", limit=run_frames(duration_ms))
         self.bands = BandStream(self.writer)
         _, lead = grid_place(offset_ms)
         if lead:
             self.bands.feed(np.zeros(lead, np.float32))
-        self.mono = Mono16k(rate)
 
-    def feed(self, x: np.ndarray) -> None:
-        """``x``: (frames, channels) float32 at the mix's rate (not changed afterwards)."""
-        self.ref._worker.submit(self._feed, x)
+    def put(self, x: np.ndarray) -> None:
+        self.bands.feed(x)
 
-    def close(self) -> None:
+    def end(self) -> None:
         """The run is complete: its features join the reference."""
-        self.ref._worker.submit(self._close)
-
-    def _feed(self, x: np.ndarray) -> None:
-        for block in self.mono(x):
-            self.bands.feed(block)
-
-    def _close(self) -> None:
-        for block in self.mono.flush():
-            self.bands.feed(block)
         self.bands.finish()
         self.ref._add(self.key, self.offset_ms, self.writer)
