@@ -117,6 +117,7 @@ class _Source:
     def close(self) -> None:
         if self.decoder:
             self.decoder.close()
+            self.decoder = None
         if self.pos >= self.end:   # only a run read to its end counts
             for tap in self.taps:
                 tap.close()
