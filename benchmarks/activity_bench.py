@@ -41,6 +41,20 @@ mix(sys.argv[1], sys.argv[2], speech=tap)
 activity(sys.argv[1], sys.argv[3], speech=tap)
 """
 
+# what process runs by default (the mix collects verify's reference), and with --activity too
+# (both taps on one mix: one thread, each run resampled once for both)
+WITH_REFERENCE = r"""
+import sys
+from mediatools.activity import SpeechTap, activity
+from mediatools.mix import mix
+from mediatools.verify import Reference
+ref, tap = Reference(), (SpeechTap() if sys.argv[3] != "-" else None)
+mix(sys.argv[1], sys.argv[2], reference=ref, speech=tap)
+if tap is not None:
+    activity(sys.argv[1], sys.argv[3], speech=tap)
+ref.close()
+"""
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
@@ -60,6 +74,10 @@ def main() -> None:
                           "energy"])
         tapped = measure("mix + activity from its decoding", [py, "-c", TAPPED, str(folder), str(t / "t.m4a"),
                                                                str(t / "t")])
+        with_ref = measure("mix + verify reference (process)", [py, "-c", WITH_REFERENCE, str(folder),
+                                                                  str(t / "r.m4a"), "-"])
+        with_both = measure("... + activity (process --activity)", [py, "-c", WITH_REFERENCE, str(folder),
+                                                                    str(t / "b.m4a"), str(t / "b")])
         turns = sum(len(u["turns"]) for u in json.loads((t / "a" / "activity.json").read_text())["users"])
         shared = sum(len(u["turns"]) for u in json.loads((t / "t" / "activity.json").read_text())["users"])
     print(f"\n{a.users} users × {a.minutes:g} min, AAC 48 kHz mono with gaps ({turns} turns found)")
@@ -67,13 +85,19 @@ def main() -> None:
     print(act.row(mix))
     print(energy.row(mix))
     print(tapped.row(mix) + f"  ({shared} turns)")
+    print(with_ref.row(mix))
+    print(with_both.row(mix))
     print(f"activity: {100 * act.wall_s / mix.wall_s:.1f} % of the mix's wall time (target ≤ 10 %), "
           f"peak {act.peak_rss_mb:.0f} MB (target ≤ 100 MB)")
     print(f"activity judged on the mix's decoding: +{100 * (tapped.wall_s - mix.wall_s) / mix.wall_s:.1f} % wall, "
           f"+{100 * (tapped.cpu_s - mix.cpu_s) / mix.cpu_s:.1f} % CPU on the mix")
+    print(f"activity inside process (verify's reference already decodes and resamples every run): "
+          f"+{100 * (with_both.wall_s - with_ref.wall_s) / mix.wall_s:.1f} % of the mix's wall, "
+          f"+{100 * (with_both.cpu_s - with_ref.cpu_s) / mix.cpu_s:.1f} % of its CPU")
     if a.json:
         a.json.write_text(json.dumps({"mix": vars(mix), "activity": vars(act), "energy": vars(energy),
-                                      "tapped": vars(tapped), "users": a.users, "minutes": a.minutes}, indent=2))
+                                      "tapped": vars(tapped), "with_reference": vars(with_ref),
+                                      "with_reference_and_activity": vars(with_both), "users": a.users, "minutes": a.minutes}, indent=2))
 
 
 if __name__ == "__main__":

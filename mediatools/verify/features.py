@@ -21,11 +21,14 @@ EDGES = np.geomspace(100.0, 7800.0, 25)
 _BINS = np.fft.rfftfreq(WIN, 1.0 / RATE)
 _BAND_OF = np.digitize(_BINS, EDGES) - 1   # -1 or 24 = outside
 _WINDOW = np.hanning(WIN)                  # float64: numpy's float64 FFT is ~3x its float32 one
-#: bins → bands as one matrix product (a loop over bands with boolean masks cost as much as the FFT)
-_BANDS = np.zeros((len(_BINS), len(EDGES) - 1))
-for _b in range(len(EDGES) - 1):
-    _BANDS[_BAND_OF == _b, _b] = 1.0
-_BANDS2 = np.repeat(_BANDS, 2, axis=0)   # the same for (re, im) pairs: power and band sums in one product
+#: bins → bands: every band is a contiguous run of bins, so band sums are one ``reduceat`` over
+#: the squared (re, im) pairs of the bins in 100–7800 Hz. (A matrix product did the same in
+#: OpenBLAS, whose threads, spinning against the mix's decoder and encoders for the 2 cores,
+#: made it ~5 s per stream-hour against 0.8 s here; a loop over bands cost as much as the FFT.)
+_IN = np.flatnonzero((_BAND_OF >= 0) & (_BAND_OF < len(EDGES) - 1))
+_LO, _HI = int(_IN[0]), int(_IN[-1]) + 1
+_FILLED = np.unique(_BAND_OF[_LO:_HI])                      # bands holding a bin (the lowest holds none)
+_STARTS = 2 * np.searchsorted(_BAND_OF[_LO:_HI], _FILLED)   # where each starts among the (re, im) pairs
 _FFT_ROWS = 512
 HOP_MS = HOP * 1000.0 / RATE
 
@@ -35,14 +38,14 @@ def band_energies(x: np.ndarray) -> np.ndarray:
     if len(x) < WIN:
         x = np.concatenate([x, np.zeros(WIN - len(x), np.float32)])
     n = 1 + (len(x) - WIN) // HOP
-    out = np.empty((n, len(EDGES) - 1), np.float32)
+    out = np.zeros((n, len(EDGES) - 1), np.float32)
     for a in range(0, n, _FFT_ROWS):  # a few MB of temporaries at a time, whatever the block
         b = min(n, a + _FFT_ROWS)
         part = x[a * HOP:(b - 1) * HOP + WIN]
         frames = np.lib.stride_tricks.as_strided(part, shape=(b - a, WIN), strides=(x.strides[0] * HOP, x.strides[0]))
-        z = np.fft.rfft(frames * _WINDOW, axis=1).view(np.float64)   # re, im pairs
+        z = np.fft.rfft(frames * _WINDOW, axis=1).view(np.float64)[:, 2 * _LO:2 * _HI]   # re, im pairs
         np.square(z, out=z)
-        out[a:b] = z @ _BANDS2
+        out[a:b, _FILLED] = np.add.reduceat(z, _STARTS, axis=1)
     return out
 
 
