@@ -103,20 +103,39 @@ class _Edges:
         self.frame = 0
 
     def push_many(self, flags: np.ndarray, db: np.ndarray) -> None:
-        """Frames in order: the loud ones one by one, each quiet stretch at once."""
+        """Frames in order: a stretch below the gate, or of speech frames, at once; the rest
+        (non-speech above the gate, where the background moves) one by one."""
         import numpy as np
         quiet = db <= GATE_DBFS
-        cuts = np.flatnonzero(quiet[1:] != quiet[:-1]) + 1
+        kind = np.where(quiet, 0, np.where(flags, 1, 2))
+        cuts = np.flatnonzero(kind[1:] != kind[:-1]) + 1
         bounds = [0, *cuts.tolist(), len(db)]
         dbl = db.tolist()
         for a, b in zip(bounds, bounds[1:]):
-            if quiet[a]:
+            k = kind[a]
+            if k == 0:
                 self.push(False, dbl[a])           # closes a span still open, starts the noise
                 if b - a > 1:
                     self._quiet(db[a + 1:b], dbl[a + 1:b])
+            elif k == 1:
+                self._speech(db[a:b])
             else:
-                for f, d in zip(flags[a:b].tolist(), dbl[a:b]):
-                    self.push(f, d)
+                for d in dbl[a:b]:
+                    self.push(False, d)
+
+    def _speech(self, db: np.ndarray) -> None:
+        """Speech frames: the background stands still over them, so only the span's start (on
+        the first) and its last loud frame move, as :meth:`push` would move them."""
+        import numpy as np
+        i = self.frame
+        if self.opened is None:
+            self.push(True, float(db[0]))
+            db, i = db[1:], i + 1
+        loud = np.flatnonzero(db > max(self.noise + self.EDGE_DB, GATE_DBFS))
+        if len(loud):
+            self.last_loud = i + int(loud[-1])
+        self.recent.clear()
+        self.frame = i + len(db)
 
     def _quiet(self, db: np.ndarray, dbl: list[float]) -> None:
         """Frames below the gate, no span open: only the background and the look-back move."""
