@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
+from ..allocator import adaptive_malloc
 from ..errors import MediatoolsError, UsageError
 from ..storage.backend import LocalStore, Store, open_store
 from ..storage.location import Settings
@@ -121,6 +122,7 @@ def sweep_scratch(root: Path) -> None:
 def process_recording(source: str, sid: str, options: ProcessOptions) -> RecordingResult:
     """Process recording ``sid`` found under ``source``; never raises for a per-recording failure."""
     t0 = time.monotonic()
+    adaptive_malloc()   # a Dask worker inherits a fixed malloc threshold: +30 % on the mix
     result = RecordingResult(sid=sid, source=source, worker=worker_name())
     stage = _stage_reporter(sid, result)
     try:
