@@ -52,13 +52,14 @@ def _frame_judge(detector: str, aggressiveness: int, frame_ms: int
             detector = "energy"
         else:
             vad = webrtcvad.Vad(aggressiveness)
+            half = n // 2
             try:   # the wrapper's checks cost a third of each call; these frames are whole
                 from _webrtcvad import process
-                handle, half = vad._vad, n // 2
+                handle = vad._vad
             except (ImportError, AttributeError):  # pragma: no cover - another webrtcvad build
                 def process(_h: object, rate: int, buf: memoryview, _n: int) -> bool:
                     return vad.is_speech(buf, rate)
-                handle, half = None, n // 2
+                handle = None
 
             def judge(q: np.ndarray, db: np.ndarray) -> np.ndarray:
                 flags = np.zeros(len(db), bool)
@@ -138,16 +139,17 @@ class _Edges:
         self.frame = i + len(db)
 
     def _quiet(self, db: np.ndarray, dbl: list[float]) -> None:
-        """Frames below the gate, no span open: only the background and the look-back move."""
+        """Frames below the gate, right after :meth:`push` took the one before them (so no span
+        is open): only the background and the look-back move."""
         import numpy as np
-        if self.noise == GATE_DBFS or self.opened is not None:   # (not after push(); kept exact)
+        if self.noise == GATE_DBFS:   # no background yet (the stretch's first frame sat at the gate)
             for d in dbl:
                 self.push(False, d)
             return
         k = len(db)
         tail = db[-self.MEMORY:].astype(np.float64)
         w = (1.0 - self.DECAY) * self.DECAY ** np.arange(len(tail) - 1, -1, -1, dtype=np.float64)
-        self.noise = float(self.DECAY ** min(k, 40000) * self.noise + w @ tail)
+        self.noise = float(self.DECAY ** k * self.noise + w @ tail)   # (underflows to 0 for long k)
         self.recent = (self.recent + dbl[-self.LOOKBACK:])[-self.LOOKBACK:]
         self.frame += k
 

@@ -42,9 +42,10 @@ class Reference(Tap16k):
     Keyed by (uid, run index, session offset): verify uses an entry only for the run it
     has at that very place, and decodes any run not found here itself.
 
-    The work (resampling, FFTs) runs on a thread of its own (:class:`~mediatools.media.tap.Tap16k`;
-    shared with a speech tap of the same mix): the mix's decoding thread sets the encoders' pace. A failure there never fails the mix: it
-    is logged, the reference is left empty, and verify decodes the recording itself.
+    The work (resampling, FFTs) runs on a thread of its own (:class:`~mediatools.media.tap.Tap16k`,
+    shared with a speech tap of the same mix): the mix's decoding thread sets the encoders'
+    pace. A failure there never fails the mix: it is logged, the reference is left empty, and
+    verify decodes the recording itself.
     ``parent``: where the spool folder goes (the system's temporary folder by default);
     :meth:`close` removes it.
     """
