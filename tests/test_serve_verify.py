@@ -78,7 +78,8 @@ def test_1001_verifies_agoras_mix_and_publishes_nothing(tmp_path, s3_server, mak
 
     none = jobs[failed]                      # no recording anywhere, no file: recorded, not retried
     assert none["state"] == "done" and none["agora_result"] == "failed" and none["attempts"] == 1, none
-    assert none["result"]["verify"] is None and "no audio file" in none["result"]["note"], none
+    assert none["result"]["status"] == "skipped" and none["result"]["verify"] is None, none
+    assert "no audio file" in none["result"]["note"], none
 
     for sid, doc in docs.items():            # a 1001 starts no process job
         assert [j["kind"] for j in doc["jobs"]] == ["verify"], doc["jobs"]

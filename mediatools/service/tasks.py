@@ -55,7 +55,8 @@ def run_job(kind: str, sid: str, location: str | None, sources: list[str], optio
     if kind == "verify" and not mixes:
         # nothing to compare (a 1001 "failed", or one that lists no audio file): record that at
         # once, without looking for a recording that may never have reached the bucket
-        return {"status": "verified", "verify": None, "location": location,
+        # (``skipped``, not ``verified``: no verdict exists, and nobody should read one into it)
+        return {"status": "skipped", "verify": None, "location": location,
                 "note": "Agora listed no audio file to verify"}
     if location is None:
         found = find_location(sid, sources, storage)
