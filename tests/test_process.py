@@ -211,6 +211,39 @@ def test_batch_on_a_local_cluster(recordings, bucket, s3_server, tmp_path):
     assert c.head_object(Bucket=BUCKET, Key=mix_key(prefix, SIDS["good"], "mp3"))["ContentType"] == "audio/mpeg"
 
 
+def test_a_slice_lost_for_good_is_given_up_after_lost_after(recordings, bucket, s3_server, tmp_path):
+    """Every playlist ended, one listed slice never arrives: incomplete until the recording's last
+    slice is older than --lost-after, then mixed with the hole as silence, the loss in the report."""
+    c, prefix = bucket, "lost/"
+    folder, truth = recordings["late"]
+    sid = SIDS["late"]
+    withheld = sorted(p.name for p in folder.glob("*.ts"))[1]
+    upload(c, prefix, folder, skip={withheld})
+    # the synthetic call is years old, so an age of ~270 years has not passed since it ended
+    r = process_cli(s3_server.url, prefix, "--sid", sid, "--workers", "0", "--lost-after", "100000d", "--json")
+    assert r.returncode == 0, r.stderr
+    res = by_sid(json.loads(r.stdout))[sid]
+    assert res["status"] == "incomplete" and any(withheld in why for why in res["reasons"]), res
+    assert mix_key(prefix, sid) not in keys(c, prefix)
+
+    r = process_cli(s3_server.url, prefix, "--sid", sid, "--workers", "0", "--lost-after", "6h", "--json")
+    assert r.returncode == 0, r.stderr
+    res = by_sid(json.loads(r.stdout))[sid]
+    assert res["status"] == "processed", res
+    assert res["reasons"] == [f"1 listed slice(s) never arrived, given up as lost (mixed as silence): {withheld}"]
+    assert res["verify"]["passed"] is True
+    assert [(p["code"], p["file"].rsplit("/", 1)[-1]) for p in res["problems"]] == [("missing_slice", withheld)]
+    m = json.loads(get(c, manifest_key(prefix, sid)))
+    assert withheld not in {i["key"].rsplit("/", 1)[-1] for i in m["inputs"]}
+    assert [p["code"] for p in m["problems"]] == ["missing_slice"]
+    # the lost slice turns up after all: the inputs changed, so the recording is mixed again, whole
+    c.put_object(Bucket=BUCKET, Key=prefix + withheld, Body=(folder / withheld).read_bytes())
+    r = process_cli(s3_server.url, prefix, "--sid", sid, "--workers", "0", "--lost-after", "6h", "--json")
+    res = by_sid(json.loads(r.stdout))[sid]
+    assert res["status"] == "processed" and res["problems"] == [], res
+    assert_mix_on_time(c, mix_key(prefix, sid), truth, tmp_path)
+
+
 def test_upload_failing_mid_way_is_retried_and_no_manifest_without_outputs(recordings, bucket, s3_server, tmp_path):
     c, prefix = bucket, "uploads/"
     folder, truth = recordings["late"]

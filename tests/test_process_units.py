@@ -94,6 +94,17 @@ def test_completeness_rules():
     assert not ok
     assert any("uid_s_2__uid_e_audio.m3u8: no #EXT-X-ENDLIST" in w for w in why)
     assert sum("listed by" in w and "not in the store yet" in w for w in why) == 2
+    # --lost-after: never while a playlist is still open, whatever the age
+    assert assess(rec, texts, lost_before_ms=t0 + 10**9) == (ok, why)
+    # every playlist ended: the missing slices are lost only once the last listed one is old enough
+    texts2 = {k: _pl(k.split("_uid_s_")[1].split("__")[0], times) for k in texts}
+    objs2 = [ObjectInfo(k, len(v), "e") for k, v in texts2.items()] + objs[2:]
+    rec2 = group(objs2)[0]
+    last = times[-1]   # the missing slices' own names carry the recording's end
+    assert not assess(rec2, texts2, lost_before_ms=last)[0]
+    lost_ok, lost_why = assess(rec2, texts2, lost_before_ms=last + 1)
+    assert lost_ok and len(lost_why) == 1 and lost_why[0].startswith("2 listed slice(s) never arrived, given up as lost")
+    assert slice_name(SID, CN, "1", times[1]) in lost_why[0]
     # the documented re-upload rule: the larger of the plain and the highest-index re-upload
     plain = ObjectInfo(playlist_name(SID, CN, "1"), 100)
     old = ObjectInfo(playlist_name(SID, CN, "1", tick=5, index=0), 500)

@@ -111,6 +111,8 @@ def _summary(rep: Any) -> None:
               "replace objects under output names that mediatools did not write.")
 @click.option("--wait", "wait_s", type=click.FloatRange(0), help="Poll up to this many seconds for incomplete "
               "recordings to complete.  [default: 0]")
+@click.option("--lost-after", metavar="AGE", help="Give up on listed slices still missing this long (6h, 90m, 2d) "
+              "after the recording's last slice, and mix without them (as silence).  [default: wait for them]")
 @click.option("--poll", "poll_s", type=click.FloatRange(0.1), help="Seconds between polls.  [default: 30]")
 @click.option("--workers", type=click.IntRange(0), help="Local Dask worker processes  [default: one per core]; "
               "0 runs in this process.")
@@ -125,8 +127,8 @@ def process_cmd(ctx: click.Context, source: str | None, dest: str | None, sids: 
                 transcode_options: str | None, sample_rate: int | None, channels: int | None, bitrate: str | None,
                 normalize: str | None, stems: bool | None, activity: bool | None, report: bool | None,
                 verify: bool | None, name_template: str | None,
-                force: bool | None, wait_s: float | None, poll_s: float | None, workers: int | None,
-                scheduler: str | None, retries: int | None, as_json: bool, quiet: bool) -> None:
+                force: bool | None, wait_s: float | None, lost_after: str | None, poll_s: float | None,
+                workers: int | None, scheduler: str | None, retries: int | None, as_json: bool, quiet: bool) -> None:
     """Mix recordings unattended and publish the result where Agora's postpone mix would be.
 
     For each recording (--sid, or --all under SOURCE): wait until it is complete
@@ -150,7 +152,7 @@ def process_cmd(ctx: click.Context, source: str | None, dest: str | None, sids: 
         dest=dest, sids=list(sids) or None, all=all_, since=since, until=until, format=fmt,
         transcode_options=transcode_options, sample_rate=sample_rate, channels=channels, bitrate=bitrate,
         normalize=normalize, stems=stems, activity=activity, report=report, verify=verify, name_template=name_template, force=force, wait_s=wait_s,
-        poll_s=poll_s, workers=workers, scheduler=scheduler, retries=retries)
+        lost_after=lost_after, poll_s=poll_s, workers=workers, scheduler=scheduler, retries=retries)
     live = _Live() if show_progress(quiet) and not as_json else None
     try:
         rep = process(source or "", opts, progress=live)

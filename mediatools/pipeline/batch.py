@@ -51,7 +51,8 @@ def find_recordings(source: str, options: ProcessOptions | None = None) -> list[
     recs = [r for r in recs if (not o.sids or r.sid in o.sids) and _in_window(r.first_utc_ms, o, now)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         texts = list(pool.map(lambda r: _texts(store, r), recs))
-    return [info(r, *assess(r, t)) for r, t in zip(recs, texts)]
+    lost_before = o.lost_before_ms(now)
+    return [info(r, *assess(r, t, lost_before_ms=lost_before)) for r, t in zip(recs, texts)]
 
 
 def select_sids(source: str, o: ProcessOptions) -> list[str]:

@@ -4,6 +4,10 @@ Complete means: every user has a playlist; of each playlist family (original,
 ``bak<n>``) the version Agora's rule chooses (the larger of the unsuffixed and the
 highest-index re-upload) ends with ``#EXT-X-ENDLIST``; and every slice it lists is in
 the store. Anything else leaves the recording ``incomplete``, with reasons naming files.
+
+One exception, asked for with ``lost_before_ms``: a slice that is still missing although
+every playlist has ended and the recording's last slice is older than that time is
+*lost* (Agora gave up on it too); the recording then counts as complete, with holes.
 """
 from __future__ import annotations
 
@@ -32,6 +36,11 @@ class RecordingFiles:
     def first_utc_ms(self) -> int | None:
         times = [parse_name(posixpath.basename(s.key)).utc_ms for s in self.slices]
         return min((t for t in times if t is not None), default=None)
+
+    @property
+    def last_utc_ms(self) -> int | None:
+        times = [parse_name(posixpath.basename(s.key)).utc_ms for s in self.slices]
+        return max((t for t in times if t is not None), default=None)
 
     @property
     def objects(self) -> list[ObjectInfo]:
@@ -104,9 +113,16 @@ def choose_versions(playlists: list[ObjectInfo]) -> dict[tuple[str, int | None],
     return chosen
 
 
-def assess(rec: RecordingFiles, texts: dict[str, bytes | None]) -> tuple[bool, list[str]]:
-    """(complete, reasons) from the chosen playlists' text (``texts[key]`` None when unreadable)."""
+def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
+           lost_before_ms: int | None = None) -> tuple[bool, list[str]]:
+    """(complete, reasons) from the chosen playlists' text (``texts[key]`` None when unreadable).
+
+    With ``lost_before_ms`` (Unix ms), listed slices still missing when nothing else is amiss
+    and the last listed slice started before that time are given up as lost: (True, [a reason
+    naming them])."""
     reasons: list[str] = []
+    missing: list[str] = []
+    last_ms: int | None = rec.last_utc_ms
     present = {posixpath.basename(s.key) for s in rec.slices}
     chosen = choose_versions(rec.playlists)
     with_playlist = {uid for uid, _ in chosen}
@@ -127,11 +143,24 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None]) -> tuple[bool, l
             reasons.append(f"{name}: no #EXT-X-ENDLIST (still recording, or cut off)")
         for e in pl.entries:
             entry = posixpath.basename(e.uri.replace("\\", "/").split("?", 1)[0])
+            last_ms = max(last_ms or 0, _utc_ms(entry) or 0) or last_ms
             if entry not in present:
+                missing.append(entry)
                 reasons.append(f"{entry}: listed by {name} but not in the store yet")
     if not rec.playlists and not rec.slices:
         reasons.append(f"{rec.sid}: no files")
+    if (missing and len(missing) == len(reasons) and lost_before_ms is not None and last_ms is not None
+            and last_ms < lost_before_ms):
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        return True, [f"{len(missing)} listed slice(s) never arrived, given up as lost (mixed as silence): {shown}"]
     return not reasons, reasons
+
+
+def _utc_ms(name: str) -> int | None:
+    try:
+        return parse_name(name).utc_ms
+    except NameError_:
+        return None
 
 
 def playlist_keys(rec: RecordingFiles) -> list[str]:

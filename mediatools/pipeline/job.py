@@ -187,7 +187,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
             result.verify = old.get("verify")
             _timed(result, "check", t)
             return
-        complete, reasons = assess(rec, _texts(store, rec))
+        complete, reasons = assess(rec, _texts(store, rec), lost_before_ms=o.lost_before_ms())
         if complete:
             break
         if time.monotonic() + o.poll_s > deadline:
@@ -198,6 +198,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
         time.sleep(o.poll_s)
     if old is not None:
         result.reasons = [why]
+    result.reasons += reasons     # slices given up as lost (--lost-after), if any
     ext = o.mix_settings()["format"]
     mix_key = naming.mix_key(dest_prefix, rec.sid, rec.cname, ext, o.name_template)
     if not o.force:   # before any work: an output name taken by someone else's object fails at once

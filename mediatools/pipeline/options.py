@@ -59,6 +59,7 @@ class ProcessOptions:
     force: bool = False
     wait_s: float = 0.0
     poll_s: float = 30.0
+    lost_after: str | None = None           # an age ("6h"): listed slices missing that long after the end are lost
     workers: int | None = None              # LocalCluster workers (default: cores); 0 runs in this process
     scheduler: str | None = None            # tcp://HOST:PORT of an existing Dask cluster
     retries: int = 1
@@ -118,7 +119,16 @@ class ProcessOptions:
         for when in (self.since, self.until):
             if when is not None:
                 parse_when(when)
+        if self.lost_after is not None:
+            parse_age(self.lost_after, "lost_after")
         return self
+
+    def lost_before_ms(self, now_ms: int | None = None) -> int | None:
+        """Slices of a recording whose last slice started before this (Unix ms) may be given up as lost."""
+        if self.lost_after is None:
+            return None
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        return now_ms - int(parse_age(self.lost_after, "lost_after") * 1000)
 
     def with_transcode_file(self) -> "ProcessOptions":
         """Read ``transcode_options`` into ``transcode`` (done once by the caller, not on each worker)."""
@@ -202,6 +212,21 @@ def check_sid(sid: str) -> str:
 
 _REL = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str, what: str = "age") -> float:
+    """An age such as ``6h``, ``90m``, ``2d`` (or plain seconds) → seconds."""
+    t = str(text).strip()
+    m = _REL.fullmatch(t)
+    if m:
+        return float(m[1]) * _UNIT[m[2]]
+    try:
+        v = float(t)
+    except ValueError:
+        v = -1.0
+    if v < 0:
+        raise UsageError(f"{what} takes an age (6h, 90m, 2d, or seconds), not {text!r}")
+    return v
 
 
 def parse_when(text: str, now_ms: int | None = None) -> int:
