@@ -12,7 +12,7 @@ publish) on one worker; each step's share is printed.
 
 The recordings are synthesized once (cached) and copied under other sids, so the
 bucket fills quickly. Usage:
-  python benchmarks/process_bench.py [--recordings 12] [--users 4] [--minutes 10] [--big-minutes 60]
+  python benchmarks/process_bench.py [--recordings 12] [--users 4] [--minutes 10] [--big-minutes 60] [--repeat 3]
 """
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--big-minutes", type=float, default=60.0, help="the 8-user recording of part (2); 0 skips it")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3, help="part (2): alternating (mix alone, process) pairs")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mediatools-bench")
     a = ap.parse_args()
     aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
@@ -142,17 +143,27 @@ def main() -> None:
             print(f"\n(2) one recording of 8 users × {a.big_minutes:g} min (sid {bsid})")
             with tempfile.TemporaryDirectory() as td:
                 timed([MT + ["fetch", f"s3://{BUCKET}/big/", "-o", td, "--sid", bsid, "-q"] + ep])
-                mix_alone = timed([MT + ["mix", td, "-o", f"{td}/alone.m4a", "--sid", bsid, "-q"]])
-            one = timed([MT + ["process", f"s3://{BUCKET}/big/", "--sid", bsid, "--workers", "1", "--json"] + ep])
-            r = json.loads(one[2][0])["recordings"][0]
-            assert r["status"] == "processed", r
-            print(f"{'mix alone (fetched folder)':34} {mix_alone[0]:8.1f} s  cpu {mix_alone[1]:7.1f} s")
-            print(f"{'process --sid (to result)':34} {one[0]:8.1f} s  cpu {one[1]:7.1f} s   "
-                  f"×{one[0] / mix_alone[0]:.2f} the mix alone (target ≤ 1.4×)")
-            steps = {k: v for k, v in r["seconds"].items() if k != "total"}
-            total = sum(steps.values()) or 1.0
-            print("   steps: " + ", ".join(f"{k} {v:.1f} s ({v / total:.0%})" for k, v in steps.items())
-                  + f"; cluster start and the rest: {one[0] - r['seconds']['total']:.1f} s")
+                pairs = []
+                for i in range(a.repeat):   # alternated: this machine's speed drifts by ±20 % within minutes
+                    mix_alone = timed([MT + ["mix", td, "-o", f"{td}/alone.m4a", "--sid", bsid, "-q"]])
+                    one = timed([MT + ["process", f"s3://{BUCKET}/big/", "--sid", bsid, "--workers", "1", "--json",
+                                       "--force"] + ep])
+                    r = json.loads(one[2][0])["recordings"][0]
+                    assert r["status"] == "processed", r
+                    pairs.append((mix_alone, one, r))
+                    print(f"run {i + 1}: {'mix alone (fetched folder)':28} {mix_alone[0]:8.1f} s  cpu {mix_alone[1]:7.1f} s")
+                    print(f"       {'process --sid (to result)':28} {one[0]:8.1f} s  cpu {one[1]:7.1f} s   "
+                          f"×{one[0] / mix_alone[0]:.2f} the mix alone")
+                    steps = {k: v for k, v in r["seconds"].items() if k != "total"}
+                    total = sum(steps.values()) or 1.0
+                    print("       steps: " + ", ".join(f"{k} {v:.1f} s ({v / total:.0%})" for k, v in steps.items())
+                          + f"; cluster start and the rest: {one[0] - r['seconds']['total']:.1f} s")
+            ratios = sorted(one[0] / alone[0] for alone, one, _ in pairs)
+            med = ratios[len(ratios) // 2]
+            mixes = sorted(alone[0] for alone, _, _ in pairs)
+            procs = sorted(one[0] for _, one, _ in pairs)
+            print(f"median of {len(pairs)}: mix alone {mixes[len(mixes) // 2]:.1f} s, process {procs[len(procs) // 2]:.1f} s; "
+                  f"pair ratios {', '.join(f'×{x:.2f}' for x in ratios)}: median ×{med:.2f} (target ≤ 1.4×)")
     finally:
         moto.terminate()
         moto.wait()
