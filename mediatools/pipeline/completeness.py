@@ -20,6 +20,7 @@ from typing import Any
 
 from ..agora.names import NameError_, iso_utc, parse_name
 from ..agora.playlist import PlaylistError, parse_playlist
+from ..agora.reupload import chosen_version
 from ..storage.selection import ObjectInfo, refusal
 
 
@@ -95,22 +96,12 @@ def group(objects: list[ObjectInfo], *, sid: str | None = None) -> list[Recordin
 
 
 def choose_versions(playlists: list[ObjectInfo]) -> dict[tuple[str, int | None], ObjectInfo]:
-    """Per (uid, bak family): the playlist Agora's rule picks (larger of plain and newest re-upload)."""
+    """Per (uid, bak family): the playlist Agora's rule picks (:func:`~mediatools.agora.reupload.chosen_version`)."""
     fam: dict[tuple[str, int | None], list[tuple[Any, ObjectInfo]]] = defaultdict(list)
     for p in playlists:
         n = parse_name(posixpath.basename(p.key))
         fam[(n.uid, n.bak)].append((n, p))
-    chosen = {}
-    for k, versions in fam.items():
-        plain = [p for n, p in versions if n.index is None]
-        reup = sorted(((n.index, n.tick or 0), p) for n, p in versions if n.index is not None)
-        if not reup:
-            chosen[k] = plain[0]
-        elif not plain or reup[-1][1].size > plain[0].size:
-            chosen[k] = reup[-1][1]
-        else:
-            chosen[k] = plain[0]
-    return chosen
+    return {k: versions[chosen_version([(n, p.size) for n, p in versions])][1] for k, versions in fam.items()}
 
 
 def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,

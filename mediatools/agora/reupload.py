@@ -1,0 +1,25 @@
+"""Agora's rule for a re-uploaded playlist, in one place (``inspect``/``mix`` on a folder and
+``process`` on a store listing both ask it).
+
+A playlist uploaded again is named ``…_<tick>_<index>.m3u8``; Agora's documentation says to
+compare the highest-index re-upload with the unsuffixed playlist and use the larger.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .names import AgoraName
+
+
+def chosen_version(versions: Sequence[tuple[AgoraName, int]]) -> int:
+    """Which of ``versions`` (name, size in bytes) of one playlist the rule picks, as an index:
+    the newest re-upload if there is no unsuffixed one or it is larger, else the unsuffixed."""
+    plain = [i for i, (n, _) in enumerate(versions) if n.index is None]
+    reup = sorted((i for i, (n, _) in enumerate(versions) if n.index is not None),
+                  key=lambda i: (versions[i][0].index, versions[i][0].tick or 0))
+    if not reup:
+        return plain[0]
+    newest = reup[-1]
+    if not plain or versions[newest][1] > versions[plain[0]][1]:
+        return newest
+    return plain[0]
