@@ -9,6 +9,7 @@ verify's reference took 47.1 s and 14.0 s of system time with that variable, 37.
 without (2026-12-02). :func:`adaptive_malloc` puts back what glibc does by default after its
 first large frees (an mmap threshold of 32 MB, trim at twice that), for this process and the
 ffmpeg it starts. Memory stays bounded: the mix's own allocations are bounded by design.
+Only Dask's own value is undone: a threshold set to anything else was someone's choice, and stays.
 """
 from __future__ import annotations
 
@@ -20,16 +21,17 @@ import os
 log = logging.getLogger(__name__)
 
 VARIABLE = "MALLOC_TRIM_THRESHOLD_"
+DASK_VALUE = "65536"       # distributed.nanny.pre-spawn-environ's default
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_MAX = 32 << 20       # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
 _done = False
 
 
 def adaptive_malloc() -> bool:
-    """Undo a fixed malloc trim threshold inherited from the environment (once per process);
-    True when something was changed. A no-op off glibc."""
+    """Undo the fixed malloc trim threshold a Dask nanny puts in the environment (once per
+    process); True when something was changed. A no-op off glibc, or for any other value."""
     global _done
-    if _done or VARIABLE not in os.environ:
+    if _done or os.environ.get(VARIABLE, "").strip() != DASK_VALUE:
         return False
     _done = True
     os.environ.pop(VARIABLE, None)          # the ffmpeg this process starts gets glibc's default

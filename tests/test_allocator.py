@@ -37,3 +37,16 @@ def test_a_dask_worker_gets_glibc_adaptive_malloc_back():
         _, adaptive, still = client.submit(_faults, True, pure=False).result()
         assert adaptive < 300 * 5, adaptive       # reused from the heap
         assert not still                          # and the ffmpeg it starts inherits nothing
+
+
+def test_a_threshold_someone_chose_is_kept():
+    """Only Dask's own 65536 is undone: another value in the environment was set on purpose."""
+    import os
+    import subprocess
+    import sys
+    code = ("import os; from mediatools.allocator import VARIABLE, adaptive_malloc; "
+            "print(adaptive_malloc(), os.environ.get(VARIABLE))")
+    for value, want in (("131072", "False 131072"), ("65536", "True None")):
+        out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MALLOC_TRIM_THRESHOLD_": value},
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert out == want, (value, out)
