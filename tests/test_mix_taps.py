@@ -3,6 +3,8 @@ thread and resample each run once, and give exactly what each gives alone; one t
 leaves the other whole, and never fails the mix."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -31,7 +33,19 @@ def test_both_taps_share_one_resampling_and_equal_each_alone(voice, tmp_path):
     mix(voice, tmp_path / "a.m4a", MixOptions(), reference=alone_ref)
     mix(voice, tmp_path / "b.m4a", MixOptions(), speech=alone_speech)
     ref, speech = Reference(), SpeechTap()
-    mix(voice, tmp_path / "c.m4a", MixOptions(), reference=ref, speech=speech)
+    names: list[str] = []
+    real_start = threading.Thread.start
+
+    def start(self):
+        names.append(self.name)
+        real_start(self)
+    threading.Thread.start = start   # which threads the mix starts (the real ones, counted)
+    try:
+        mix(voice, tmp_path / "c.m4a", MixOptions(), reference=ref, speech=speech)
+    finally:
+        threading.Thread.start = real_start
+    # one thread does both taps' work; neither tap starts one of its own
+    assert names.count("mix-taps") == 1 and not {"verify-reference", "activity-tap"} & set(names), names
     try:
         ref.finish()
         speech.finish()

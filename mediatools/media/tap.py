@@ -57,22 +57,26 @@ class TapThread:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Ready for work. The thread itself starts with the first :meth:`submit`: a tap whose
+        runs a :class:`Shared16k` feeds never needs its own."""
         self.finish()
         self.error = None
         self._queue = queue.Queue(self.QUEUE)
-        self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
-        self._thread.start()
 
     def submit(self, fn: Callable[..., None], *args: object) -> None:
-        if self._queue is not None:
-            self._queue.put((fn, args))
+        if self._queue is None:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+            self._thread.start()
+        self._queue.put((fn, args))
 
     def finish(self) -> None:
         """Wait until everything submitted is done."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
-            self._thread, self._queue = None, None
+        self._thread, self._queue = None, None
 
     def fail(self, exc: BaseException) -> None:
         """Note the first failure (later work is skipped; never the mix's failure)."""
