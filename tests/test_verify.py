@@ -107,6 +107,11 @@ def test_each_defect_is_caught_and_named(kind, defect, want, recordings, make_re
     if defect == "run_missing":
         missing = [r for r in doc["runs"] if not r["present"]]
         assert [(r["uid"], r["run"]) for r in missing] == [(u1, 1)]
+        # --quiet: nothing on stdout, the same exit and the one line per failed check
+        q = run_cli("verify", str(out), str(folder), "-q")
+        assert (q.returncode, q.stdout) == (1, "")
+        assert q.stderr.strip().splitlines() == [line for line in err.strip().splitlines()
+                                                 if line.startswith("mediatools: verify: ")]
 
 
 def test_transcode_options_mismatch_named(recordings, tmp_path):
