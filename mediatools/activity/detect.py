@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import MediatoolsError
-from ..media.ffmpeg import base_cmd, concat_url, start
+from ..media.ffmpeg import base_cmd, concat_url, raw_to_stdout, start
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,8 +34,7 @@ def decode_cmd(paths: list[Path], duration_ms: float) -> list[str]:
     (a failover overlap may have cut its end)."""
     end = int(round(duration_ms * RATE / 1000.0))
     return base_cmd() + ["-threads", "1", "-filter_threads", "1", "-i", concat_url(paths), "-map", "0:a:0",
-                         "-af", f"aresample={RATE},atrim=end_sample={end}", "-ac", "1", "-ar", str(RATE),
-                         "-f", "s16le", "pipe:1"]
+                         "-af", f"aresample={RATE},atrim=end_sample={end}", "-ac", "1", "-ar", str(RATE)] + raw_to_stdout("s16le")
 
 
 def _frame_judge(detector: str, aggressiveness: int, frame_ms: int

@@ -220,6 +220,15 @@ def base_cmd() -> list[str]:
     return [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error"]
 
 
+def raw_to_stdout(fmt: str) -> list[str]:
+    """Output options for raw PCM (``f32le``, ``s16le``) read from ffmpeg's stdout.
+
+    ``-flush_packets 0``: ffmpeg otherwise writes every decoded frame to the pipe on its own
+    (≈ 1.3 KB at 16 kHz), and the reader wakes for each; with it, writes fill the 32 KB I/O
+    buffer. verify of 8 users × 20 min: system time 5.5 → 3.6 s. The bytes are the same."""
+    return ["-flush_packets", "0", "-f", fmt, "pipe:1"]
+
+
 _ALIAS_LOCK = threading.Lock()
 _ALIAS_COUNT = itertools.count()
 

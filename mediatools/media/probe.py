@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from ..recording.model import MediaInfo
-from .ffmpeg import FFmpegError, base_cmd, ffmpeg_path, ffprobe_path, last_line, run
+from .ffmpeg import FFmpegError, base_cmd, ffmpeg_path, ffprobe_path, last_line, raw_to_stdout, run
 
 _STREAM_RE = re.compile(
     r"Stream #\d+:\d+.*?: Audio: (?P<codec>[\w\-]+)(?: \((?P<profile>[^)]*)\))?.*?, (?P<rate>\d+) Hz, "
@@ -68,6 +68,6 @@ def _usable(info: MediaInfo, dur: float | None, path: str) -> tuple[MediaInfo, f
 
 def decoded_duration(path: str | Path, rate: int = 48000) -> float:
     """Exact playable duration in seconds, by decoding and counting samples."""
-    proc = run(base_cmd() + ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"],
+    proc = run(base_cmd() + ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(rate)] + raw_to_stdout("s16le"),
                error="cannot decode ({last})", file=Path(path).name, code="unreadable", need_output=True)
     return len(proc.stdout) / 2 / rate

@@ -24,7 +24,7 @@ def decode_pcm(path: str | Path, rate: int, channels: int = 1, *, start_s: float
     An MP4 file is cut to the length its edit list signals, as ffmpeg 9 does by itself:
     ffmpeg 5.1 also plays the encoder's padding after the last sample.
     """
-    from .ffmpeg import base_cmd, run
+    from .ffmpeg import base_cmd, raw_to_stdout, run
     from .probe import probe
 
     src_ch = probe(str(path))[0].channels or 1
@@ -33,7 +33,7 @@ def decode_pcm(path: str | Path, rate: int, channels: int = 1, *, start_s: float
         args += ["-ss", f"{start_s:.6f}"]
     if duration_s is not None:
         args += ["-t", f"{duration_s:.6f}"]
-    args += ["-i", str(path), "-map", "0:a:0", "-ar", str(rate), "-f", "f32le", "-"]
+    args += ["-i", str(path), "-map", "0:a:0", "-ar", str(rate)] + raw_to_stdout("f32le")
     proc = run(args, error="cannot decode: {last}", file=Path(str(path)).name, code="error")
     a = np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, src_ch)
     if start_s is None and not inputs_args and Path(str(path)).suffix.lower() in _MP4_SUFFIXES:

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..media.ffmpeg import FFmpegProcess, base_cmd, concat_url, start
+from ..media.ffmpeg import FFmpegProcess, base_cmd, concat_url, raw_to_stdout, start
 
 RATE = 16000
 HOP = 160           # 10 ms
@@ -54,7 +54,7 @@ def stream_features(args: list[str], what: str, *, block_s: float = 4.0,
     """Decode with ffmpeg ``args`` (inputs) to 16 kHz mono, streaming; → (features, samples).
     With ``sink`` the features go there as they are computed and none are returned."""
     # ffmpeg's own downmix level does not matter here: only shapes are compared, never levels
-    cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", "f32le", "pipe:1"]
+    cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE)] + raw_to_stdout("f32le")
     with start(cmd, stdout=True) as proc:
         feats, total = _reduce(proc, step_s=block_s, sink=sink)
         if proc.wait() != 0:
