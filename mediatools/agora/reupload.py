@@ -11,15 +11,19 @@ from typing import Sequence
 from .names import AgoraName
 
 
+def newest_reupload(names: Sequence[AgoraName]) -> int | None:
+    """Index of the highest-index re-upload among ``names`` (one playlist's versions), None if none."""
+    reup = [i for i, n in enumerate(names) if n.index is not None]
+    return max(reup, key=lambda i: (names[i].index, names[i].tick or 0), default=None)
+
+
 def chosen_version(versions: Sequence[tuple[AgoraName, int]]) -> int:
     """Which of ``versions`` (name, size in bytes) of one playlist the rule picks, as an index:
     the newest re-upload if there is no unsuffixed one or it is larger, else the unsuffixed."""
     plain = [i for i, (n, _) in enumerate(versions) if n.index is None]
-    reup = sorted((i for i, (n, _) in enumerate(versions) if n.index is not None),
-                  key=lambda i: (versions[i][0].index, versions[i][0].tick or 0))
-    if not reup:
+    newest = newest_reupload([n for n, _ in versions])
+    if newest is None:
         return plain[0]
-    newest = reup[-1]
     if not plain or versions[newest][1] > versions[plain[0]][1]:
         return newest
     return plain[0]

@@ -35,13 +35,15 @@ class RecordingFiles:
 
     @property
     def first_utc_ms(self) -> int | None:
-        times = [parse_name(posixpath.basename(s.key)).utc_ms for s in self.slices]
-        return min((t for t in times if t is not None), default=None)
+        return min(self._slice_times(), default=None)
 
     @property
     def last_utc_ms(self) -> int | None:
-        times = [parse_name(posixpath.basename(s.key)).utc_ms for s in self.slices]
-        return max((t for t in times if t is not None), default=None)
+        return max(self._slice_times(), default=None)
+
+    def _slice_times(self) -> list[int]:
+        times = (parse_name(posixpath.basename(s.key)).utc_ms for s in self.slices)
+        return [t for t in times if t is not None]
 
     @property
     def objects(self) -> list[ObjectInfo]:
@@ -113,7 +115,6 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
     naming them])."""
     reasons: list[str] = []
     missing: list[str] = []
-    last_ms: int | None = rec.last_utc_ms
     present = {posixpath.basename(s.key) for s in rec.slices}
     chosen = choose_versions(rec.playlists)
     with_playlist = {uid for uid, _ in chosen}
@@ -134,24 +135,30 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
             reasons.append(f"{name}: no #EXT-X-ENDLIST (still recording, or cut off)")
         for e in pl.entries:
             entry = posixpath.basename(e.uri.replace("\\", "/").split("?", 1)[0])
-            last_ms = max(last_ms or 0, _utc_ms(entry) or 0) or last_ms
             if entry not in present:
                 missing.append(entry)
                 reasons.append(f"{entry}: listed by {name} but not in the store yet")
     if not rec.playlists and not rec.slices:
         reasons.append(f"{rec.sid}: no files")
-    if (missing and len(missing) == len(reasons) and lost_before_ms is not None and last_ms is not None
-            and last_ms < lost_before_ms):
+    if missing and len(missing) == len(reasons) and lost_before_ms is not None and \
+            _last_listed_ms(rec, missing) < lost_before_ms:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         return True, [f"{len(missing)} listed slice(s) never arrived, given up as lost (mixed as silence): {shown}"]
     return not reasons, reasons
 
 
-def _utc_ms(name: str) -> int | None:
-    try:
-        return parse_name(name).utc_ms
-    except NameError_:
-        return None
+def _last_listed_ms(rec: RecordingFiles, missing: list[str]) -> float:
+    """When the last listed slice started: every listed slice is either in the store (one of
+    ``rec.slices``) or ``missing``; ``inf`` when no name gives a time (never old enough)."""
+    times = rec._slice_times()
+    for name in missing:
+        try:
+            t = parse_name(name).utc_ms
+        except NameError_:
+            continue
+        if t is not None:
+            times.append(t)
+    return max(times, default=float("inf"))
 
 
 def playlist_keys(rec: RecordingFiles) -> list[str]:

@@ -214,12 +214,18 @@ _REL = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def _relative_s(text: str) -> float | None:
+    """``6h``, ``90m``, ``2d`` → seconds; None for anything else."""
+    m = _REL.fullmatch(text)
+    return float(m[1]) * _UNIT[m[2]] if m else None
+
+
 def parse_age(text: str, what: str = "age") -> float:
     """An age such as ``6h``, ``90m``, ``2d`` (or plain seconds) → seconds."""
     t = str(text).strip()
-    m = _REL.fullmatch(t)
-    if m:
-        return float(m[1]) * _UNIT[m[2]]
+    rel = _relative_s(t)
+    if rel is not None:
+        return rel
     try:
         v = float(t)
     except ValueError:
@@ -234,9 +240,9 @@ def parse_when(text: str, now_ms: int | None = None) -> int:
     or Agora's ``YYYYMMDDHHMMSSmmm``) → Unix ms."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     t = text.strip()
-    m = _REL.fullmatch(t)
-    if m:
-        return now_ms - int(float(m[1]) * _UNIT[m[2]] * 1000)
+    rel = _relative_s(t)
+    if rel is not None:
+        return now_ms - int(rel * 1000)
     if re.fullmatch(r"\d{17}", t):
         from ..agora.names import parse_utc
         try:

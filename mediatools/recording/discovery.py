@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 
 from ..agora.names import AgoraName, NameError_, looks_like_agora, parse_name, parse_result_name
 from ..agora.playlist import PlaylistError, parse_playlist
-from ..agora.reupload import chosen_version
+from ..agora.reupload import chosen_version, newest_reupload
 from ..errors import MediatoolsError, Problem, Strictness, UsageError
 from ..timeline.contract import DEFAULT_TOLERANCE_MS, resolve_overlaps, split_runs
 from .model import SLICE_GARBAGE, SLICE_MISSING, SLICE_OK, SLICE_TRUNCATED, SLICE_ZERO, Recording, Slice, UserTrack
@@ -84,16 +84,17 @@ def scan(root: Path, problems: list[Problem], results: list[str] | None = None
 def choose_playlist(versions: list[tuple[AgoraName, Path]]) -> tuple[AgoraName, Path, list[Problem]]:
     """Documented rule (:func:`~mediatools.agora.reupload.chosen_version`): the highest-index
     re-upload against the unsuffixed one; larger wins. More than one version is reported."""
-    if len(versions) == 1 and versions[0][0].index is None:
+    newest = newest_reupload([n for n, _ in versions])
+    if newest is None:
         return versions[0][0], versions[0][1], []
     sizes = [_size(p) for _, p in versions]
     chosen = versions[chosen_version([(n, size) for (n, _), size in zip(versions, sizes)])]
-    plain = [v for v in versions if v[0].index is None]
+    plain = [i for i, (n, _) in enumerate(versions) if n.index is None]
     if not plain:
         why = "no unsuffixed playlist"
     else:
-        newest = max((v for v in versions if v[0].index is not None), key=lambda v: (v[0].index, v[0].tick or 0))
-        why = f"{newest[1].name} is {_size(newest[1])} bytes, {plain[0][1].name} is {_size(plain[0][1])} bytes; larger used"
+        why = (f"{versions[newest][1].name} is {sizes[newest]} bytes, {versions[plain[0]][1].name} is "
+               f"{sizes[plain[0]]} bytes; larger used")
     others = [v for v in versions if v is not chosen]
     probs = [Problem("reuploaded_playlist", chosen[1].name,
                      f"{len(others)} other version(s) ({', '.join(o[1].name for o in others)}): {why}", "repaired")]
