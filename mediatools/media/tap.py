@@ -21,6 +21,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from .thirds import RATE_IN, Thirds
+
 log = logging.getLogger(__name__)
 
 RATE = 16000
@@ -103,30 +105,33 @@ class TapThread:
 
 class Mono16k:
     """A run's samples, (frames × channels) float32 at ``rate``, as 16 kHz mono float32 blocks:
-    channels averaged (as ffmpeg's ``-ac 1`` does), resampled by libswresample."""
+    channels averaged (as ffmpeg's ``-ac 1`` does), brought to 48 kHz by libswresample if the
+    mix runs at another rate, then averaged in threes (:mod:`mediatools.media.thirds`), as
+    verify brings the mix file to 16 kHz."""
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self._resampler = None
-        if rate != RATE:
+        self._thirds = Thirds()
+        if rate != RATE_IN:
             import av
-            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE_IN)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         mono = np.ascontiguousarray(x[:, 0] if x.shape[1] == 1 else x.mean(axis=1), np.float32)
         if self._resampler is None:
-            return [mono]
+            return [self._thirds(mono)]
         import av
         frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="flt", layout="mono")
         frame.sample_rate = self.rate
-        return self._arrays(self._resampler.resample(frame))
+        return [self._thirds(a) for a in self._arrays(self._resampler.resample(frame))]
 
     def flush(self) -> list[np.ndarray]:
-        if self._resampler is None:
-            return []
-        out = self._arrays(self._resampler.resample(None))
-        self._resampler = None
-        return out
+        out = []
+        if self._resampler is not None:
+            out = [self._thirds(a) for a in self._arrays(self._resampler.resample(None))]
+            self._resampler = None
+        return out + [self._thirds.flush()]
 
     @staticmethod
     def _arrays(frames: list) -> list[np.ndarray]:

@@ -20,6 +20,7 @@ import numpy as np
 from ..agora.transcode import TranscodeOptions
 from ..errors import MediatoolsError
 from ..media.probe import probe
+from ..media.thirds import RATE_IN
 from ..progress import Progress
 from ..recording.discovery import load_recording
 from ..recording.model import Recording
@@ -127,7 +128,7 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
             progress(i + 1, len(jobs))
     _, samples = mix_job.result()
     mix = mw.close()
-    dur_ms = samples * 1000.0 / 16000
+    dur_ms = samples * 1000.0 / RATE_IN
     # 2. duration
     d = dur_ms - tl.span_ms
     rep.checks.append(Check("duration", abs(d) <= tolerance_ms + 50.0, round(dur_ms, 1), round(tl.span_ms, 1),

@@ -1,7 +1,9 @@
 """Compact spectral features for comparing a mix with its recording.
 
-Audio is decoded at a modest rate and reduced, as it streams, to band energies every
-10 ms (24 log-spaced bands): a 60-minute file becomes ~35 MB, never the waveform.
+Audio is decoded at 48 kHz, averaged in threes to 16 kHz (:mod:`mediatools.media.thirds`,
+exactly as the mix's own decoding feeds verify's Reference) and reduced, as it streams, to
+band energies every 10 ms (24 log-spaced bands): a 60-minute file becomes ~35 MB, never the
+waveform.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..media.ffmpeg import FFmpegProcess, base_cmd, concat_url, raw_to_stdout, start
+from ..media.thirds import RATE_IN, Thirds
 
 RATE = 16000
 HOP = 160           # 10 ms
@@ -51,10 +54,11 @@ def band_energies(x: np.ndarray) -> np.ndarray:
 
 def stream_features(args: list[str], what: str, *, block_s: float = 4.0,
                     sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray, int]:
-    """Decode with ffmpeg ``args`` (inputs) to 16 kHz mono, streaming; → (features, samples).
-    With ``sink`` the features go there as they are computed and none are returned."""
+    """Decode with ffmpeg ``args`` (inputs) to 48 kHz mono, streaming, averaged in threes to
+    16 kHz; → (features, 48 kHz samples decoded). With ``sink`` the features go there as they
+    are computed and none are returned."""
     # ffmpeg's own downmix level does not matter here: only shapes are compared, never levels
-    cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE)] + raw_to_stdout("f32le")
+    cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE_IN)] + raw_to_stdout("f32le")
     with start(cmd, stdout=True) as proc:
         feats, total = _reduce(proc, step_s=block_s, sink=sink)
         if proc.wait() != 0:
@@ -101,8 +105,8 @@ def _reduce(proc: FFmpegProcess, *, step_s: float, sink: Callable[[np.ndarray], 
     A thread reads the pipe while this one computes: read and compute in turn, ffmpeg
     stood still whenever its pipe was full, and decoding and the FFTs took the sum of their
     times instead of the longer one (an hour's mix: 6 s + 3.3 s, against ~6 s now)."""
-    bands = BandStream(sink)
-    step = int(step_s * RATE) // HOP * HOP
+    bands, thirds, decoded = BandStream(sink), Thirds(), 0
+    step = int(step_s * RATE_IN) // (3 * HOP) * (3 * HOP)
     blocks: queue.Queue = queue.Queue(4)
     stop = threading.Event()
 
@@ -130,11 +134,14 @@ def _reduce(proc: FFmpegProcess, *, step_s: float, sink: Callable[[np.ndarray], 
                 raise buf
             if not buf:
                 break
-            bands.feed(np.frombuffer(buf[: len(buf) // 4 * 4], np.float32))
+            x = np.frombuffer(buf[: len(buf) // 4 * 4], np.float32)
+            decoded += len(x)
+            bands.feed(thirds(x))
     finally:
         stop.set()
     thread.join()
-    return bands.finish(), bands.total
+    bands.feed(thirds.flush())
+    return bands.finish(), decoded
 
 
 def file_features(path: str | Path, sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray, int]:
@@ -146,8 +153,9 @@ def run_features(slices: list[Path], duration_ms: float, lead_samples: int = 0,
     """A run decoded per the contract (one stream, trimmed to its duration), delayed by
     ``lead_samples`` so its frames fall on the same 10 ms grid as the mix's. With ``sink``
     (which must keep only :func:`run_frames` rows) the features go there instead."""
-    # resampled first: adelay counts samples at its input's rate, and the lead is in 16 kHz samples
-    af = ["-af", f"aresample={RATE},adelay=delays={lead_samples}S:all=1"] if lead_samples else []
+    # resampled first: adelay counts samples at its input's rate; the lead is in 16 kHz samples,
+    # three times as many at 48 kHz (averaged in threes back into exactly ``lead_samples``)
+    af = ["-af", f"aresample={RATE_IN},adelay=delays={3 * lead_samples}S:all=1"] if lead_samples else []
     feats, _ = stream_features(["-i", concat_url(slices)] + af +
                                ["-t", f"{duration_ms / 1000 + lead_samples / RATE:.6f}"], slices[0].name, sink=sink)
     return feats[: run_frames(duration_ms)]
