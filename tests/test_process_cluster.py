@@ -101,3 +101,29 @@ def test_sigkilled_worker_mid_upload_is_redone_once(recordings, dask_cluster, s3
     import hashlib
     assert m["outputs"][0]["md5"] == hashlib.md5(get(c, mix_key(prefix, sid))).hexdigest()
     assert_mix_on_time(c, mix_key(prefix, sid), truth, tmp_path)
+
+
+def test_the_local_cluster_serves_nothing_but_health_on_loopback():
+    """Dask's scheduler and workers serve HTTP (Prometheus metrics naming every task, logs) even
+    without a dashboard; the cluster process and serve start answers only /health, on 127.0.0.1."""
+    import urllib.error
+    import urllib.request
+
+    from mediatools.pipeline.cluster import local_cluster
+
+    with local_cluster(1) as cluster:
+        servers = [cluster.scheduler.http_server]
+        addrs = [s.getsockname() for srv in servers for s in srv._sockets.values()]
+        worker_http = cluster.scheduler_info["workers"]
+        assert addrs and all(host == "127.0.0.1" for host, *_ in addrs), addrs
+        ports = [a[1] for a in addrs] + [w["services"]["dashboard"] for w in worker_http.values()
+                                         if "dashboard" in w.get("services", {})]
+        for port in ports:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                assert r.status == 200
+            for path in ("/metrics", "/json/identity.json", "/info/main/logs.html"):
+                with pytest.raises(urllib.error.HTTPError) as e:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+                assert e.value.code == 404, (port, path)
+        for w in cluster.workers.values():
+            assert w.worker_address.startswith("tcp://127.0.0.1:")

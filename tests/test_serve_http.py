@@ -117,6 +117,38 @@ def test_api_and_page_need_the_token(tmp_path, s3_server, bucket):
         assert API_TOKEN not in page.text and NCS_SECRET not in page.text
 
 
+def test_odd_but_signed_traffic_gets_a_json_answer_never_a_500(tmp_path, s3_server, bucket):
+    """Numbers beyond the ledger's columns, a lone surrogate, JSON nested 100,000 deep, unknown
+    paths and methods, out-of-range filters, a cname the grammar refuses, an oversized job
+    request: each a JSON answer with a meaningful status, and the service goes on."""
+    with ServeProc(tmp_path, _settings(tmp_path, s3_server, bucket), process={"fake_dir": str(tmp_path)}) as srv:
+        huge = b'{"noticeId":"et-huge","eventType":1000000000000000000000000000000,"productId":3,' \
+               b'"payload":{"sequence":"99999999999999999999999999999999999999","sid":"s","cname":"c"}}'
+        r = srv.post_ncs(huge)
+        assert r.status_code == 200 and r.json() == {"ok": True}, r.text
+        deep = b'{"noticeId":"deep","payload":' + b"[" * 100000 + b"]" * 100000 + b"}"
+        r = srv.post_ncs(deep)
+        assert r.status_code == 400 and r.json()["ok"] is False, r.text
+        r = srv.post_ncs(b'{"noticeId":"sur\\ud800","eventType":33}')
+        assert r.status_code == 400 and "noticeId" in r.json()["error"], r.text
+        r = srv.post_ncs(b'{"noticeId":"nul","eventType":31,"payload":{"sid":"x","cname":"a\\u0000b"}}')
+        assert r.status_code == 200, r.text
+        for method, path, code in (("GET", "/nope", 404), ("GET", "/agora/ncs", 405), ("PUT", "/jobs", 405)):
+            r = srv.http.request(method, path, headers=srv.auth())
+            assert r.status_code == code and r.headers["content-type"] == "application/json", (path, r.text)
+            assert r.json()["ok"] is False
+        for since in ("99999999999999999999999999", "10000000000000000000000000000000000000d", "-5"):
+            r = srv.http.get(f"/jobs?since={since}", headers=srv.auth())
+            assert r.status_code == 400 and r.json()["ok"] is False, (since, r.text)
+        r = srv.http.post("/jobs", json={"sid": SID, "cname": "../../etc/passwd"}, headers=srv.auth())
+        assert r.status_code == 400, r.text
+        r = srv.http.post("/jobs", content=b'{"sid":"' + b"a" * (70 * 1024) + b'"}', headers=srv.auth())
+        assert r.status_code == 413, r.text
+        assert srv.http.get("/livez").json() == {"ok": True}
+        assert _rows(tmp_path / "ledger.db", "select count(*) from notifications") == [(2,)]
+        assert _rows(tmp_path / "ledger.db", "select count(*) from jobs") == [(0,)]
+
+
 class _Receiver:
     """The customer's endpoint: fails the first ``fail`` requests with 500, records all."""
 

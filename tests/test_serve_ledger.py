@@ -136,3 +136,33 @@ def test_outbox(ledger):
     ledger.outgoing_result("n1", sent=True, error=None, next_ms=None)
     (o,) = ledger.outgoing()
     assert o["state"] == "sent" and o["attempts"] == 2
+
+
+@pytest.mark.parametrize("field,value", [
+    ("eventType", 10 ** 30), ("eventType", 2 ** 31), ("productId", -(2 ** 40)), ("notifyMs", 10 ** 25),
+    ("payload.sequence", "9" * 40), ("payload.sequence", 2 ** 31), ("payload.sid", "a" * 129),
+    ("payload.cname", "c" * 300), ("payload.cname", "a\u0000b"), ("payload.sid", "\ud800"),
+])
+def test_values_no_column_can_hold_are_stored_as_absent(ledger, field, value):
+    """A signed notification with numbers beyond the integer columns or strings the text columns
+    cannot take is still stored (its raw body keeps them), on SQLite and PostgreSQL alike; it
+    starts no job (an odd sid or cname is not a recording's)."""
+    doc = notice(31, SID, CNAME, details=uploaded_details(SID, CNAME, ["1"]))
+    if field.startswith("payload."):
+        doc["payload"][field.split(".", 1)[1]] = value
+    else:
+        doc[field] = value
+    n = parse_notice(doc)
+    new, jid = ledger.record_notice(n, "{}", decide(doc, n), None)
+    assert new and ledger.notification_count() == 1
+    if field in ("payload.sid", "payload.cname"):
+        assert jid is None and ledger.list_jobs() == []
+    if field == "notifyMs":
+        assert n.notify_ms is None
+
+
+def test_a_notice_id_no_column_can_hold_is_refused():
+    from mediatools.service.triggers import BadNotice
+    for nid in ("x" * 201, "a\u0000b", "\udc00", ""):
+        with pytest.raises(BadNotice):
+            parse_notice({"noticeId": nid, "eventType": 31})

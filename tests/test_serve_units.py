@@ -89,10 +89,34 @@ def test_parse_notice_refuses_non_notices(body):
 
 def test_location_only_inside_sources():
     srcs = [S3Location("bkt", "rec/"), S3Location("other", "")]
-    assert jobs.location_for("rec/a/", srcs) == "s3://bkt/rec/a/"
+    assert jobs.location_for("rec/a/", srcs[:1]) == "s3://bkt/rec/a/"
     assert jobs.location_for("elsewhere/", srcs[:1]) is None
     assert jobs.location_for("elsewhere/", srcs) == "s3://other/elsewhere/"
     assert jobs.location_for(None, srcs) is None
+    # NCS keys name no bucket: a folder inside sources of two buckets is looked for in each
+    assert jobs.location_for("rec/a/", srcs) is None
+    two = [S3Location("other", "recordings/"), S3Location("rec", "recordings/")]
+    assert jobs.location_for("recordings/", two) is None
+
+
+def test_a_source_is_the_folder_it_names():
+    """``s3://b/recordings`` means the folder, not every key starting with "recordings" nor (through
+    the folder above it) the whole bucket."""
+    from mediatools.service.config import build, source_folder
+    assert source_folder("s3://b/recordings") == "s3://b/recordings/"
+    assert source_folder("s3://b/a/b/") == "s3://b/a/b/" and source_folder("s3://b") == "s3://b/"
+    cfg = build({}, {"sources": ("s3://rec/recordings",)})
+    assert cfg.sources == ["s3://rec/recordings/"]
+    assert [loc.folder for loc in cfg.locations()] == ["recordings/"]
+    assert jobs.location_for("private/", cfg.locations()) is None
+    assert jobs.location_for("recordings/", cfg.locations()) == "s3://rec/recordings/"
+
+
+def test_agora_files_outside_the_recording_folder_are_not_read():
+    from mediatools.service.tasks import beside
+    assert beside(["rec/sid_c_0.m4a", "sid_c_0.mp3", "private/salary.mp3", "rec/x/sid_c_0.m4a"], "rec/") == (
+        ["rec/sid_c_0.m4a", "rec/sid_c_0.mp3"], ["private/salary.mp3", "rec/x/sid_c_0.m4a"])
+    assert beside(["a.m4a", "rec/a.m4a"], "") == (["a.m4a"], ["rec/a.m4a"])
 
 
 def test_judge():

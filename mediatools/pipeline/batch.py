@@ -109,7 +109,9 @@ def process(source: str, options: ProcessOptions | None = None, *, progress: Pro
 
 
 def _on_dask(source: str, sids: list[str], o: ProcessOptions, report: ProcessReport, emit: Progress) -> None:
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
+
+    from .cluster import local_cluster
 
     cluster = None
     if o.scheduler:
@@ -117,8 +119,7 @@ def _on_dask(source: str, sids: list[str], o: ProcessOptions, report: ProcessRep
         report.cluster = o.scheduler
     else:
         n = o.workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=logging.ERROR)
+        cluster = local_cluster(n)
         client = Client(cluster)
         report.cluster = f"local: {n} worker processes"
     futures: dict[Any, str] = {}

@@ -19,16 +19,19 @@ from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import page, signature
 from .jobs import location_for
-from .triggers import BadNotice, decide, parse_notice, valid_sid
+from .triggers import BadNotice, decide, parse_notice, safe_folder, valid_sid, valid_sid_cname
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
+MAX_JOB_BODY = 64 * 1024
+_MAX_MS = 253402300799999          # 9999-12-31T23:59:59.999Z
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
@@ -55,15 +58,22 @@ def _since(text: str | None) -> int | None:
     if not text:
         return None
     t = text.strip()
-    if t.isdigit():
-        return int(t)
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if t[:-1].replace(".", "", 1).isdigit() and t[-1] in units:
-        return int((time.time() - float(t[:-1]) * units[t[-1]]) * 1000)
-    dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
+    if t.isdigit() and len(t) <= 15:
+        ms = int(t)
+    elif 1 < len(t) <= 16 and t[:-1].replace(".", "", 1).isdigit() and t[-1] in units:
+        ms = int((time.time() - float(t[:-1]) * units[t[-1]]) * 1000)
+    else:
+        try:
+            dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            ms = int(dt.timestamp() * 1000)
+        except (OverflowError, OSError) as exc:
+            raise ValueError(str(exc)) from None
+    if not 0 <= ms <= _MAX_MS:
+        raise ValueError("since out of range")
+    return ms
 
 
 class GroupCommit:
@@ -141,13 +151,19 @@ def create_app(svc: Any) -> Starlette:
             text = body.decode("utf-8")
             doc = json.loads(text)
             notice = parse_notice(doc)
-        except (UnicodeDecodeError, ValueError, BadNotice) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError, BadNotice) as exc:
             metrics.notification(None, "bad_json")
             why = str(exc) if isinstance(exc, BadNotice) else "not JSON"
             return _json({"ok": False, "error": why}, 400)
         decision = decide(doc, notice)
         location = location_for(decision.folder, sources)
-        new, jid = await commits.submit((notice, text, decision, location))
+        try:
+            new, jid = await commits.submit((notice, text, decision, location))
+        except Exception as exc:   # noqa: BLE001 - answered, so NCS sends it again
+            metrics.notification(notice.event_type, "error")
+            log.error("NCS: notification %s not stored (NCS will resend it): %s: %s", notice.notice_id[:64],
+                      type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+            return _json({"ok": False, "error": "not stored; send it again"}, 500)
         metrics.notification(notice.event_type, ("job" if jid else "stored") if new else "duplicate")
         if new and jid:
             svc.poke()
@@ -195,15 +211,18 @@ def create_app(svc: Any) -> Starlette:
     async def post_job(request: Request) -> Response:
         if not authorized(request):
             return deny()
-        body = await _read_limited(request, 64 * 1024)
+        body = await _read_limited(request, MAX_JOB_BODY)
+        if body is None:
+            return _json({"ok": False, "error": "body over 64 KiB"}, 413)
         try:
             doc = json.loads(body or b"")
             if not isinstance(doc, dict):
                 raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):
             return _json({"ok": False, "error": 'body must be JSON: {"sid": "...", "location"?: "s3://…"}'}, 400)
         sid, cname, loc = doc.get("sid"), doc.get("cname"), doc.get("location")
-        if not isinstance(sid, str) or not valid_sid(sid) or (cname is not None and not isinstance(cname, str)):
+        if not isinstance(sid, str) or not valid_sid(sid) or (cname is not None and not (
+                isinstance(cname, str) and valid_sid_cname(sid, cname))):
             return _json({"ok": False, "error": "sid (and cname) must be accepted by the file-name grammar"}, 400)
         location = None
         if loc is not None:
@@ -211,7 +230,6 @@ def create_app(svc: Any) -> Starlette:
                 return _json({"ok": False, "error": "location must be an s3:// URL"}, 400)
             bucket, _, folder = loc[5:].partition("/")
             folder = folder if not folder or folder.endswith("/") else folder + "/"
-            from .triggers import safe_folder
             location = location_for(folder, [s for s in sources if s.bucket == bucket]) if safe_folder(folder) else None
             if location is None:
                 return _json({"ok": False, "error": "location must lie inside a configured source"}, 400)
@@ -257,4 +275,11 @@ def create_app(svc: Any) -> Starlette:
         Route("/jobs/{sid}", get_job), Route("/outputs/{sid}/{n:int}", output),
         Route("/", index),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Routing errors (no such path, method not allowed) as JSON, like every other answer."""
+        code = getattr(exc, "status_code", 500)
+        headers = {**_HEADERS, **(getattr(exc, "headers", None) or {})}
+        return JSONResponse({"ok": False, "error": getattr(exc, "detail", None) or "error"}, status_code=code,
+                            headers=headers)
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})

@@ -122,13 +122,20 @@ def build(toml: dict[str, Any], flags: dict[str, Any]) -> ServeConfig:
     cfg = ServeConfig(**merged)
     if not cfg.sources:
         raise UsageError("give at least one --source s3://bucket/prefix (or sources in --config)")
-    for s in cfg.sources:
-        parse_s3_url(s)
+    cfg.sources = [source_folder(s) for s in cfg.sources]
     if cfg.scheduler and cfg.workers:
         raise UsageError("--workers starts a local cluster; it does not go with --scheduler")
     if not 0 <= cfg.worker_nice <= 19:
         raise UsageError("--worker-nice must be 0 to 19")
     return cfg
+
+
+def source_folder(url: str) -> str:
+    """A source as the folder it names: ``s3://b/recordings`` is ``s3://b/recordings/``, never
+    every key beginning with "recordings" (nor, through the folder above it, the whole bucket)."""
+    loc = parse_s3_url(url)
+    prefix = loc.prefix if not loc.prefix or loc.prefix.endswith("/") else loc.prefix + "/"
+    return f"s3://{loc.bucket}/{prefix}"
 
 
 def _read_secret(env: str, path: str | None, what: str) -> bytes:

@@ -14,14 +14,15 @@ def location_for(folder: str | None, sources: list[S3Location]) -> str | None:
     """The recording's folder as an s3:// URL, when it lies inside a configured source.
 
     A folder outside every source is not trusted (the service never writes beyond its
-    sources): ``None`` sends the worker to list ``<sid>_`` under each source instead.
+    sources), and a folder that lies inside sources in two buckets does not say which (NCS
+    keys name no bucket): ``None`` sends the worker to list ``<sid>_`` under each source instead.
     """
     if folder is None:
         return None
-    for loc in sources:
-        if folder.startswith(loc.folder):
-            return f"s3://{loc.bucket}/{folder}"
-    return None
+    buckets = {loc.bucket for loc in sources if folder.startswith(loc.folder)}
+    if len(buckets) != 1:
+        return None
+    return f"s3://{buckets.pop()}/{folder}"
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:

@@ -41,13 +41,14 @@ class Service:
 
     def connect_cluster(self) -> None:
         """The Dask client: an existing scheduler, or a LocalCluster of worker processes."""
-        from distributed import Client, LocalCluster
+        from distributed import Client
+
+        from ..pipeline.cluster import local_cluster
         if self.cfg.scheduler:
             self.client = Client(self.cfg.scheduler, timeout="30s")
         else:
             n = self.cfg.workers or os.cpu_count() or 1
-            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                         host="127.0.0.1", dashboard_address=None, silence_logs=logging.WARNING)
+            self._cluster = local_cluster(n, silence_logs=logging.WARNING)
             self.client = Client(self._cluster)
             if self.cfg.worker_nice:   # a plugin: a worker the nanny restarts is lowered too
                 from .priority import LowerPriority

@@ -113,6 +113,18 @@ def agora_audio(files: list[str]) -> list[str]:
     return [f for f in files if f.rsplit(".", 1)[-1].lower() in ("m4a", "mp3", "aac", "mp4")]
 
 
+def beside(files: list[str], folder: str) -> tuple[list[str], list[str]]:
+    """(keys in ``folder``, the rest) of a 1001's files, bare names taken as in ``folder``.
+
+    Agora uploads its mix beside the recording; a key anywhere else is not read: a 1001's
+    fileList is the sender's word, and the service reads nothing beyond the recording's folder."""
+    inside, outside = [], []
+    for f in files:
+        key = f if "/" in f else folder + f
+        (inside if posixpath.dirname(key) + "/" == folder or (not folder and "/" not in key) else outside).append(key)
+    return inside, outside
+
+
 def _verify_agora(sid: str, location: str, storage: dict[str, Any], mixes: list[str]) -> dict[str, Any]:
     """Agora's postpone mix (``mixes``: its audio files, at least one) against the recording:
     fetch both, run verify, keep the verdict."""
@@ -123,6 +135,11 @@ def _verify_agora(sid: str, location: str, storage: dict[str, Any], mixes: list[
     from ..verify import VerifyOptions, verify
 
     loc = parse_s3_url(location)
+    keys, outside = beside(mixes, loc.folder)
+    if not keys:
+        return {"status": "skipped", "verify": None,
+                "note": f"Agora's files lie outside the recording's folder {loc.folder or '(bucket root)'}: "
+                        f"{', '.join(outside)[:300]}"}
     settings = _settings(storage)
     client = make_client(settings, jobs=8)
     with tempfile.TemporaryDirectory(prefix="mediatools-verify-") as tmp:
@@ -131,8 +148,7 @@ def _verify_agora(sid: str, location: str, storage: dict[str, Any], mixes: list[
         if not rep.ok:
             raise MediatoolsError(f"could not fetch the recording ({len(rep.failed)} files failed)")
         verdicts = []
-        for key in mixes:
-            key = key if "/" in key else loc.folder + key
+        for key in keys:
             local = Path(tmp) / posixpath.basename(key)
             client.download_file(loc.bucket, key, str(local))
             v = verify(local, rec, VerifyOptions(sid=sid))

@@ -51,15 +51,18 @@ class BadNotice(ValueError):
 
 
 def parse_notice(doc: Any) -> Notice:
+    """The indexed fields of a notification. Values the ledger could not hold as given (numbers
+    beyond its integer columns, strings longer than its columns, with a NUL or not encodable as
+    UTF-8) are indexed as absent: the raw body keeps them, and no job comes of them."""
     if not isinstance(doc, dict):
         raise BadNotice("the body is not a JSON object")
-    nid = doc.get("noticeId")
-    if not isinstance(nid, str) or not nid or len(nid) > 200:
-        raise BadNotice("noticeId must be a non-empty string")
+    nid = _str(doc.get("noticeId"), 200)
+    if nid is None:
+        raise BadNotice("noticeId must be a non-empty string (200 characters at most)")
     payload = doc.get("payload") if isinstance(doc.get("payload"), dict) else {}
     return Notice(notice_id=nid, event_type=_int(doc.get("eventType")), product_id=_int(doc.get("productId")),
-                  notify_ms=_int(doc.get("notifyMs")), sid=_str(payload.get("sid")),
-                  cname=_str(payload.get("cname")), sequence=_int(payload.get("sequence")))
+                  notify_ms=_int(doc.get("notifyMs"), bits=63), sid=_str(payload.get("sid"), 128),
+                  cname=_str(payload.get("cname"), 256), sequence=_int(payload.get("sequence")))
 
 
 def valid_sid_cname(sid: str | None, cname: str | None) -> bool:
@@ -159,15 +162,23 @@ def _plain_key(key: str) -> bool:
     return bool(name) and safe_folder(folder + "/" if folder else "") and _FOLDER_PART.match(name) is not None
 
 
-def _int(v: Any) -> int | None:
+def _int(v: Any, bits: int = 31) -> int | None:
+    """An integer (or a string of digits) that fits a signed ``bits + 1``-bit column, else None."""
     if isinstance(v, bool):
         return None
-    if isinstance(v, int):
+    if isinstance(v, str) and len(v) <= 24 and v.strip().lstrip("-").isdigit():
+        v = int(v)
+    if isinstance(v, int) and -(1 << bits) <= v < (1 << bits):
         return v
-    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
-        return int(v)
     return None
 
 
-def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) and v else None
+def _str(v: Any, limit: int = 1000) -> str | None:
+    """A non-empty string of at most ``limit`` characters, without NUL, that UTF-8 can encode."""
+    if not isinstance(v, str) or not v or len(v) > limit or "\x00" in v:
+        return None
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:     # a lone surrogate ("\ud800" in the JSON)
+        return None
+    return v

@@ -1,0 +1,29 @@
+"""The local Dask cluster that ``process`` and ``serve`` start: worker processes on loopback only.
+
+Dask's scheduler serves HTTP (Prometheus metrics naming every task, logs, identity, the
+dashboard) even with ``dashboard_address=None``, on port 8787 and, for an address like
+``":0"``, on every interface. mediatools' own services answer only authenticated requests,
+so the cluster it starts keeps nothing but the health check there, on 127.0.0.1, at a free
+port; workers the same. A cluster someone runs themselves (``--scheduler``) is theirs to
+configure.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+#: what the scheduler's and workers' HTTP servers still answer: liveness only
+HTTP_ROUTES = ["distributed.http.health"]
+
+
+def local_cluster(n_workers: int, *, silence_logs: int = logging.ERROR, **kwargs: Any) -> Any:
+    """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes on 127.0.0.1."""
+    import dask
+    from distributed import LocalCluster
+
+    # the nanny hands this configuration to the worker processes it starts
+    with dask.config.set({"distributed.scheduler.http.routes": HTTP_ROUTES,
+                          "distributed.worker.http.routes": HTTP_ROUTES}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address="127.0.0.1:0", worker_dashboard_address=None,
+                            silence_logs=silence_logs, **kwargs)
