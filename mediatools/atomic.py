@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .errors import MediatoolsError
+from .interrupts import deferred
 
 TMP_PREFIX = ".mediatools-tmp-"
 PART_SUFFIX = ".part"
@@ -32,18 +33,21 @@ def atomic_path(target: str | Path, *, part: bool = False) -> Iterator[Path]:
     (the folder must exist) instead of a unique one."""
     target = Path(target)
     folder = target.parent if str(target.parent) else Path(".")
+    tmp_path: Path | None = None
     if part:
         tmp_path = part_path(target)
-    else:
-        if not folder.is_dir():
-            raise MediatoolsError("output folder does not exist", file=str(folder), code="no_output_dir")
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=target.suffix, dir=folder)
-        except OSError as exc:
-            raise MediatoolsError(f"cannot write here ({exc.strerror})", file=str(folder), code="unwritable") from None
-        os.close(fd)
-        tmp_path = Path(tmp)
+    elif not folder.is_dir():
+        raise MediatoolsError("output folder does not exist", file=str(folder), code="no_output_dir")
     try:
+        if tmp_path is None:
+            with deferred():   # an interrupt cannot fall between creating the file and owning it
+                try:
+                    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=target.suffix, dir=folder)
+                except OSError as exc:
+                    raise MediatoolsError(f"cannot write here ({exc.strerror})", file=str(folder),
+                                          code="unwritable") from None
+                os.close(fd)
+                tmp_path = Path(tmp)
         yield tmp_path
         try:
             os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal modes
@@ -51,8 +55,9 @@ def atomic_path(target: str | Path, *, part: bool = False) -> Iterator[Path]:
         except OSError as exc:
             raise MediatoolsError(f"cannot write ({exc.strerror})", file=str(target), code="unwritable") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+        if tmp_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp_path.unlink()
 
 
 @contextlib.contextmanager

@@ -8,10 +8,13 @@ code that runs such callbacks :func:`check` between them, raising it again where
 """
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 _pending = False
+_holding = 0      # deferred() blocks open
+_held = False     # an interrupt arrived inside one
 _default_unraisable = sys.unraisablehook
 _default_except = sys.excepthook
 
@@ -36,13 +39,37 @@ def _except(kind: type[BaseException], value: BaseException, tb: Any) -> None:
     _default_except(kind, value, tb)
 
 
-def note() -> None:
-    """An interrupt arrived (called from the signal handler, before it raises)."""
-    global _pending
+def note() -> bool:
+    """An interrupt arrived (called from the signal handler): False while a :func:`deferred`
+    block holds interrupts back (the handler must not raise; the block's end will)."""
+    global _pending, _held
     _pending = True
+    if _holding:
+        _held = True
+        return False
+    return True
 
 
 def check() -> None:
     """Raise KeyboardInterrupt if an interrupt arrived and may have been swallowed."""
     if _pending:
+        raise KeyboardInterrupt
+
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold the CLI's Ctrl-C / SIGTERM back for the block: a block that starts a child or creates
+    a file and keeps hold of it cannot be cut between the two, which would leave an encoder
+    running with nobody to stop it, or a temporary file nobody removes. An interrupt that
+    arrived meanwhile is raised when the block ends: put the block inside the ``try`` that
+    cleans up. (The signal mask is not used: children would inherit it.)"""
+    global _holding, _held
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
+    if _held and not _holding:
+        _held = False
         raise KeyboardInterrupt

@@ -236,10 +236,16 @@ def test_full_disk_leaves_no_partial_output(base_recording, tmp_path):
         subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
-@pytest.mark.parametrize("sig,ext,env", [("SIGINT", "flac", {}), ("SIGTERM", "flac", {}),
-                                         ("SIGINT", "m4a", {"MEDIATOOLS_SPLIT_MIN_S": "5"})],
-                         ids=["SIGINT", "SIGTERM", "SIGINT-two-encoders"])
-def test_interrupted_mix_exits_130_and_cleans_up(sig, ext, env, make_recording, tmp_path):
+@pytest.mark.parametrize("sig,ext,env,delay", [("SIGINT", "flac", {}, 0.3), ("SIGTERM", "flac", {}, 0.3),
+                                               ("SIGINT", "m4a", {"MEDIATOOLS_SPLIT_MIN_S": "5"}, 0.3),
+                                               ("SIGTERM", "m4a", {}, 0.0),
+                                               ("SIGTERM", "m4a", {"MEDIATOOLS_SPLIT_MIN_S": "5"}, 0.0)],
+                         ids=["SIGINT", "SIGTERM", "SIGINT-two-encoders", "SIGTERM-at-once",
+                              "SIGTERM-at-once-two-encoders"])
+def test_interrupted_mix_exits_130_and_cleans_up(sig, ext, env, delay, make_recording, tmp_path):
+    """Also the moment the temporary file appears, while the mix is still opening its first
+    runs: an encoder left running then wrote its (empty) file under the temporary name again
+    after the CLI had removed it."""
     import signal
     import subprocess
     import sys
@@ -253,12 +259,13 @@ def test_interrupted_mix_exits_130_and_cleans_up(sig, ext, env, make_recording, 
                          preexec_fn=sigint_default)
     deadline = time.time() + 60
     while not stray_temp_files(tmp_path) and time.time() < deadline and p.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
+        time.sleep(0.01)
+    time.sleep(delay)
     p.send_signal(getattr(signal, sig))
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+    time.sleep(1.0)   # an orphaned encoder would write its file by now
     assert not out.exists() and stray_temp_files(tmp_path) == []
 
 

@@ -154,3 +154,18 @@ def test_local_folder_to_local_folder_with_stems(make_recording, tmp_path):
     assert r.verify["passed"] and stray_temp_files(dest) == []
     again = process_recording(str(folder), truth["sid"], o)   # idempotent: the second call is a skip
     assert again.status == "skipped" and again.outputs == r.outputs
+
+
+def test_a_local_recording_in_a_sub_folder_is_processed_in_place(make_recording, tmp_path):
+    """Agora's fileNamePrefix puts a recording in folders (``a/b/``): a local SOURCE above them
+    finds it there, and the results land beside it, as in a bucket."""
+    import shutil
+    folder, truth = make_recording("process_local_sub", users=2, duration_s=20.0, seed=33, gaps=0)
+    src = tmp_path / "src"
+    shutil.copytree(folder, src / "a" / "b")
+    o = ProcessOptions(all=True, workers=0, verify=False)
+    rep = process(str(src), o)
+    assert rep.ok and rep.counts["processed"] == 1, rep.recordings[0].error
+    base = f"{truth['sid']}_{truth['cname']}"
+    assert (src / "a" / "b" / f"{base}_0.m4a").is_file() and (src / "a" / "b" / f"{base}.mediatools.json").is_file()
+    assert process_recording(str(src), truth["sid"], o).status == "skipped"

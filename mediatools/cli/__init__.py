@@ -75,14 +75,14 @@ INTERRUPT_GRACE_S = 30.0
 
 
 def _handle_term(signum, frame):  # noqa: ANN001
-    interrupts.note()
     _arm_watchdog()
-    raise KeyboardInterrupt
+    if interrupts.note():   # False inside interrupts.deferred(): raised at its end
+        raise KeyboardInterrupt
 
 
 def _handle_int(signum, frame):  # noqa: ANN001
-    interrupts.note()   # Python's own Ctrl-C, plus the note a C callback cannot swallow
-    raise KeyboardInterrupt
+    if interrupts.note():   # Python's own Ctrl-C, plus the note a C callback cannot swallow
+        raise KeyboardInterrupt
 
 
 def _arm_watchdog() -> None:

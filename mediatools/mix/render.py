@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..atomic import atomic_path
 from ..errors import MediatoolsError, Problem
+from ..interrupts import deferred
 from ..media.decode import DecodeError, Decoder
 from ..media.formats import FORMATS, OutputFormat, format_for
 from ..timeline.contract import Timeline, UserTimeline
@@ -149,9 +150,11 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
     total, users = _window(tl, rate, window_start_ms, window_end_ms)
     gains = gains_db or {}
     with atomic_path(out) as tmp:
-        enc = Encoder(encoder_cmd(fmt, rate, channels, bitrate, normalize, tmp), out)
-        mixer = _Mixer(users, gains, rate, channels, taps, tl.span_ms)
-        try:
+        enc = mixer = None
+        try:   # an interrupt kills the encoder: left running, it would write ``tmp`` anew after it is gone
+            with deferred():   # not cut between starting the encoder and holding it
+                enc = Encoder(encoder_cmd(fmt, rate, channels, bitrate, normalize, tmp), out)
+            mixer = _Mixer(users, gains, rate, channels, taps, tl.span_ms)
             skip = fmt.priming  # raw ADTS cannot signal the encoder delay: feed it that much later audio
             done = 0
             while done < total:
@@ -165,10 +168,12 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
                     progress(done, total)
             enc.finish()
         except BaseException:
-            enc.abort()
+            if enc is not None:
+                enc.abort()
             raise
         finally:
-            mixer.close()
+            if mixer is not None:
+                mixer.close()
     return _result(tl, out, fmt, rate, channels, total, users, gains)
 
 

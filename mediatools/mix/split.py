@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..atomic import atomic_path
 from ..errors import MediatoolsError
+from ..interrupts import deferred
 from ..media.adts import FRAME, adts_output, copy_adts_frames
 from ..media.formats import FORMATS, OutputFormat
 from ..timeline.contract import Timeline
@@ -64,14 +65,18 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
     with tempfile.TemporaryDirectory(dir=out.parent if str(out.parent) else ".", prefix=".mediatools-tmp-") as td:
         paths = [Path(td) / "a.aac", Path(td) / "b.aac"]
         cmds = [encoder_cmd(adts, rate, channels, bitrate or fmt.bitrate, normalize, p) for p in paths]
-        encoders = [Encoder(cmds[0], out, spool=Path(td)), Encoder(cmds[1], out)]
+        encoders: list[Encoder] = []
 
         def tick() -> None:
             if progress:
                 progress(sum(e.fed for e in encoders) // frame_bytes, owed // frame_bytes)
 
-        mixer = _Mixer(users, gains, rate, channels, taps, tl.span_ms)
-        try:
+        mixer = None
+        try:   # an interrupt from here on kills every encoder started
+            for cmd, spool in zip(cmds, (Path(td), None)):
+                with deferred():   # not cut between starting an encoder and holding it
+                    encoders.append(Encoder(cmd, out, spool=spool))
+            mixer = _Mixer(users, gains, rate, channels, taps, tl.span_ms)
             done = 0
             while done < total:
                 n = min(BLOCK, total - done)
@@ -89,7 +94,8 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
                 enc.abort()
             raise
         finally:
-            mixer.close()
+            if mixer is not None:
+                mixer.close()
 
         def encode_failed(why: str) -> MediatoolsError:
             return MediatoolsError(f"encoding failed: {why}", file=str(out), code="encode_failed")

@@ -222,7 +222,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
             folder = scratch / "in"
             t = _timed(result, "fetch", t)
         else:
-            folder = store.path(rec.folder) if rec.folder else store.root
+            folder = store.path(rec.folder.rstrip("/")) if rec.folder.strip("/") else store.root
         recording = stages.load(folder, sid)
         ms = o.mix_settings()
         stage("mix")
