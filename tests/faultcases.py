@@ -40,6 +40,7 @@ EXPECTED_CODE = {
     "extinf_negative": "bad_extinf", "extinf_zero": "bad_extinf", "extinf_absurd": "bad_extinf",
     "extinf_nan": "bad_extinf", "utc_impossible": "bad_utc", "utc_far": "utc_outlier",
     "playlist_no_slices": "no_audio",
+    "slice_cut_short": "short_slice", "slice_damaged_inside": "short_slice", "extinf_understated": "long_slice",
 }
 
 
@@ -105,6 +106,27 @@ def _empty_playlist(folder: Path, uid: str) -> None:
     p.write_text("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:18\n#EXT-X-ENDLIST\n")
 
 
+def listed_slices(folder: Path, uid: str) -> list[str]:
+    return [ln for ln in _playlist(folder, uid).read_text().splitlines() if ln.endswith(".ts")]
+
+
+def _cut_short(folder: Path, uid: str) -> None:
+    """The second slice cut to 2/5 of its size at a TS packet boundary: a file that looks whole."""
+    p = folder / listed_slices(folder, uid)[1]
+    with open(p, "r+b") as fh:
+        fh.truncate((p.stat().st_size * 2 // 5) // 188 * 188)
+
+
+def _damaged_inside(folder: Path, uid: str) -> None:
+    """40 % of the second slice's packets zeroed in its middle (same size, sync bytes gone)."""
+    p = folder / listed_slices(folder, uid)[1]
+    data = bytearray(p.read_bytes())
+    n = len(data) // 188
+    a, b = n * 3 // 10 * 188, n * 7 // 10 * 188
+    data[a:b] = bytes(b - a)
+    p.write_bytes(bytes(data))
+
+
 HAND_MADE: dict[str, Callable[[Path, str], None]] = {
     "empty_playlist": _empty_playlist,
     "not_m3u8": lambda f, u: _playlist(f, u).write_text("<html>Access Denied</html>\n"),
@@ -116,6 +138,9 @@ HAND_MADE: dict[str, Callable[[Path, str], None]] = {
     "utc_impossible": _rename_slice("20261314092653589"),
     "utc_far": _rename_slice("20300101000000000"),
     "playlist_no_slices": _delete_all_slices,
+    "slice_cut_short": _cut_short,
+    "slice_damaged_inside": _damaged_inside,
+    "extinf_understated": _edit_playlist(_nth_extinf("14.000000")),
 }
 
 

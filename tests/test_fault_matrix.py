@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli, sigint_default
-from faultcases import EXPECTED_CODE, HAND_MADE, SYNTH_FAULTS, copy_recording
+from faultcases import EXPECTED_CODE, HAND_MADE, SYNTH_FAULTS, copy_recording, listed_slices
 
 from mediatools.faults import POLICY
 from mediatools.synth.generate import Fault
@@ -103,6 +103,42 @@ def test_hand_made_survivors(fault_case):
                 assert g["duration_ms"] < w["duration_ms"] - 1000, name
             else:
                 assert abs(g["duration_ms"] - w["duration_ms"]) < 22.0, (name, g, w)
+
+
+@pytest.mark.parametrize("name", ["slice_cut_short", "slice_damaged_inside", "extinf_understated"])
+def test_a_slice_holding_other_than_its_extinf_keeps_later_slices_in_place(name, fault_case, tmp_path):
+    """A slice that decodes shorter than its EXTINF (cut at a packet boundary, or with packets
+    destroyed inside: the file still looks whole) or longer than it: the slices after it play at
+    their own file-name times, to ±2 ms, instead of that much early (or late) as one stream."""
+    from mediatools.agora.names import parse_name
+    from mediatools.media.tones import active_spans, decode_pcm, envelope
+    folder, truth, uid = fault_case(name)
+    names = listed_slices(folder, uid)
+    doc = json.loads(run_cli("inspect", str(folder), "--json", check=True).stdout)
+    (p,) = [p for p in doc["recordings"][0]["problems"] if p["uid"] == uid]
+    assert p["file"] == names[1] and p["code"] == EXPECTED_CODE[name], p
+    runs = _runs(doc, uid)
+    third = parse_name(names[2]).utc_ms
+    tone = next(u for u in truth["users"] if u["uid"] == uid)
+    if name == "extinf_understated":   # the slice is taken at what it holds: the run stays whole
+        assert [r["start_ms"] for r in runs] == [r["start_ms"] for r in tone["runs"]], runs
+    else:
+        assert third in [r["start_ms"] for r in runs], (third, runs)  # a run starts at the third slice
+    out = tmp_path / "m.wav"
+    run_cli("mix", str(folder), "-o", str(out), "-q", check=True)
+    spans = active_spans(envelope(decode_pcm(out, 48000, 1), 48000, tone["freq"]), 48000, threshold=0.125)
+    want = third - truth["origin_ms"]
+    if name == "extinf_understated":
+        # the second slice's last second is kept: the tone runs on through the third slice's start
+        assert any(a < want - 500 and b > want + 500 for a, b in spans), (want, spans)
+    else:
+        # the third slice continues the sender's stream: a decoder started there lacks the previous
+        # frame's overlap, so the tone's half-level crossing comes up to half a frame (10.7 ms) late
+        assert min(abs(a - want) for a, _ in spans) <= 1024 / 48 / 2 + 2.0, (want, spans)
+        # and it ends where the truth says the run ends (the long tail is placed sample-exactly)
+        run_end = next(r["offset_ms"] + r["duration_ms"] for r in tone["runs"]
+                       if r["offset_ms"] <= want < r["offset_ms"] + r["duration_ms"])
+        assert min(abs(b - run_end) for _, b in spans) <= 2.0, (run_end, spans)
 
 
 def test_playlist_but_no_slices_leaves_user_without_audio(fault_case):
@@ -426,3 +462,24 @@ def test_channel_name_with_pipe_and_odd_characters(make_recording, tmp_path):
     assert ver["passed"] is True
     rep = json.loads(run_cli("merge", str(folder), "-o", str(tmp_path / "m"), "--json", check=True).stdout)
     assert all(rep["files"][tu["uid"]] for tu in truth["users"])
+
+
+def test_an_opus_slice_cut_short_is_found_too(make_recording, tmp_path):
+    """Opus in TS (RFC 7845 control headers): the frames are counted from each packet's TOC."""
+    import shutil
+
+    from faultcases import _cut_short
+
+    from mediatools.media.ts_audio import held_ms
+    src, truth = make_recording("matrix_opus", users=1, duration_s=40.0, seed=6, gaps=0, codec="opus")
+    folder = shutil.copytree(src, tmp_path / "rec")
+    uid = truth["users"][0]["uid"]
+    names = listed_slices(folder, uid)
+    whole = held_ms((folder / names[1]).read_bytes())
+    _cut_short(folder, uid)
+    cut = held_ms((folder / names[1]).read_bytes())
+    assert whole is not None and cut is not None and cut < whole * 0.5, (whole, cut)
+    doc = json.loads(run_cli("inspect", str(folder), "--json", check=True).stdout)
+    probs = [p for p in doc["recordings"][0]["problems"] if p["code"] == "short_slice"]
+    assert [p["file"] for p in probs] == [names[1]], doc["recordings"][0]["problems"]
+    assert held_ms(b"\x00" * 188 * 4) is None and held_ms(b"") is None

@@ -23,6 +23,7 @@ from ..agora.names import AgoraName, NameError_, looks_like_agora, parse_name, p
 from ..agora.playlist import PlaylistError, parse_playlist
 from ..agora.reupload import chosen_version, newest_reupload
 from ..errors import MediatoolsError, Problem, Strictness, UsageError
+from ..media.ts_audio import held_ms
 from ..timeline.contract import DEFAULT_TOLERANCE_MS, resolve_overlaps, split_runs
 from .model import SLICE_GARBAGE, SLICE_MISSING, SLICE_OK, SLICE_TRUNCATED, SLICE_ZERO, Recording, Slice, UserTrack
 
@@ -127,6 +128,17 @@ def check_slice_file(path: Path) -> tuple[str, int | None, str | None]:
         return SLICE_MISSING, None, f"unreadable: {exc.strerror}"
 
 
+def _held_ms(path: Path) -> float | None:
+    """The audio a TS slice holds, in ms, by counting its frames (no decoding); None for what
+    :mod:`mediatools.media.ts_audio` cannot count (or cannot read), then taken at its EXTINF."""
+    if path.suffix != ".ts":
+        return None
+    try:
+        return held_ms(path.read_bytes())
+    except OSError:
+        return None
+
+
 def _default_measure(path: Path) -> float:
     from ..media.probe import decoded_duration
     return decoded_duration(path)
@@ -214,6 +226,21 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
             add(Problem("utc_outlier", s.name, f"file-name time is {abs(s.utc_ms - median) / 3.6e6:.1f} h "
                         "from the rest of the user's slices", "skipped"))
             continue
+        held = _held_ms(s.path)
+        if held is not None and held <= 0:
+            s.status = SLICE_GARBAGE
+            add(Problem("undecodable", s.name, "holds no intact audio frame", "skipped"))
+            continue
+        if held is not None and s.duration_ms is not None and abs(held - s.duration_ms) > tolerance_ms:
+            # a decoder plays what the slice holds, not what the playlist says: counted as listed,
+            # every later slice of the run would sound that much early (or late)
+            what = "cut short or damaged" if held < s.duration_ms else "more than listed"
+            add(Problem("short_slice" if held < s.duration_ms else "long_slice", s.name,
+                        f"holds {held / 1000:.3f} s of audio where {s.playlist} lists {s.duration_ms / 1000:.3f} s "
+                        f"({what}): the slices after it keep their own file-name times", "repaired"))
+            s.duration_ms = held
+        if s.duration_ms is None and held is not None:
+            s.duration_ms = held          # an unlisted slice: its frames say how long it is
         if s.duration_ms is None:
             if measure is None:
                 s.status = "no_duration"

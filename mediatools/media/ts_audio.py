@@ -1,0 +1,113 @@
+"""How much audio a TS slice holds, by counting its frames: what a decoder will produce.
+
+A playlist's EXTINF is what the recorder claimed when it wrote the slice; a slice cut short
+at a packet boundary, or with packets destroyed inside, still looks whole (sync bytes, size)
+and claims the same. Counting its intact frames takes ~1 ms per 15 s slice in plain Python,
+against an ffmpeg start and a decode. AAC (ADTS, any rate, SBR included: 1024 core samples
+per frame) and Opus (RFC 7845 in MPEG-TS: a control header per packet, durations from each
+packet's TOC) are counted; anything else is None (taken at its EXTINF).
+"""
+from __future__ import annotations
+
+from .adts import ADTS_RATES, FRAME
+
+_OPUS_FRAME_MS = ([10.0, 20.0, 40.0, 60.0] * 3 + [10.0, 20.0] * 2 + [2.5, 5.0, 10.0, 20.0] * 4)  # by TOC config
+
+
+def held_ms(data: bytes) -> float | None:
+    """Milliseconds of audio in the intact frames of a TS slice; None if not AAC or Opus in TS."""
+    stream_id, payload = _audio_payload(data)
+    if stream_id is None:
+        return None
+    if len(payload) >= 2 and payload[0] == 0x7F and (payload[1] & 0xE0) == 0xE0:
+        return _opus_ms(payload)
+    if 0xC0 <= stream_id <= 0xDF:
+        return _aac_ms(payload)
+    return None
+
+
+def _audio_payload(data: bytes) -> tuple[int | None, bytes]:
+    """(PES stream id, the PES payloads of the first audio stream, joined). Packets without
+    their sync byte are left out: damage shows as missing frames."""
+    n = len(data) - len(data) % 188
+    audio = stream_id = None
+    parts = []
+    mv = memoryview(data)
+    for i in range(0, n, 188):
+        if data[i] != 0x47:
+            continue
+        b1, b3 = data[i + 1], data[i + 3]
+        if not b3 & 0x10:
+            continue
+        pid = ((b1 & 0x1F) << 8) | data[i + 2]
+        o = 4 + (1 + data[i + 4] if b3 & 0x20 else 0)
+        if audio is None:   # the first PES start of an audio (0xC0-0xDF) or private (0xBD: Opus) stream
+            if not (b1 & 0x40 and o <= 180 and data[i + o:i + o + 3] == b"\0\0\1"
+                    and (0xC0 <= data[i + o + 3] <= 0xDF or data[i + o + 3] == 0xBD)):
+                continue
+            audio, stream_id = pid, data[i + o + 3]
+        if pid != audio:
+            continue
+        if b1 & 0x40 and o <= 179:     # a PES header: 9 bytes and its own header-data length
+            o += 9 + data[i + o + 8]
+        if o < 188:
+            parts.append(mv[i + o:i + 188])
+    return stream_id, b"".join(parts)
+
+
+def _aac_ms(adts: bytes) -> float | None:
+    """Whole, intact ADTS frames (each ends where the stream or a next valid header begins)."""
+    if len(adts) < 7 or adts[0] != 0xFF or (adts[1] & 0xF6) != 0xF0:
+        return None
+    sri = (adts[2] >> 2) & 0xF
+    if sri >= len(ADTS_RATES):
+        return None
+    end = len(adts)
+
+    def header_at(j: int) -> int:       # the frame length of a plausible header at j, else 0
+        if j + 7 > end or adts[j] != 0xFF or (adts[j + 1] & 0xF6) != 0xF0 or (adts[j + 2] >> 2) & 0xF != sri:
+            return 0
+        length = ((adts[j + 3] & 0x03) << 11) | (adts[j + 4] << 3) | (adts[j + 5] >> 5)
+        return length if length >= 7 else 0
+
+    frames = i = 0
+    while i + 7 <= end:
+        length = header_at(i)
+        if length and (i + length == end or header_at(i + length)):
+            frames += 1
+            i += length
+            continue
+        i = adts.find(b"\xff", i + 1)   # lost: look for the next frame
+        if i < 0:
+            break
+    return frames * FRAME * 1000.0 / ADTS_RATES[sri]
+
+
+def _opus_ms(payload: bytes) -> float:
+    """Opus packets behind their TS control headers (0x7FE0 | trim flags, size, trims),
+    each as long as its TOC says; a packet cut off by the end of the data is not counted."""
+    total, i, end = 0.0, 0, len(payload)
+    while i + 2 <= end:
+        if payload[i] != 0x7F or (payload[i + 1] & 0xE0) != 0xE0:
+            i = payload.find(b"\x7f", i + 1)   # lost: look for the next control header
+            if i < 0:
+                break
+            continue
+        flags, j, size = payload[i + 1], i + 2, 0
+        while j < end and payload[j] == 0xFF:
+            size += 255
+            j += 1
+        if j >= end:
+            break
+        size += payload[j]
+        j += 1 + (2 if flags & 0x10 else 0) + (2 if flags & 0x08 else 0)
+        if flags & 0x04 and j < end:
+            j += 1 + payload[j]
+        if size < 1 or j + size > end:
+            break
+        toc = payload[j]
+        code = toc & 3
+        count = 1 if code == 0 else 2 if code in (1, 2) else (payload[j + 1] & 0x3F if size > 1 else 0)
+        total += count * _OPUS_FRAME_MS[toc >> 3]
+        i = j + size
+    return total
