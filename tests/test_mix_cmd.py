@@ -185,10 +185,40 @@ def test_bad_options_are_usage_errors(mixed_rec, tmp_path):
     folder, _ = mixed_rec
     for args, msg in [(["--gain", "nobody"], "--gain takes UID=DB"),
                       (["--uid", "424242"], "uid 424242 not in recording"),
-                      (["--start", "20", "--end", "10"], "--start/--end")]:
+                      (["--start", "20", "--end", "10"], "--start/--end"),
+                      (["--start", "100000"], "--start lies at or past the end of the recording"),
+                      (["--bitrate", "banana"], "--bitrate 'banana': give bits per second"),
+                      (["--sample-rate", "7"], "--sample-rate 7 Hz: use 8000 to 192000"),
+                      (["--sample-rate", "96000", "--format", "mp3"], "mp3 cannot store 96000 Hz"),
+                      (["--sample-rate", "44100", "--format", "opus"], "opus cannot store 44100 Hz")]:
         proc = run_cli("mix", str(folder), "-o", str(tmp_path / "x.wav"), *args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert msg in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.wav").exists(), proc.stderr
+
+
+def test_transcode_options_agora_does_not_offer_or_contradicting_out_are_refused(mixed_rec, tmp_path):
+    folder, _ = mixed_rec
+    wav = tmp_path / "wav.json"
+    wav.write_text(json.dumps({"transcodeOptions": {"container": {"format": "wav"}, "audio": {"sampleRate": "48000"}}}))
+    proc = run_cli("mix", str(folder), "-o", str(tmp_path / "x.m4a"), "--transcode-options", str(wav))
+    assert proc.returncode == 1 and "container.format 'wav' is not one Agora's postpone mix offers" in proc.stderr
+    mp3 = tmp_path / "mp3.json"
+    mp3.write_text(json.dumps({"transcodeOptions": {"container": {"format": "mp3"}, "audio": {"sampleRate": "48000"}}}))
+    proc = run_cli("mix", str(folder), "-o", str(tmp_path / "x.m4a"), "--transcode-options", str(mp3))
+    assert proc.returncode == 2 and "ask for mp3, but OUT is .m4a" in proc.stderr
+    assert not (tmp_path / "x.m4a").exists()
+
+
+def test_a_recording_with_no_usable_audio_is_an_error_not_an_empty_file(mixed_rec, tmp_path):
+    import shutil
+    folder, _ = mixed_rec
+    dead = shutil.copytree(folder, tmp_path / "dead")
+    for ts in dead.glob("*.ts"):
+        ts.write_bytes(b"")
+    proc = run_cli("mix", str(dead), "-o", str(tmp_path / "x.m4a"))
+    assert proc.returncode == 1 and "no user has usable audio: nothing to mix" in proc.stderr, proc.stderr
+    assert not (tmp_path / "x.m4a").exists() and stray_temp_files(tmp_path) == []
 
 
 @pytest.mark.parametrize("ext", ["m4a", "aac"])

@@ -7,6 +7,9 @@ from pathlib import Path
 from ..errors import MediatoolsError
 from .documents import find_key, read_json
 
+#: what ``transcodeOptions.container.format`` may say
+AGORA_FORMATS = ("mp3", "m4a", "aac")
+
 
 @dataclass
 class TranscodeOptions:
@@ -24,9 +27,13 @@ def load_transcode_options(path: str | Path) -> TranscodeOptions:
         raise MediatoolsError("no transcodeOptions (container/audio) found", file=str(p), code="bad_json")
     container = opts.get("container") or {}
     audio = opts.get("audio") or {}
+    fmt = container.get("format") or None
+    if fmt is not None and (not isinstance(fmt, str) or fmt.lower() not in AGORA_FORMATS):
+        raise MediatoolsError(f"container.format {fmt!r} is not one Agora's postpone mix offers "
+                              f"({', '.join(AGORA_FORMATS)})", file=str(p), code="bad_json")
     try:
         return TranscodeOptions(
-            format=(container.get("format") or None),
+            format=fmt.lower() if fmt else None,
             sample_rate=int(audio["sampleRate"]) if audio.get("sampleRate") else None,
             bitrate=int(audio["bitrate"]) if audio.get("bitrate") else None,
             channels=int(audio["channels"]) if audio.get("channels") else None)

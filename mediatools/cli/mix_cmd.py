@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..agora.transcode import load_transcode_options
@@ -68,6 +70,10 @@ def mix_cmd(ctx: click.Context, source: str, out: str, fmt: str | None, sid: str
                       gains_db=_gains(gains), normalize=normalize, start=start, end=end, strict=strict)
     if transcode_options:
         t = load_transcode_options(transcode_options)
+        named = Path(out).suffix.lstrip(".").lower()
+        if t.format and not fmt and named in FORMATS and named != t.format:
+            raise UsageError(f"the transcodeOptions ask for {t.format}, but OUT is .{named}: name the output "
+                             f".{t.format}, or give --format")
         opts.format = fmt or t.format or opts.format
         opts.sample_rate = t.sample_rate or opts.sample_rate
         opts.channels = t.channels or opts.channels

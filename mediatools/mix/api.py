@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..agora.names import iso_utc
-from ..errors import UsageError
-from ..media.formats import format_for
+from ..errors import MediatoolsError, UsageError
+from ..media.formats import check_rate, format_for
 from ..progress import Progress
 from ..recording.model import Recording
 from ..recording.prepare import prepare_recording
@@ -46,6 +46,7 @@ def mix(source: str | Path | Recording, out: str | Path, options: MixOptions | N
     o = options or MixOptions()
     o.check()
     fmt = format_for(out, o.format)
+    check_rate(fmt, o.sample_rate)
     rec = prepare_recording(source, sid=o.sid, strict=o.strict, tolerance_ms=o.tolerance_ms)
     unknown = [u for u in o.gains_db if u not in rec.uids]
     if unknown:
@@ -60,7 +61,12 @@ def mix(source: str | Path | Recording, out: str | Path, options: MixOptions | N
     taps = [t for t in (reference, speech) if t is not None]
     if taps and (o.start or o.end or o.uids or o.exclude_uids):
         raise UsageError("a verify reference or speech tap is collected from a mix of every user over the whole span")
+    if not any(ut.runs for ut in tl.users):
+        raise MediatoolsError("no user has usable audio: nothing to mix (see inspect for why)", file=rec.sid,
+                              code="no_audio")
     span = (tl.span_ms if end_ms is None else min(end_ms, tl.span_ms)) - start_ms
+    if span <= 0:
+        raise UsageError(f"--start lies at or past the end of the recording ({tl.span_ms / 1000:.3f} s)")
     render = render_mix_split if can_split(fmt, o.normalize, int(span * o.sample_rate / 1000), o.sample_rate) \
         else render_mix
     log.info("mixing %s: %d users, %.3f s → %s (%s%s)", rec.sid, len(tl.users), span / 1000, out, fmt.name,

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import Problem, UsageError
+from ..media.formats import check_bitrate
 from ..timeline.contract import DEFAULT_TOLERANCE_MS
 
 NORMALIZE = ("none", "limit", "ebu")
@@ -32,6 +33,7 @@ class MixOptions:
             raise UsageError(f"--normalize must be one of {', '.join(NORMALIZE)}")
         if self.channels not in (1, 2):
             raise UsageError("--channels must be 1 or 2")
+        check_bitrate(self.bitrate)
 
 
 @dataclass

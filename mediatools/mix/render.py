@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..atomic import atomic_path
-from ..errors import MediatoolsError, Problem
+from ..errors import Problem
 from ..interrupts import deferred
 from ..media.decode import DecodeError, Decoder
-from ..media.formats import FORMATS, OutputFormat, format_for
+from ..media.formats import FORMATS, OutputFormat, check_rate, format_for
 from ..timeline.contract import Timeline, UserTimeline
 from ..timeline.span import Span, window
 from .encode import Encoder, encoder_cmd
@@ -144,9 +144,7 @@ def render_mix(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: int = 
     each run's samples as they are decoded (what a verify of ``out`` expects, speech activity;
     the whole span only)."""
     out = Path(out)
-    if fmt.rates and rate not in fmt.rates:
-        raise MediatoolsError(f"{fmt.name} cannot store {rate} Hz (use one of {fmt.rates})", file=str(out),
-                              code="bad_rate")
+    check_rate(fmt, rate)
     total, users = _window(tl, rate, window_start_ms, window_end_ms)
     gains = gains_db or {}
     with atomic_path(out) as tmp:
