@@ -59,7 +59,7 @@ def stream_features(args: list[str], what: str, *, block_s: float = 4.0,
     are computed and none are returned."""
     # ffmpeg's own downmix level does not matter here: only shapes are compared, never levels
     cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE_IN)] + raw_to_stdout("f32le")
-    with start(cmd, stdout=True) as proc:
+    with start(cmd, stdout=True, big_pipes=True) as proc:
         feats, total = _reduce(proc, step_s=block_s, sink=sink)
         if proc.wait() != 0:
             raise proc.error(f"cannot decode {what}: {{last}}", file=what, code="unreadable")
