@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from typing import Any, Iterator
 
 _pending = False
@@ -63,8 +64,13 @@ def deferred() -> Iterator[None]:
     a file and keeps hold of it cannot be cut between the two, which would leave an encoder
     running with nobody to stop it, or a temporary file nobody removes. An interrupt that
     arrived meanwhile is raised when the block ends: put the block inside the ``try`` that
-    cleans up. (The signal mask is not used: children would inherit it.)"""
+    cleans up. (The signal mask is not used: children would inherit it.) Only the main thread,
+    where Python runs signal handlers, holds anything: elsewhere this is a plain block (worker
+    threads stop on their pool's stop event, not on KeyboardInterrupt)."""
     global _holding, _held
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _holding += 1
     try:
         yield
