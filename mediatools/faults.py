@@ -24,10 +24,10 @@ POLICY: tuple[FaultPolicy, ...] = (
                 "skipped like a missing slice"),
     FaultPolicy("slice holding less audio than its EXTINF (cut at a packet boundary, or packets "
                 "destroyed inside: the file looks whole)", "short_slice",
-                "kept for the audio it holds (its frames are counted, not decoded); the run splits after it, "
-                "so later slices stay at their file-name times"),
+                "taken at the audio it holds (its frames counted; decoded when damaged inside); the next "
+                "slice joins its run only where that audio ends, so later slices stay at their file-name times"),
     FaultPolicy("slice holding more audio than its EXTINF", "long_slice",
-                "kept whole; the run splits after it (any overlap with the next slice is cut)"),
+                "taken whole, likewise (where the next slice starts earlier, the overlap is cut)"),
     FaultPolicy("garbage bytes named .ts (no MPEG-TS sync byte)", "garbage",
                 "skipped like a missing slice"),
     FaultPolicy("zero-byte slice", "zero_bytes", "skipped like a missing slice"),

@@ -76,6 +76,6 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         _holding -= 1
-    if _held and not _holding:
-        _held = False
-        raise KeyboardInterrupt
+        if _held and not _holding:
+            _held = False
+            raise KeyboardInterrupt   # also when the block failed: the interrupt is what counts

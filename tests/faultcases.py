@@ -41,6 +41,7 @@ EXPECTED_CODE = {
     "extinf_nan": "bad_extinf", "utc_impossible": "bad_utc", "utc_far": "utc_outlier",
     "playlist_no_slices": "no_audio",
     "slice_cut_short": "short_slice", "slice_damaged_inside": "short_slice", "extinf_understated": "long_slice",
+    "slice_packets_lost": "short_slice",
 }
 
 
@@ -127,6 +128,16 @@ def _damaged_inside(folder: Path, uid: str) -> None:
     p.write_bytes(bytes(data))
 
 
+def _packets_lost(folder: Path, uid: str) -> None:
+    """Three TS packets of the second slice gone (its size still whole packets): a decoder loses
+    far more than their frames, so the slice is measured by decoding it."""
+    p = folder / listed_slices(folder, uid)[1]
+    data = p.read_bytes()
+    n = len(data) // 188
+    drop = {n * 3 // 10, n // 2, n * 7 // 10}
+    p.write_bytes(b"".join(data[i * 188:(i + 1) * 188] for i in range(n) if i not in drop))
+
+
 HAND_MADE: dict[str, Callable[[Path, str], None]] = {
     "empty_playlist": _empty_playlist,
     "not_m3u8": lambda f, u: _playlist(f, u).write_text("<html>Access Denied</html>\n"),
@@ -142,6 +153,9 @@ HAND_MADE: dict[str, Callable[[Path, str], None]] = {
     "slice_damaged_inside": _damaged_inside,
     "extinf_understated": _edit_playlist(_nth_extinf("14.000000")),
 }
+#: faults whose damage stays inside the slice (the audio after a lost packet plays that much
+#: early within it, so verify rightly fails run 0): only the placement of later slices is tested
+INSIDE_ONLY: dict[str, Callable[[Path, str], None]] = {"slice_packets_lost": _packets_lost}
 
 
 def copy_recording(src: Path, dst: Path) -> Path:

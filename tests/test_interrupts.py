@@ -55,3 +55,14 @@ def test_a_worker_threads_block_holds_nothing(cli_handler):
     assert not done
     t.join()
     assert done
+
+
+def test_an_interrupt_held_in_a_failing_block_is_still_raised(cli_handler):
+    with pytest.raises(KeyboardInterrupt) as got:
+        with interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            raise OSError("disk full")
+    assert isinstance(got.value.__context__, OSError) and not interrupts._held
+    with interrupts.deferred():   # nothing stale left for the next block
+        pass

@@ -205,3 +205,15 @@ def test_config_secrets_from_env_or_file(tmp_path, monkeypatch):
     assert "s3cr3t-value" not in shown and "token-from-a-file" not in shown
     with pytest.raises(UsageError, match="--source"):
         config.build({}, {})
+
+
+def test_numbers_in_strings_are_ascii_digits_only():
+    """str.isdigit() takes "²" and "--1" passes lstrip("-"): int() then raised inside decide()."""
+    assert triggers._int("--1") is None and triggers._int("²") is None and triggers._int("1e3") is None
+    assert triggers._int(" 12 ") == 12 and triggers._int("-3") == -3 and triggers._int("9" * 21) is None
+    doc = {"noticeId": "n", "eventType": 11, "productId": 3,
+           "payload": {"sid": "6f1b2c3d4e5f60718293a4b5c6d7e8f9", "cname": "demo", "details": {"exitStatus": "--1"}}}
+    d = triggers.decide(doc, triggers.parse_notice(doc))
+    assert d.kind is None and "exitStatus" in d.reason
+    doc["eventType"] = "²"
+    assert triggers.parse_notice(doc).event_type is None

@@ -23,8 +23,8 @@ from ..agora.names import AgoraName, NameError_, looks_like_agora, parse_name, p
 from ..agora.playlist import PlaylistError, parse_playlist
 from ..agora.reupload import chosen_version, newest_reupload
 from ..errors import MediatoolsError, Problem, Strictness, UsageError
-from ..media.ts_audio import held_ms
-from ..timeline.contract import DEFAULT_TOLERANCE_MS, resolve_overlaps, split_runs
+from ..media.ts_audio import held
+from ..timeline.contract import CONTENT_TOLERANCE_MS, DEFAULT_TOLERANCE_MS, resolve_overlaps, split_runs
 from .model import SLICE_GARBAGE, SLICE_MISSING, SLICE_OK, SLICE_TRUNCATED, SLICE_ZERO, Recording, Slice, UserTrack
 
 log = logging.getLogger(__name__)
@@ -128,15 +128,27 @@ def check_slice_file(path: Path) -> tuple[str, int | None, str | None]:
         return SLICE_MISSING, None, f"unreadable: {exc.strerror}"
 
 
-def _held_ms(path: Path) -> float | None:
-    """The audio a TS slice holds, in ms, by counting its frames (no decoding); None for what
-    :mod:`mediatools.media.ts_audio` cannot count (or cannot read), then taken at its EXTINF."""
+def _held_ms(path: Path, measure: Measure | None) -> tuple[float, float] | None:
+    """(ms of audio a TS slice holds, the slack to allow against its EXTINF): its frames counted
+    (:mod:`mediatools.media.ts_audio`), or, when the slice is damaged inside (a decoder then loses
+    more than the missing frames), measured by decoding it. The slack is 50 ms or 1.5 frames,
+    whichever is more (an encoder's EXTINF can be a frame off: 64 ms for AAC at 16 kHz). None
+    for what cannot be counted or read (taken at its EXTINF)."""
     if path.suffix != ".ts":
         return None
     try:
-        return held_ms(path.read_bytes())
+        h = held(path.read_bytes())
     except OSError:
         return None
+    if h is None:
+        return None
+    slack = max(CONTENT_TOLERANCE_MS, 1.5 * h.frame_ms)
+    if h.intact or measure is None:
+        return h.ms, slack
+    try:
+        return measure(path) * 1000.0, slack
+    except MediatoolsError:
+        return h.ms, slack
 
 
 def _default_measure(path: Path) -> float:
@@ -226,21 +238,22 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
             add(Problem("utc_outlier", s.name, f"file-name time is {abs(s.utc_ms - median) / 3.6e6:.1f} h "
                         "from the rest of the user's slices", "skipped"))
             continue
-        held = _held_ms(s.path)
-        if held is not None and held <= 0:
+        counted = _held_ms(s.path, measure)
+        holds, slack = counted if counted is not None else (None, 0.0)
+        if holds is not None and holds <= 0:
             s.status = SLICE_GARBAGE
             add(Problem("undecodable", s.name, "holds no intact audio frame", "skipped"))
             continue
-        if held is not None and s.duration_ms is not None and abs(held - s.duration_ms) > tolerance_ms:
+        if holds is not None and s.duration_ms is not None and abs(holds - s.duration_ms) > slack:
             # a decoder plays what the slice holds, not what the playlist says: counted as listed,
             # every later slice of the run would sound that much early (or late)
-            what = "cut short or damaged" if held < s.duration_ms else "more than listed"
-            add(Problem("short_slice" if held < s.duration_ms else "long_slice", s.name,
-                        f"holds {held / 1000:.3f} s of audio where {s.playlist} lists {s.duration_ms / 1000:.3f} s "
-                        f"({what}): the slices after it keep their own file-name times", "repaired"))
-            s.duration_ms = held
-        if s.duration_ms is None and held is not None:
-            s.duration_ms = held          # an unlisted slice: its frames say how long it is
+            what = "cut short or damaged" if holds < s.duration_ms else "more than listed"
+            add(Problem("short_slice" if holds < s.duration_ms else "long_slice", s.name,
+                        f"holds {holds / 1000:.3f} s of audio where {s.playlist} lists {s.duration_ms / 1000:.3f} s "
+                        f"({what}): taken at what it holds; the next slice joins its run only where that audio ends", "repaired"))
+            s.duration_ms, s.recounted = holds, slack
+        if s.duration_ms is None and holds is not None:
+            s.duration_ms = holds          # an unlisted slice: its frames say how long it is
         if s.duration_ms is None:
             if measure is None:
                 s.status = "no_duration"

@@ -30,6 +30,7 @@ class Slice:
     path: Path | None = None     # local file, when present
     size: int | None = None
     status: str = SLICE_OK
+    recounted: float = 0.0       # held other than its EXTINF (duration_ms is what it holds): the slack allowed
 
     @property
     def end_ms(self) -> float:

@@ -155,9 +155,9 @@ def create_app(svc: Any) -> Starlette:
             metrics.notification(None, "bad_json")
             why = str(exc) if isinstance(exc, BadNotice) else "not JSON"
             return _json({"ok": False, "error": why}, 400)
-        decision = decide(doc, notice)
-        location = location_for(decision.folder, sources)
         try:
+            decision = decide(doc, notice)
+            location = location_for(decision.folder, sources)
             new, jid = await commits.submit((notice, text, decision, location))
         except Exception as exc:   # noqa: BLE001 - answered, so NCS sends it again
             metrics.notification(notice.event_type, "error")

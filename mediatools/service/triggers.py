@@ -17,6 +17,7 @@ UPLOADED, BACKUPED, SESSION_EXIT, POSTPONE_RESULT = 31, 32, 11, 1001
 CLOUD_RECORDING = 3
 TEST_CNAME = "test_webhook"
 _FOLDER_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+_DIGITS = re.compile(r"\s*-?[0-9]{1,20}\s*")   # ASCII only: str.isdigit() also takes "²", int() does not
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def _int(v: Any, bits: int = 31) -> int | None:
     """An integer (or a string of digits) that fits a signed ``bits + 1``-bit column, else None."""
     if isinstance(v, bool):
         return None
-    if isinstance(v, str) and len(v) <= 24 and v.strip().lstrip("-").isdigit():
+    if isinstance(v, str) and _DIGITS.fullmatch(v):
         v = int(v)
     if isinstance(v, int) and -(1 << bits) <= v < (1 << bits):
         return v

@@ -18,6 +18,10 @@ from .span import Span
 from .span import gaps as span_gaps
 
 DEFAULT_TOLERANCE_MS = 250.0
+#: a slice whose audio differs from its EXTINF by more than this (or 1.5 of its frames, if more)
+#: is taken at what it holds, and the next slice joins its run only if it starts within that of
+#: where the audio ends (``Slice.recounted``)
+CONTENT_TOLERANCE_MS = 50.0
 
 
 def split_runs(slices: list[Slice], tolerance_ms: float = DEFAULT_TOLERANCE_MS) -> list[Run]:
@@ -36,7 +40,10 @@ def split_runs(slices: list[Slice], tolerance_ms: float = DEFAULT_TOLERANCE_MS) 
             continue
         if cur:
             prev = cur[-1]
-            if s.discontinuity or abs(s.utc_ms - prev.end_ms) > tolerance_ms:
+            # after a slice taken at what it holds (not its EXTINF), the next slice must start
+            # where that audio ends: played on as one stream, the rest would be that much off
+            limit = min(tolerance_ms, prev.recounted) if prev.recounted else tolerance_ms
+            if s.discontinuity or abs(s.utc_ms - prev.end_ms) > limit:
                 close()
         cur.append(s)
     close()
