@@ -78,3 +78,23 @@ def test_several_recordings_are_listed(make_recording, tmp_path):
         (both / "x" / f.name.replace(ta["sid"], "feedface")).write_bytes(f.read_bytes())
     doc = json.loads(run_cli("inspect", str(both), "--json", "--no-probe", check=True).stdout)
     assert [r["sid"] for r in doc["recordings"]] == sorted([ta["sid"], "feedface"])
+
+
+def test_a_question_mark_in_a_string_uid_is_part_of_the_name(tmp_path):
+    """Agora's string user accounts may hold a ``?``: a playlist entry is a bare file name, never
+    cut there as if it were a URL's query (the slice was taken as unlisted, and process waited
+    for it for ever)."""
+    from mediatools.agora.playlist import entry_name
+    from mediatools.pipeline import ProcessOptions, process
+    from mediatools.recording.discovery import load_recording
+    from mediatools.synth.generate import plan, synthesize
+
+    spec = plan(2, 20.0, seed=5, gaps=0)
+    spec.sid, spec.cname = "d1b2c3d4e5f60718293a4b5c6d7e8f93", "qroom"
+    spec.users[1].uid = "who?"
+    synthesize(spec, tmp_path / "rec")
+    rec = load_recording(tmp_path / "rec")
+    assert rec.problems == [] and "who?" in rec.uids
+    assert entry_name("a/b\\who?_x.ts") == "who?_x.ts" and entry_name("https://h/k/x.ts?sig=1") == "x.ts"
+    rep = process(str(tmp_path / "rec"), ProcessOptions(all=True, workers=0, verify=False, dest=str(tmp_path / "out")))
+    assert rep.counts["processed"] == 1, [r.reasons for r in rep.recordings]

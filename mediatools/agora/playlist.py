@@ -8,6 +8,7 @@ Agora writes HLS v3 with ``#EXT-X-AGORA-TRACK-EVENT`` (run starts) and, for vide
 from __future__ import annotations
 
 import math
+import posixpath
 from dataclasses import dataclass, field
 
 import m3u8
@@ -49,6 +50,16 @@ class Playlist:
             if e.event_time_ms is not None:
                 return e.event_time_ms
         return None
+
+
+def entry_name(uri: str) -> str:
+    """The file name a playlist entry names. Agora writes bare names; a path before it (either
+    slash) is dropped, and a query string only when the entry is a URL: a string user account
+    may hold a ``?`` (``who?`` is a uid), so a bare name is never cut there."""
+    uri = uri.replace("\\", "/")
+    if "://" in uri:
+        uri = uri.split("?", 1)[0].split("#", 1)[0]
+    return posixpath.basename(uri)
 
 
 def parse_event_time(text: str) -> int:

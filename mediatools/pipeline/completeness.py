@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..agora.names import NameError_, iso_utc, parse_name
-from ..agora.playlist import PlaylistError, parse_playlist
+from ..agora.playlist import PlaylistError, entry_name, parse_playlist
 from ..agora.reupload import chosen_version
 from ..storage.selection import ObjectInfo, refusal
 
@@ -134,7 +134,7 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
         if not pl.endlist:
             reasons.append(f"{name}: no #EXT-X-ENDLIST (still recording, or cut off)")
         for e in pl.entries:
-            entry = posixpath.basename(e.uri.replace("\\", "/").split("?", 1)[0])
+            entry = entry_name(e.uri)
             if entry not in present:
                 missing.append(entry)
                 reasons.append(f"{entry}: listed by {name} but not in the store yet")

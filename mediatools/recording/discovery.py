@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..agora.names import AgoraName, NameError_, looks_like_agora, parse_name, parse_result_name
-from ..agora.playlist import PlaylistError, parse_playlist
+from ..agora.playlist import PlaylistError, entry_name, parse_playlist
 from ..agora.reupload import chosen_version, newest_reupload
 from ..errors import MediatoolsError, Problem, Strictness, UsageError
 from ..media.ts_audio import held
@@ -183,7 +183,7 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
             add(p)
         last_utc = None
         for e in pl.entries:
-            name = posixpath.basename(e.uri.replace("\\", "/").split("?", 1)[0])
+            name = entry_name(e.uri)
             try:
                 n = parse_name(name)
             except NameError_ as exc:

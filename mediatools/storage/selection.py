@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..agora.documents import find_all, read_json
 from ..agora.names import AgoraName, NameError_, parse_name
-from ..agora.playlist import PlaylistError, parse_playlist
+from ..agora.playlist import PlaylistError, entry_name, parse_playlist
 from ..errors import MediatoolsError
 from .location import prefix_folder
 
@@ -194,8 +194,7 @@ def plan(playlists: list[ObjectInfo], slices: list[ObjectInfo], texts: dict[str,
         has_playlist.add(place)
         names = listed.setdefault(place, set())
         for e in parsed.entries:
-            uri = e.uri.replace("\\", "/")
-            names.add(posixpath.basename(uri))
+            names.add(entry_name(e.uri))
     chosen: list[ObjectInfo] = []
     for place in sorted(set(by_place) | set(listed), key=str):
         present = by_place.get(place, {})
