@@ -440,3 +440,45 @@ def test_cname_with_url_special_characters(make_recording, s3_server, tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(_files(tmp_path)) == names
     assert all((tmp_path / n).read_bytes() == (rec / n).read_bytes() for n in names)
+
+
+def test_objects_without_an_md5_etag_are_checked_against_what_was_written(make_recording, s3_server, tmp_path):
+    """A multipart (or SSE-KMS) ETag is no MD5, so length was all a rerun checked: a corrupted
+    local copy, or an object replaced by one of the same size, was kept. fetch now records
+    what it wrote for such objects (ETag, size, MD5) and fetches again what that does not vouch for."""
+    rec, _ = make_recording("fetch_multipart", users=2, duration_s=20.0, seed=14, gaps=0)
+    c = s3_server.client()
+    c.create_bucket(Bucket="mp-bucket")
+
+    def put_multipart(key: str, body: bytes) -> None:
+        up = c.create_multipart_upload(Bucket="mp-bucket", Key=key)
+        part = c.upload_part(Bucket="mp-bucket", Key=key, UploadId=up["UploadId"], PartNumber=1, Body=body)
+        c.complete_multipart_upload(Bucket="mp-bucket", Key=key, UploadId=up["UploadId"],
+                                    MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+
+    files = {f.name: f.read_bytes() for f in sorted(rec.iterdir()) if f.suffix in (".ts", ".m3u8")}
+    for name, body in files.items():
+        put_multipart(f"mp/{name}", body)
+    assert "-" in c.head_object(Bucket="mp-bucket", Key=f"mp/{next(iter(files))}")["ETag"]
+
+    def run() -> dict:
+        r = run_cli("fetch", "s3://mp-bucket/mp/", "-o", str(tmp_path / "out"), "--endpoint-url", s3_server.url,
+                    "--json", env=ISOLATED)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    assert len(run()["fetched"]) == len(files)
+    assert run()["skipped"] == sorted(files) and (tmp_path / "out" / ".mediatools-fetched.json").is_file()
+    slices = sorted(n for n in files if n.endswith(".ts"))
+    local = tmp_path / "out" / slices[0]
+    data = bytearray(local.read_bytes())
+    data[len(data) // 2] ^= 0xFF                      # same size, different bytes
+    local.write_bytes(bytes(data))
+    assert run()["fetched"] == [slices[0]]
+    changed = bytearray(files[slices[1]])
+    changed[len(changed) // 2] ^= 0x55                # replaced in the bucket by one of the same size
+    put_multipart(f"mp/{slices[1]}", bytes(changed))
+    assert run()["fetched"] == [slices[1]]
+    assert (tmp_path / "out" / slices[1]).read_bytes() == bytes(changed)
+    doc = json.loads(run_cli("inspect", str(tmp_path / "out"), "--json", check=True).stdout)
+    assert not [p for p in doc["recordings"][0]["problems"] if "mediatools-fetched" in p["file"]]

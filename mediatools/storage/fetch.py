@@ -211,6 +211,7 @@ def fetch(source: S3Location | AzureLocation | str, dest: str | Path, options: F
                 elif o.key in texts:   # a playlist, read and verified in step 1
                     data = texts[o.key] or b""
                     dl.write(data, target)
+                    dl.remember(o, target)
                     with lock:
                         report.fetched.append(o.rel)
                         report.bytes += len(data)
@@ -234,6 +235,7 @@ def fetch(source: S3Location | AzureLocation | str, dest: str | Path, options: F
             sweep_parts(folder)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        dl.save_records()
         transport.close()
     report.fetched.sort()
     report.skipped.sort()

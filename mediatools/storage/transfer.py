@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import random
 import threading
@@ -25,6 +26,9 @@ from ..errors import MediatoolsError
 from .selection import ObjectInfo
 
 CHUNK = 1 << 20
+#: per folder, what was written for objects whose store gives no MD5 (a multipart or SSE-KMS
+#: ETag, an Azure blob without Content-MD5): name → [ETag, size, MD5 of the bytes written]
+RECORD = ".mediatools-fetched.json"
 
 
 class TransferError(MediatoolsError):
@@ -83,6 +87,9 @@ class Downloader:
         self._http = _direct_pool(client, jobs, self.retries) if direct is not False else None
         self._pools: dict[str, Any] = {}
         self._made: set[Path] = set()
+        self._records: dict[Path, dict[str, list]] = {}
+        self._dirty: set[Path] = set()
+        self._rec_lock = threading.Lock()
 
     def _errors(self) -> tuple[type[BaseException], ...]:
         """Exceptions that mean "the body broke off": retried by the loop in ``_get``."""
@@ -99,15 +106,54 @@ class Downloader:
 
     # -- checks ---------------------------------------------------------------
     def is_complete(self, obj: ObjectInfo, path: Path) -> bool:
-        """A local file already holds this object: same length and, when known, same MD5."""
+        """A local file already holds this object: same length and the same MD5, the store's or,
+        when the store gives none, the one recorded when this tool wrote the file for the same
+        ETag (a file it cannot vouch for is fetched again: length alone says nothing)."""
         try:
             if path.stat().st_size != obj.size:
                 return False
         except OSError:
             return False
-        if self.checksum and obj.md5:
+        if not self.checksum:
+            return True
+        if obj.md5:
             return file_md5(path) == obj.md5
-        return True
+        entry = self._record_of(path.parent).get(path.name)
+        return (isinstance(entry, list) and len(entry) == 3 and entry[0] == obj.etag and entry[1] == obj.size
+                and file_md5(path) == entry[2])
+
+    def remember(self, obj: ObjectInfo, path: Path) -> None:
+        """Note what was just written for ``obj`` when the store gives no MD5 to check it by."""
+        if obj.md5 or not self.checksum:
+            return
+        md5 = file_md5(path)
+        rec = self._record_of(path.parent)
+        with self._rec_lock:
+            rec[path.name] = [obj.etag, obj.size, md5]
+            self._dirty.add(path.parent)
+
+    def save_records(self) -> None:
+        """Write the folders' records (at the end of a fetch, interrupted or not)."""
+        with self._rec_lock:
+            dirty, self._dirty = sorted(self._dirty), set()
+            for folder in dirty:
+                try:
+                    with atomic_write(folder / RECORD, part=False) as f:
+                        f.write(json.dumps(self._records[folder], sort_keys=True).encode())
+                except (OSError, MediatoolsError):
+                    pass   # the next run fetches those objects again
+
+    def _record_of(self, folder: Path) -> dict[str, list]:
+        with self._rec_lock:
+            rec = self._records.get(folder)
+            if rec is None:
+                try:
+                    rec = json.loads((folder / RECORD).read_text())
+                except (OSError, ValueError):
+                    rec = {}
+                rec = rec if isinstance(rec, dict) else {}
+                self._records[folder] = rec
+            return rec
 
     # -- fetching -------------------------------------------------------------
     def read(self, obj: ObjectInfo) -> bytes:
@@ -119,7 +165,9 @@ class Downloader:
         """GET into ``.mediatools-tmp-<name>.part``, verify, rename. Returns bytes written."""
         self._folder(target)
         with atomic_write(target) as f:
-            return self._get(obj, f)
+            n = self._get(obj, f)
+        self.remember(obj, target)
+        return n
 
     def write(self, data: bytes, target: Path) -> None:
         """Store bytes already fetched and verified (playlists are read before slices are chosen)."""
