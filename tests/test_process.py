@@ -344,7 +344,11 @@ def test_secrets_never_in_output_reports_logs_or_manifests(recordings, bucket, s
 def test_usage_errors_exit_2_with_one_line(s3_server, tmp_path):
     for args, msg in ((["--sid", "../etc"], "not a recording id"), ([], "give --sid ID"),
                       (["--all", "--name-template", "../x.{ext}"], "is not a plain file name"),
-                      (["--all", "--since", "yesterday-ish"], "--since/--until takes")):
+                      (["--all", "--since", "yesterday-ish"], "--since/--until takes"),
+                      (["--all", "--sid", "abc123"], "--all takes every recording under SOURCE and --sid picks"),
+                      (["--all", "--since", "1h", "--until", "2h"], "since (1h) must be before until (2h)"),
+                      (["--all", "--bitrate", "fast"], "--bitrate 'fast': give bits per second"),
+                      (["--all", "--format", "mp3", "--sample-rate", "96000"], "mp3 cannot store 96000 Hz")):
         r = run_cli("process", str(tmp_path), *args, env=ISOLATED)
         assert r.returncode == 2, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr and "Traceback" not in r.stderr

@@ -169,3 +169,5 @@ def test_a_local_recording_in_a_sub_folder_is_processed_in_place(make_recording,
     base = f"{truth['sid']}_{truth['cname']}"
     assert (src / "a" / "b" / f"{base}_0.m4a").is_file() and (src / "a" / "b" / f"{base}.mediatools.json").is_file()
     assert process_recording(str(src), truth["sid"], o).status == "skipped"
+    forced = process_recording(str(src), truth["sid"], ProcessOptions(all=True, workers=0, verify=False, force=True))
+    assert forced.status == "processed" and forced.reasons[0].startswith("--force: processed again"), forced.reasons

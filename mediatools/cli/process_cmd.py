@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import click
 
+from ..errors import UsageError
 from . import cli
 from .common import _S3_OPTIONS, emit_json, json_option, quiet_option
 from .progress import show_progress
@@ -143,6 +144,8 @@ def process_cmd(ctx: click.Context, source: str | None, dest: str | None, sids: 
     recording failed, 2 on a usage error.
     """
     from ..pipeline import ProcessOptions, process
+    if all_ and sids:
+        raise UsageError("--all takes every recording under SOURCE and --sid picks some: give one of them")
     s3 = ctx.meta.get("s3", {})
     base = ProcessOptions.from_toml(config) if config else ProcessOptions()
     opts = base.merged(

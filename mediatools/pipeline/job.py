@@ -181,6 +181,8 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
                 raise
             old = None
         current, why = mf.is_current(old, rec, o.options_digest())
+        if current and o.force:
+            why = "--force: processed again although the published outputs match the inputs and options"
         if current and not o.force:
             result.status, result.reasons = "skipped", [why]
             result.outputs = list(old.get("outputs", []))

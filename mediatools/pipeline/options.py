@@ -119,6 +119,15 @@ class ProcessOptions:
         for when in (self.since, self.until):
             if when is not None:
                 parse_when(when)
+        if self.since is not None and self.until is not None:
+            now = int(time.time() * 1000)
+            if parse_when(self.since, now) >= parse_when(self.until, now):
+                raise UsageError(f"since ({self.since}) must be before until ({self.until})", file=origin)
+        from ..media.formats import FORMATS as OUTPUTS
+        from ..media.formats import check_bitrate, check_rate
+        check_bitrate(self.bitrate)
+        if self.sample_rate is not None:
+            check_rate(OUTPUTS[self.format], self.sample_rate)
         if self.lost_after is not None:
             parse_age(self.lost_after, "lost_after")
         return self
