@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 from ..errors import MediatoolsError
+from ..interrupts import deferred
 from ..recording.model import MediaInfo, Run
 from .ffmpeg import FFmpegProcess, base_cmd, concat_url, run, start
 
@@ -238,7 +239,15 @@ def adts_output(tmp: Path, fmt: str, error: Callable[[str], MediatoolsError]) ->
         with open(tmp, "wb") as f:
             yield f.write
         return
-    with open_remux(tmp, fmt) as proc:
+    proc = None
+    try:
+        with deferred():   # an interrupt cannot fall between starting the muxer and holding it
+            proc = open_remux(tmp, fmt)
+    except BaseException:
+        if proc is not None:
+            proc.close()
+        raise
+    with proc:
         def failed() -> MediatoolsError:
             proc.kill()
             return error(proc.last_line())
