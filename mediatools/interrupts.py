@@ -57,7 +57,6 @@ def check() -> None:
         raise KeyboardInterrupt
 
 
-
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
     """Hold the CLI's Ctrl-C / SIGTERM back for the block: a block that starts a child or creates

@@ -5,9 +5,9 @@ time; a mix has just decoded the very same runs. A :class:`SpeechTap` handed to
 ``mix(..., speech=tap)`` and then to ``activity(..., speech=tap)`` judges each run's samples
 as the mix reads them (downmixed, brought to 16 kHz by averaging in threes as verify does,
 converted to 16-bit as ffmpeg converts them, on a thread of its own, which a verify Reference
-of the same mix shares: each run is brought down once for both); activity takes the raw spans from here
-and decodes only the runs it does not find (a run the mix could not read to its end, or a
-tap that failed).
+of the same mix shares: each run is brought down once for both); activity takes the raw
+spans from here and decodes only the runs it does not find (a run the mix could not read to
+its end, or a tap that failed).
 """
 from __future__ import annotations
 

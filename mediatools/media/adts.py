@@ -102,14 +102,16 @@ def ts_adts(data: bytes) -> bytes | None:
     return adts if adts[:2] and adts[0] == 0xFF and (adts[1] & 0xF6) == 0xF0 else None
 
 
-def _audio_pes_payload(data: bytes, i: int) -> int | None:
+def _audio_pes_payload(data: bytes, i: int, *, private: bool = False) -> int | None:
     """Where the payload of the TS packet at ``data[i]`` starts, if that packet begins a PES
-    packet of an audio stream (stream id 0xC0–0xDF); else None."""
+    packet of an audio stream (stream id 0xC0–0xDF, or with ``private`` also 0xBD, which
+    carries Opus); else None."""
     b1, b3 = data[i + 1], data[i + 3]
     if not (b1 & 0x40 and b3 & 0x10):
         return None
     o = 4 + (1 + data[i + 4] if b3 & 0x20 else 0)
-    if o <= 180 and data[i + o:i + o + 3] == b"\0\0\1" and 0xC0 <= data[i + o + 3] <= 0xDF:
+    if o <= 180 and data[i + o:i + o + 3] == b"\0\0\1" and (
+            0xC0 <= data[i + o + 3] <= 0xDF or (private and data[i + o + 3] == 0xBD)):
         return o
     return None
 

@@ -3,8 +3,9 @@
 A tap (verify's :class:`~mediatools.verify.Reference`, activity's
 :class:`~mediatools.activity.SpeechTap`) sees every run's samples as the mix decodes them, so
 the stages after the mix need not decode the recording again. Its work runs on a thread of
-its own, fed through a short queue (numpy does most of its work without the GIL), and a failure there never fails the mix: it is kept, later work is skipped, and the
-stage that wanted the tap's result decodes for itself.
+its own, fed through a short queue (numpy does most of its work without the GIL), and a
+failure there never fails the mix: it is kept, later work is skipped, and the stage that
+wanted the tap's result decodes for itself.
 
 Both taps want the run as 16 kHz mono (:class:`Mono16k`). A tap says so by offering
 ``run16k`` (a :class:`Run16k` per run, fed 16 kHz blocks); :func:`mix_taps` then gives every

@@ -14,7 +14,6 @@ import numpy as np
 
 #: the rate a stream is decoded at before :class:`Thirds` (ffmpeg ``-ar``, or libswresample)
 RATE_IN = 48000
-RATE_OUT = 16000
 
 _THIRD = np.float32(1.0 / 3.0)
 

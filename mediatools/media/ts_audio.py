@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .adts import ADTS_RATES, FRAME
+from .adts import ADTS_RATES, FRAME, _audio_pes_payload
 
 _OPUS_FRAME_MS = ([10.0, 20.0, 40.0, 60.0] * 3 + [10.0, 20.0] * 2 + [2.5, 5.0, 10.0, 20.0] * 4)  # by TOC config
 
@@ -48,12 +48,6 @@ def held(data: bytes) -> Held | None:
     return Held(ms, intact and clean, frame)
 
 
-def held_ms(data: bytes) -> float | None:
-    """Milliseconds of audio in the frames of a TS slice that parse (see :func:`held`)."""
-    h = held(data)
-    return h.ms if h is not None else None
-
-
 def _audio_payload(data: bytes) -> tuple[int | None, bytes, bool]:
     """(PES stream id, the PES payloads of the first audio stream joined, intact). Packets
     without their sync byte are left out; they, and a gap in the audio stream's continuity
@@ -72,11 +66,11 @@ def _audio_payload(data: bytes) -> tuple[int | None, bytes, bool]:
             continue
         pid = ((b1 & 0x1F) << 8) | data[i + 2]
         o = 4 + (1 + data[i + 4] if b3 & 0x20 else 0)
-        if audio is None:   # the first PES start of an audio (0xC0-0xDF) or private (0xBD: Opus) stream
-            if not (b1 & 0x40 and o <= 180 and data[i + o:i + o + 3] == b"\0\0\1"
-                    and (0xC0 <= data[i + o + 3] <= 0xDF or data[i + o + 3] == 0xBD)):
+        if audio is None:   # the first PES start of an audio or private (Opus) stream
+            first = _audio_pes_payload(data, i, private=True)
+            if first is None:
                 continue
-            audio, stream_id = pid, data[i + o + 3]
+            audio, stream_id = pid, data[i + first + 3]
         if pid != audio:
             continue
         discontinuity = b3 & 0x20 and data[i + 4] and data[i + 5] & 0x80
@@ -118,7 +112,8 @@ def _aac_ms(adts: bytes) -> tuple[float, bool, float] | None:
         i = adts.find(b"\xff", i + 1)   # lost: look for the next frame
         if i < 0:
             break
-    return frames * FRAME * 1000.0 / ADTS_RATES[sri], clean, FRAME * 1000.0 / ADTS_RATES[sri]
+    frame_ms = FRAME * 1000.0 / ADTS_RATES[sri]
+    return frames * frame_ms, clean, frame_ms
 
 
 def _opus_ms(payload: bytes) -> tuple[float, bool, float]:

@@ -250,7 +250,8 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
             what = "cut short or damaged" if holds < s.duration_ms else "more than listed"
             add(Problem("short_slice" if holds < s.duration_ms else "long_slice", s.name,
                         f"holds {holds / 1000:.3f} s of audio where {s.playlist} lists {s.duration_ms / 1000:.3f} s "
-                        f"({what}): taken at what it holds; the next slice joins its run only where that audio ends", "repaired"))
+                        f"({what}): taken at what it holds; the next slice joins its run only where that "
+                        "audio ends", "repaired"))
             s.duration_ms, s.recounted = holds, slack
         if s.duration_ms is None and holds is not None:
             s.duration_ms = holds          # an unlisted slice: its frames say how long it is

@@ -121,7 +121,7 @@ def beside(files: list[str], folder: str) -> tuple[list[str], list[str]]:
     inside, outside = [], []
     for f in files:
         key = f if "/" in f else folder + f
-        (inside if posixpath.dirname(key) + "/" == folder or (not folder and "/" not in key) else outside).append(key)
+        (inside if posixpath.dirname(key) == folder.rstrip("/") else outside).append(key)
     return inside, outside
 
 

@@ -210,8 +210,7 @@ def fetch(source: S3Location | AzureLocation | str, dest: str | Path, options: F
                         report.skipped.append(o.rel)
                 elif o.key in texts:   # a playlist, read and verified in step 1
                     data = texts[o.key] or b""
-                    dl.write(data, target)
-                    dl.remember(o, target)
+                    dl.write(data, target, o)
                     with lock:
                         report.fetched.append(o.rel)
                         report.bytes += len(data)

@@ -122,11 +122,11 @@ class Downloader:
         return (isinstance(entry, list) and len(entry) == 3 and entry[0] == obj.etag and entry[1] == obj.size
                 and file_md5(path) == entry[2])
 
-    def remember(self, obj: ObjectInfo, path: Path) -> None:
-        """Note what was just written for ``obj`` when the store gives no MD5 to check it by."""
+    def _remember(self, obj: ObjectInfo, path: Path, md5: str) -> None:
+        """Note what was just written for ``obj`` (``md5``: of those bytes) when the store gives
+        no MD5 to check it by."""
         if obj.md5 or not self.checksum:
             return
-        md5 = file_md5(path)
         rec = self._record_of(path.parent)
         with self._rec_lock:
             rec[path.name] = [obj.etag, obj.size, md5]
@@ -165,17 +165,21 @@ class Downloader:
         """GET into ``.mediatools-tmp-<name>.part``, verify, rename. Returns bytes written."""
         self._folder(target)
         with atomic_write(target) as f:
-            n = self._get(obj, f)
-        self.remember(obj, target)
+            n, md5 = self._get(obj, f)
+        self._remember(obj, target, md5)
         return n
 
-    def write(self, data: bytes, target: Path) -> None:
-        """Store bytes already fetched and verified (playlists are read before slices are chosen)."""
+    def write(self, data: bytes, target: Path, obj: ObjectInfo | None = None) -> None:
+        """Store bytes already fetched and verified (playlists are read before slices are chosen),
+        as those of ``obj`` when given."""
         self._folder(target)
         with atomic_write(target) as f:
             f.write(data)
+        if obj is not None:
+            self._remember(obj, target, hashlib.md5(data, usedforsecurity=False).hexdigest())
 
-    def _get(self, obj: ObjectInfo, sink: BinaryIO) -> int:
+    def _get(self, obj: ObjectInfo, sink: BinaryIO) -> tuple[int, str]:
+        """(bytes written to ``sink``, their MD5)."""
         last = ""
         for attempt in range(1, self.retries + 1):
             if self.stop.is_set():
@@ -213,7 +217,7 @@ class Downloader:
                 last = f"MD5 {h.hexdigest()} does not match {what} {want}"
                 self._sleep(attempt)
                 continue
-            return n
+            return n, h.hexdigest()
         raise TransferError(f"failed after {self.retries} attempts: {last}", file=obj.key,
                             code=f"{self.code_prefix}failed")
 
