@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import traceback
 
 import click
@@ -75,26 +76,56 @@ INTERRUPT_GRACE_S = 30.0
 
 
 def _handle_term(signum, frame):  # noqa: ANN001
-    _arm_watchdog()
-    if interrupts.note():   # False inside interrupts.deferred(): raised at its end
+    _watchdog.arm()
+    if interrupts.note(frame):   # False inside interrupts.deferred() or lock code: raised later
         raise KeyboardInterrupt
 
 
 def _handle_int(signum, frame):  # noqa: ANN001
-    if interrupts.note():   # Python's own Ctrl-C, plus the note a C callback cannot swallow
+    if interrupts.note(frame):   # Python's own Ctrl-C, plus the note a C callback cannot swallow
         raise KeyboardInterrupt
 
 
-def _arm_watchdog() -> None:
+class _Watchdog:
     """Ctrl-C / SIGTERM unwind the stack (each stage removes its temporaries on the way); should
-    anything then block (a child that will not die, a pipe that will not drain), exit anyway."""
-    import threading
-    if getattr(_arm_watchdog, "armed", False):
-        return
-    _arm_watchdog.armed = True  # type: ignore[attr-defined]
-    t = threading.Timer(INTERRUPT_GRACE_S, lambda: os._exit(EXIT_INTERRUPTED))
-    t.daemon = True
-    t.start()
+    anything then block (a child that will not die, a pipe that will not drain), exit anyway,
+    saying so (with ``--debug``, where every thread stood).
+
+    The thread is started up front and the signal handler only stamps the time: a handler runs
+    at any line of the main thread, and starting a thread there, or setting an Event, takes
+    threading's locks, which the line it interrupted may hold."""
+
+    def __init__(self) -> None:
+        self.armed: float | None = None
+        self.debug = False
+        self._started = False
+
+    def start(self, debug: bool) -> None:
+        import threading
+        self.debug = debug
+        if not self._started:
+            self._started = True
+            threading.Thread(target=self._watch, name="mediatools-watchdog", daemon=True).start()
+
+    def arm(self) -> None:
+        if self.armed is None:
+            self.armed = time.monotonic()
+
+    def _watch(self) -> None:
+        while self.armed is None or time.monotonic() - self.armed < INTERRUPT_GRACE_S:
+            time.sleep(0.2)
+        try:
+            sys.stderr.write(f"mediatools: interrupted; cleanup did not finish in {INTERRUPT_GRACE_S:.0f} s, "
+                             "exiting anyway" + ("" if self.debug else " (--debug shows where it stopped)") + "\n")
+            if self.debug:
+                import faulthandler
+                faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+            sys.stderr.flush()
+        finally:
+            os._exit(EXIT_INTERRUPTED)
+
+
+_watchdog = _Watchdog()
 
 
 def _setup_logging(debug: bool) -> None:
@@ -128,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _handle_int)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _watchdog.start(debug)
     _setup_logging(debug)
     try:
         # with standalone_mode=False click returns ctx.exit()'s code instead of raising
@@ -169,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         if code == EXIT_INTERRUPTED:
             # cleanup has run (finally blocks on the way up); skip interpreter teardown, where a
             # half-dead child's pipe or a worker thread could still keep an interrupted run alive
-            _arm_watchdog()
+            _watchdog.arm()
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
