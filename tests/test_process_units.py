@@ -18,7 +18,7 @@ from mediatools.pipeline import (
     process_recording,
     stem_key,
 )
-from mediatools.pipeline.completeness import assess, choose_versions, group
+from mediatools.pipeline.completeness import assess, choose_versions, endlist_keys, group
 from mediatools.pipeline.manifest import is_current
 from mediatools.pipeline.options import parse_when
 from mediatools.storage.backend import LocalStore
@@ -111,6 +111,36 @@ def test_completeness_rules():
     new = ObjectInfo(playlist_name(SID, CN, "1", tick=6, index=1), 300)
     assert choose_versions([plain, old, new])[("1", None)] is new
     assert choose_versions([ObjectInfo(plain.key, 400), new])[("1", None)].key == plain.key
+
+
+def _bak_pl(uid: str, slices: list[int], bak: int | None, *, endlist: bool) -> bytes:
+    entries = [PlaylistEntry(slice_name(SID, CN, uid, t, bak=bak), 15.0) for t in slices]
+    return format_playlist(entries, endlist=endlist).encode()
+
+
+def test_a_playlist_a_failover_superseded_is_not_waited_for():
+    """The server that died never writes its playlist's ENDLIST: once the uid's bak0 family
+    has ended, the recording is complete (process waited for ever before); the newest family's
+    ENDLIST is still required, as is every listed slice of both."""
+    t0 = 1_773_480_413_589
+    first, after = [t0, t0 + 15_000], [t0 + 100_000]
+
+    def rec_of(orig_end: bool, bak_end: bool, extra: list[int] = ()):
+        texts = {playlist_name(SID, CN, "1"): _bak_pl("1", first + list(extra), None, endlist=orig_end),
+                 playlist_name(SID, CN, "1", bak=0): _bak_pl("1", after, 0, endlist=bak_end)}
+        objs = [ObjectInfo(k, len(v), "e") for k, v in texts.items()] + \
+            [ObjectInfo(slice_name(SID, CN, "1", t), 1000, "e") for t in first] + \
+            [ObjectInfo(slice_name(SID, CN, "1", t, bak=0), 1000, "e") for t in after]
+        return group(objs)[0], texts
+
+    assert assess(*rec_of(False, True)) == (True, [])
+    ok, why = assess(*rec_of(True, False))
+    assert not ok and why == [f"{playlist_name(SID, CN, '1', bak=0)}: no #EXT-X-ENDLIST (still recording, or cut off)"]
+    ok, why = assess(*rec_of(False, True, extra=[t0 + 30_000]))   # a listed slice of the old family is missing
+    assert not ok and why == [f"{slice_name(SID, CN, '1', t0 + 30_000)}: listed by {playlist_name(SID, CN, '1')} "
+                              "but not in the store yet"]
+    rec, _ = rec_of(False, True)
+    assert endlist_keys(rec.playlists) == [playlist_name(SID, CN, "1", bak=0)]
 
 
 def test_manifest_is_current_only_for_the_same_inputs_and_options():

@@ -144,6 +144,13 @@ def test_sweeper_candidates():
     assert sweeper.candidates(objs, {SID}, now, 120) == []                 # a job exists
     man = L(f"r/{SID}_{CNAME}.mediatools.json", old)
     assert sweeper.candidates(objs + [man], set(), now, 120) == []          # already processed
+    # the ENDLIST to wait for: the chosen re-upload, and only the newest (bak) family's
+    from mediatools.agora.names import playlist_name
+    up, bak = playlist_name(SID, CNAME, "1", tick=5, index=0), playlist_name(SID, CNAME, "1", bak=0)
+    c = sweeper.candidates([L(f"r/{pl}", old, 100), L(f"r/{up}", old, 200), L(f"r/{ts}", old)], set(), now, 120)
+    assert c[0].playlists == (f"r/{up}",)
+    c = sweeper.candidates([L(f"r/{pl}", old, 100), L(f"r/{bak}", old, 50), L(f"r/{ts}", old)], set(), now, 120)
+    assert c[0].playlists == (f"r/{bak}",)
 
 
 def _job(**kw):

@@ -1,9 +1,10 @@
 """Is a recording complete? Pure functions over a store listing and playlist text.
 
-Complete means: every user has a playlist; of each playlist family (original,
-``bak<n>``) the version Agora's rule chooses (the larger of the unsuffixed and the
-highest-index re-upload) ends with ``#EXT-X-ENDLIST``; and every slice it lists is in
-the store. Anything else leaves the recording ``incomplete``, with reasons naming files.
+Complete means: every user has a playlist; of each user's newest playlist family
+(original, then ``bak0``, ``bak1``...) the version Agora's rule chooses (the larger of the
+unsuffixed and the highest-index re-upload) ends with ``#EXT-X-ENDLIST``; and every slice
+each chosen version lists is in the store. (A family a failover superseded was written by a
+server that died: it never gets its ENDLIST, and is not waited for.) Anything else leaves the recording ``incomplete``, with reasons naming files.
 
 One exception, asked for with ``lost_before_ms``: a slice that is still missing although
 every playlist has ended and the recording's last slice is older than that time is
@@ -106,6 +107,22 @@ def choose_versions(playlists: list[ObjectInfo]) -> dict[tuple[str, int | None],
     return {k: versions[chosen_version([(n, p.size) for n, p in versions])][1] for k, versions in fam.items()}
 
 
+def superseded(chosen: dict[tuple[str, int | None], ObjectInfo]) -> set[tuple[str, int | None]]:
+    """The (uid, family) keys of ``chosen`` that a later ``bak<n>`` family of the same uid follows."""
+    newest: dict[str, int] = {}
+    for uid, bak in chosen:
+        newest[uid] = max(newest.get(uid, -1), -1 if bak is None else bak)
+    return {(uid, bak) for uid, bak in chosen if (-1 if bak is None else bak) < newest[uid]}
+
+
+def endlist_keys(playlists: list[ObjectInfo]) -> list[str]:
+    """The playlists that must end with ``#EXT-X-ENDLIST`` before the recording is complete:
+    the chosen version of each user's newest family."""
+    chosen = choose_versions(playlists)
+    old = superseded(chosen)
+    return sorted(p.key for k, p in chosen.items() if k not in old)
+
+
 def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
            lost_before_ms: int | None = None) -> tuple[bool, list[str]]:
     """(complete, reasons) from the chosen playlists' text (``texts[key]`` None when unreadable).
@@ -117,10 +134,11 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
     missing: list[str] = []
     present = {posixpath.basename(s.key) for s in rec.slices}
     chosen = choose_versions(rec.playlists)
+    old = superseded(chosen)
     with_playlist = {uid for uid, _ in chosen}
     for uid in sorted({parse_name(posixpath.basename(s.key)).uid for s in rec.slices} - with_playlist):
         reasons.append(f"uid {uid}: slices but no playlist yet")
-    for (uid, _bak), p in sorted(chosen.items(), key=lambda kv: kv[1].key):
+    for (uid, bak), p in sorted(chosen.items(), key=lambda kv: kv[1].key):
         name = posixpath.basename(p.key)
         text = texts.get(p.key)
         if text is None:
@@ -131,7 +149,7 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
         except PlaylistError as exc:
             reasons.append(f"{name}: {exc.message}")
             continue
-        if not pl.endlist:
+        if not pl.endlist and (uid, bak) not in old:
             reasons.append(f"{name}: no #EXT-X-ENDLIST (still recording, or cut off)")
         for e in pl.entries:
             entry = entry_name(e.uri)

@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from ..agora.names import NameError_, parse_name
+from ..pipeline.completeness import endlist_keys
 from ..storage.location import S3Location
+from ..storage.selection import ObjectInfo
 from .ledger import Ledger, now_ms
 from .triggers import valid_sid_cname
 
@@ -26,6 +28,7 @@ MANIFEST_SUFFIX = ".mediatools.json"
 class Listed:
     key: str
     modified_ms: int
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Candidate:
     sid: str
     cname: str
     folder: str                 # key folder, "" or ending in "/"
-    playlists: tuple[str, ...]  # keys
+    playlists: tuple[str, ...]  # keys: the ones that must end with #EXT-X-ENDLIST (completeness.endlist_keys)
 
 
 def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: float) -> list[Candidate]:
@@ -56,14 +59,14 @@ def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: fl
         g = groups.setdefault((folder, n.sid), {"cname": n.cname, "newest": 0, "playlists": []})
         g["newest"] = max(g["newest"], o.modified_ms)
         if n.kind == "playlist":
-            g["playlists"].append(o.key)
+            g["playlists"].append(ObjectInfo(o.key, o.size))
     out = []
     for (folder, sid), g in sorted(groups.items()):
         if (folder, sid) in manifests or not g["playlists"]:
             continue
         if now - g["newest"] < quiet_s * 1000:
             continue
-        out.append(Candidate(sid, g["cname"], folder, tuple(sorted(g["playlists"]))))
+        out.append(Candidate(sid, g["cname"], folder, tuple(endlist_keys(g["playlists"]))))
     return out
 
 
@@ -111,7 +114,7 @@ class Sweeper:
             listed = []
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.folder):
                 for o in page.get("Contents", ()):
-                    listed.append(Listed(o["Key"], _modified_ms(o.get("LastModified"))))
+                    listed.append(Listed(o["Key"], _modified_ms(o.get("LastModified")), int(o.get("Size", 0))))
             for c in candidates(listed, known, now_ms(), self.quiet_s):
                 if not all(_has_endlist(client, loc.bucket, k) for k in c.playlists):
                     continue
