@@ -393,3 +393,28 @@ def test_progress_moves_within_a_user(rec, tmp_path, parallel):
     between = {d for d, _ in seen if 0 < d < total}
     # serial: every transcoded block reports; side by side: the waiting thread reports every 0.1 s
     assert len(between) >= (5 if parallel == 1 else 1), seen
+
+
+def test_a_cut_off_last_frame_is_not_counted(make_recording, tmp_path):
+    """A slice cut at a TS packet boundary ends inside an AAC frame: copy mode drops that
+    frame, and must not count it, or merge places every later run (and the reported length)
+    one frame early (found by a review session: 23 ms at 44.1 kHz, 64 ms at 16 kHz)."""
+    from mediatools.media import adts
+    from mediatools.recording.model import Run, Slice
+
+    folder, _ = make_recording("merge_probe", users=4, duration_s=20.0, seed=9, codec="mixed",
+                               sample_rates=[48000, 44100, 32000, 16000], channels=[1, 2, 2, 1], gaps=0)
+    ts = next(p for p in sorted(folder.glob("*.ts")) if adts.adts_media(p))
+    data = ts.read_bytes()
+    whole = len(adts.slice_adts(ts)[1])
+    for packets in range(len(data) // 188 - 1, 0, -1):   # the first cut that leaves a partial frame
+        cut = tmp_path / "cut.ts"
+        cut.write_bytes(data[: packets * 188])
+        lifted, starts = adts.slice_adts(cut)
+        if adts._whole_frames_end(lifted, starts) == starts[-1]:
+            break
+    rate = adts.adts_media(ts).sample_rate
+    written: list[bytes] = []
+    run = Run(0, 60_000.0, [Slice(cut.name, 0, 60_000.0, path=cut)])
+    n = adts.run_adts(run, rate, written.append)
+    assert n == len(starts) - 1 == len(adts.split_adts(b"".join(written))) and n < whole

@@ -157,7 +157,12 @@ def run_adts(run: Run, rate: int, put: Callable[[bytes], None], max_frames: int 
         if not starts:
             continue
         take = min(len(starts), need - frames)
-        end = starts[take] if take < len(starts) else _whole_frames_end(adts, starts)
+        if take < len(starts):
+            end = starts[take]
+        else:
+            end = _whole_frames_end(adts, starts)
+            if end == starts[-1]:   # the last frame is cut off: not written, so not counted
+                take -= 1           # (merge places everything after by this count)
         put(adts[:end])
         frames += take
     return frames
