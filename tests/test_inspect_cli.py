@@ -106,3 +106,22 @@ def test_help_documents_exit_codes():
     assert "Exit codes: 0 success (problems reported), 1 failure, 2 usage error, 130 interrupted." in out
     for cmd in ("inspect", "merge", "mix", "synth", "demo"):
         assert cmd in out
+
+
+def test_uid_filter_over_several_recordings(make_recording, tmp_path):
+    """A folder holding two calls: --uid shows the recordings that uid is in, and is a usage
+    error only when none has it (it failed whenever one recording lacked the uid)."""
+    import shutil
+    a, _ = make_recording("inspect_two_a", users=2, duration_s=20.0, seed=4)
+    b, tb = make_recording("inspect_two_b", users=3, duration_s=20.0, seed=5, string_uids=True,
+                           spec_hook=lambda spec: setattr(spec, "sid", "ab" * 16))
+    both = tmp_path / "both"
+    shutil.copytree(a, both / "a")
+    shutil.copytree(b, both / "b")
+    only_b = tb["users"][1]["uid"]
+    assert only_b.startswith("user-")
+    assert len(json.loads(run_cli("inspect", str(both), "--json", "--no-probe", check=True).stdout)["recordings"]) == 2
+    doc = json.loads(run_cli("inspect", str(both), "--json", "--no-probe", "--uid", only_b, check=True).stdout)
+    assert [([u["uid"] for u in r["users"]], r["sid"]) for r in doc["recordings"]] == [([only_b], "ab" * 16)]
+    proc = run_cli("inspect", str(both), "--no-probe", "--uid", "999")
+    assert proc.returncode == 2 and "uid 999 not in recording" in proc.stderr

@@ -39,13 +39,18 @@ def inspect_cmd(ctx: click.Context, source: str, sid: str | None, uids: tuple[st
         from ..errors import MediatoolsError
         raise MediatoolsError("no Agora audio recording found (no *__uid_s_*__uid_e_audio* files)",
                               file=str(folder), code="not_a_recording")
+    picked: dict[str, list[str] | None] = {r.sid: list(uids) or None for r in recs}
+    if uids and len(recs) > 1:   # several recordings: each shows the uids it has (an error if none has one)
+        picked = {r.sid: [u for u in uids if u in {x.uid for x in r.users}] for r in recs}
+        recs = [r for r in recs if picked[r.sid]] or recs[:1]
+        picked[recs[0].sid] = picked[recs[0].sid] or list(uids)
     docs = []
     for rec in recs:
         if not no_probe:
             probe_runs(rec)
         if strict:
             Strictness(True).extend(rec.problems)
-        tl = build_timeline(rec, list(uids) or None)
+        tl = build_timeline(rec, picked[rec.sid])
         docs.append(recording_dict(rec, tl))
     doc = {"schema": SCHEMA, "root": str(folder), "recordings": docs}
     if as_json:
