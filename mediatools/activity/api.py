@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..agora.names import iso_utc
 from ..errors import MediatoolsError, UsageError
+from ..media.ffmpeg import run_channels
 from ..progress import Progress
 from ..recording.model import Recording
 from ..recording.prepare import prepare_recording
@@ -125,7 +126,7 @@ def detect_timeline(tl: Timeline, o: ActivityOptions, *, progress: Progress | No
         uid, pr = job
         paths = [s.path for s in pr.run.slices if s.path is not None]
         raw = speech_spans(paths, pr.duration_ms, detector=o.detector, aggressiveness=o.aggressiveness,
-                           frame_ms=o.frame_ms, stop=stop.is_set, progress=lambda ms: tick(id(job), ms))
+                           frame_ms=o.frame_ms, channels=run_channels(pr.run), stop=stop.is_set, progress=lambda ms: tick(id(job), ms))
         return _turns(raw, pr, o)
 
     turns: dict[str, list[Span]] = {u.uid: [] for u in tl.users}

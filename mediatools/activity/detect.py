@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import MediatoolsError
-from ..media.ffmpeg import base_cmd, concat_url, raw_to_stdout, start
+from ..media.ffmpeg import base_cmd, concat_url, mono_filter, raw_to_stdout, start
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,12 +29,14 @@ ENERGY_DBFS = -42.0        # the energy detector's speech threshold
 BLOCK_FRAMES = 100
 
 
-def decode_cmd(paths: list[Path], duration_ms: float) -> list[str]:
-    """One ffmpeg decoding a run as one stream: 16 kHz mono s16le, trimmed to the run's length
-    (a failover overlap may have cut its end)."""
+def decode_cmd(paths: list[Path], duration_ms: float, channels: int = 1) -> list[str]:
+    """One ffmpeg decoding a run as one stream: 16 kHz mono s16le (channels averaged, as the
+    mix and its speech tap average them), trimmed to the run's length (a failover overlap may
+    have cut its end)."""
     end = int(round(duration_ms * RATE / 1000.0))
+    chain = ",".join(f for f in (mono_filter(channels), f"aresample={RATE}", f"atrim=end_sample={end}") if f)
     return base_cmd() + ["-threads", "1", "-filter_threads", "1", "-i", concat_url(paths), "-map", "0:a:0",
-                         "-af", f"aresample={RATE},atrim=end_sample={end}", "-ac", "1", "-ar", str(RATE)] + raw_to_stdout("s16le")
+                         "-af", chain, "-ac", "1", "-ar", str(RATE)] + raw_to_stdout("s16le")
 
 
 def _frame_judge(detector: str, aggressiveness: int, frame_ms: int
@@ -245,11 +247,11 @@ class SpeechFrames:
 
 
 def speech_spans(paths: list[Path], duration_ms: float, *, detector: str = "webrtc", aggressiveness: int = 3,
-                 frame_ms: int = 10, stop: Callable[[], bool] | None = None,
+                 frame_ms: int = 10, channels: int = 1, stop: Callable[[], bool] | None = None,
                  progress: Callable[[float], None] | None = None) -> list[tuple[float, float]]:
     """Raw speech spans (start, end) in ms from the run's start: runs of speech frames, edges on the energy."""
     frames = SpeechFrames(detector, aggressiveness, frame_ms)
-    with start(decode_cmd(paths, duration_ms), stdout=True, bufsize=0, big_pipes=True) as proc:
+    with start(decode_cmd(paths, duration_ms, channels), stdout=True, bufsize=0, big_pipes=True) as proc:
         while True:
             chunk = proc.stdout.read(frames.want)
             if not chunk:

@@ -107,7 +107,8 @@ class TapThread:
 
 class Mono16k:
     """A run's samples, (frames × channels) float32 at ``rate``, as 16 kHz mono float32 blocks:
-    channels averaged (as ffmpeg's ``-ac 1`` does), brought to 48 kHz by libswresample if the
+    channels averaged (as the mix downmixes, and as verify and activity decode them:
+    :func:`~mediatools.media.ffmpeg.mono_filter`), brought to 48 kHz by libswresample if the
     mix runs at another rate, then averaged in threes (:mod:`mediatools.media.thirds`), as
     verify brings the mix file to 16 kHz."""
 

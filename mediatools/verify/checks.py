@@ -19,6 +19,7 @@ import numpy as np
 
 from ..agora.transcode import TranscodeOptions
 from ..errors import MediatoolsError
+from ..media.ffmpeg import run_channels
 from ..media.probe import probe
 from ..media.thirds import RATE_IN
 from ..progress import Progress
@@ -78,33 +79,34 @@ def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyO
                                 "no transcodeOptions given: format not checked"))
 
     with FeatureStore() as store:
-        _compare(rep, mixfile, tl, store, tolerance_ms, expected, progress, reference)
+        _compare(rep, mixfile, tl, store, tolerance_ms, expected, progress, reference, info.channels or 1)
     return rep
 
 
 def _compare(rep: VerifyReport, mixfile: Path, tl: Timeline, store: FeatureStore, tolerance_ms: float,
-             expected: TranscodeOptions | None, progress: Progress | None, reference: Reference | None) -> None:
+             expected: TranscodeOptions | None, progress: Progress | None, reference: Reference | None,
+             mix_channels: int = 1) -> None:
     """Checks 2-5, on band energies spooled to ``store`` (memory flat in the length)."""
     # decoding dominates: one ffmpeg per core, the mix file's beside the runs'
     pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1)))
     try:
-        _compare_on(pool, rep, mixfile, tl, store, tolerance_ms, expected, progress, reference)
+        _compare_on(pool, rep, mixfile, tl, store, tolerance_ms, expected, progress, reference, mix_channels)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: Timeline, store: FeatureStore,
                 tolerance_ms: float, expected: TranscodeOptions | None, progress: Progress | None,
-                reference: Reference | None) -> None:
+                reference: Reference | None, mix_channels: int = 1) -> None:
     mw = store.writer("mix")
-    mix_job = pool.submit(file_features, mixfile, mw)
+    mix_job = pool.submit(file_features, mixfile, mw, channels=mix_channels)
 
     # every run's features at its place: from the mix's own decoding where a Reference has
     # them, else decoded here; each spooled to disk as it streams
     def features_of(pr: PlacedRun) -> Placed:
         at, lead = grid_place(pr.offset_ms)
         w = store.writer(f"run{pr.index}", limit=run_frames(pr.duration_ms))
-        run_features([s.path for s in pr.run.slices], pr.duration_ms, lead, sink=w)
+        run_features([s.path for s in pr.run.slices], pr.duration_ms, lead, sink=w, channels=run_channels(pr.run))
         s = w.close()
         return Placed(s, at, dominant_bands(s))
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..media.ffmpeg import FFmpegProcess, base_cmd, concat_url, raw_to_stdout, start
+from ..media.ffmpeg import FFmpegProcess, base_cmd, concat_url, mono_filter, raw_to_stdout, start
 from ..media.thirds import RATE_IN, Thirds
 
 RATE = 16000
@@ -52,13 +52,17 @@ def band_energies(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def stream_features(args: list[str], what: str, *, block_s: float = 4.0,
-                    sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray, int]:
-    """Decode with ffmpeg ``args`` (inputs) to 48 kHz mono, streaming, averaged in threes to
-    16 kHz; → (features, 48 kHz samples decoded). With ``sink`` the features go there as they
-    are computed and none are returned."""
-    # ffmpeg's own downmix level does not matter here: only shapes are compared, never levels
-    cmd = base_cmd() + args + ["-map", "0:a:0", "-ac", "1", "-ar", str(RATE_IN)] + raw_to_stdout("f32le")
+def stream_features(args: list[str], what: str, *, channels: int = 1, filters: list[str] | None = None,
+                    block_s: float = 4.0, sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray, int]:
+    """Decode with ffmpeg ``args`` (inputs, then output options) to 48 kHz mono, streaming,
+    averaged in threes to 16 kHz; → (features, 48 kHz samples decoded). The input's
+    ``channels`` are averaged as the mix averages them (the expected sum adds runs at their
+    levels: ``-ac 1`` made a stereo user 3 dB louder than the mix has it, and a correct mix
+    failed), then ``filters`` run. With ``sink`` the features go there as they are computed
+    and none are returned."""
+    chain = [f for f in [mono_filter(channels)] + list(filters or []) if f]
+    af = ["-af", ",".join(chain)] if chain else []
+    cmd = base_cmd() + args + ["-map", "0:a:0"] + af + ["-ac", "1", "-ar", str(RATE_IN)] + raw_to_stdout("f32le")
     with start(cmd, stdout=True, big_pipes=True) as proc:
         feats, total = _reduce(proc, step_s=block_s, sink=sink)
         if proc.wait() != 0:
@@ -144,20 +148,21 @@ def _reduce(proc: FFmpegProcess, *, step_s: float, sink: Callable[[np.ndarray], 
     return bands.finish(), decoded
 
 
-def file_features(path: str | Path, sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray, int]:
-    return stream_features(["-i", str(path)], Path(path).name, sink=sink)
+def file_features(path: str | Path, sink: Callable[[np.ndarray], None] | None = None, *,
+                  channels: int = 1) -> tuple[np.ndarray, int]:
+    return stream_features(["-i", str(path)], Path(path).name, channels=channels, sink=sink)
 
 
 def run_features(slices: list[Path], duration_ms: float, lead_samples: int = 0,
-                 sink: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+                 sink: Callable[[np.ndarray], None] | None = None, *, channels: int = 1) -> np.ndarray:
     """A run decoded per the contract (one stream, trimmed to its duration), delayed by
     ``lead_samples`` so its frames fall on the same 10 ms grid as the mix's. With ``sink``
     (which must keep only :func:`run_frames` rows) the features go there instead."""
     # resampled first: adelay counts samples at its input's rate; the lead is in 16 kHz samples,
     # three times as many at 48 kHz (averaged in threes back into exactly ``lead_samples``)
-    af = ["-af", f"aresample={RATE_IN},adelay=delays={3 * lead_samples}S:all=1"] if lead_samples else []
-    feats, _ = stream_features(["-i", concat_url(slices)] + af +
-                               ["-t", f"{duration_ms / 1000 + lead_samples / RATE:.6f}"], slices[0].name, sink=sink)
+    af = [f"aresample={RATE_IN}", f"adelay=delays={3 * lead_samples}S:all=1"] if lead_samples else []
+    feats, _ = stream_features(["-i", concat_url(slices), "-t", f"{duration_ms / 1000 + lead_samples / RATE:.6f}"],
+                               slices[0].name, channels=channels, filters=af, sink=sink)
     return feats[: run_frames(duration_ms)]
 
 
