@@ -8,6 +8,7 @@ Azure Blob container or a local folder through this one interface. Keys are
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from ..atomic import atomic_path
 from ..errors import MediatoolsError, UsageError
 from .location import AzureLocation, S3Location, Settings, parse_azure_url
-from .selection import ObjectInfo, refusal
+from .selection import ObjectInfo, etag_not_md5, refusal
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,8 @@ class S3Store:
             raise self._error(exc, key, "read") from None
         except BotoCoreError as exc:
             raise self._error(exc, key, "read") from None
-        return ObjectInfo(key, int(r.get("ContentLength", 0)), str(r.get("ETag", "")).strip('"'))
+        return ObjectInfo(key, int(r.get("ContentLength", 0)), str(r.get("ETag", "")).strip('"'),
+                          opaque_etag=etag_not_md5(r))
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -218,16 +220,19 @@ class S3Store:
 
     def put_bytes(self, data: bytes, key: str, content_type: str) -> ObjectInfo:
         from botocore.exceptions import BotoCoreError, ClientError
-        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        try:
-            r = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        digest = hashlib.md5(data, usedforsecurity=False)
+        md5 = digest.hexdigest()
+        try:   # Content-MD5: S3 itself refuses a body that arrived damaged, encrypted or not
+            r = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                                       ContentMD5=base64.b64encode(digest.digest()).decode())
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, key, "write") from None
         etag = str(r.get("ETag", "")).strip('"')
-        if etag and etag != md5:
+        opaque = etag_not_md5(r)
+        if etag and not opaque and etag != md5:
             raise MediatoolsError("stored object's ETag does not match its MD5", file=f"s3://{self.bucket}/{key}",
                                   code="s3_error")
-        return ObjectInfo(key, len(data), etag)
+        return ObjectInfo(key, len(data), etag, opaque_etag=opaque)
 
     def delete(self, key: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -26,6 +26,7 @@ class ObjectInfo:
     etag: str = ""            # without quotes; "" when the store gave none
     rel: str = ""             # safe relative path below the prefix ("" until checked)
     content_md5: str = ""     # hex MD5 the store keeps beside the object (Azure's Content-MD5), "" if none
+    opaque_etag: bool = False  # the store says the ETag is no MD5 (S3 SSE-KMS, SSE-C), whatever it looks like
 
     @property
     def name(self) -> str:
@@ -37,8 +38,17 @@ class ObjectInfo:
         one (an S3 single-part upload), else None."""
         if self.content_md5:
             return self.content_md5
+        if self.opaque_etag:
+            return None
         e = self.etag.lower()
         return e if len(e) == 32 and all(c in "0123456789abcdef" for c in e) else None
+
+
+def etag_not_md5(response: dict) -> bool:
+    """Whether S3 says an object's ETag is not its MD5 although it may look like one: SSE-KMS
+    (and DSSE-KMS) and SSE-C objects have an opaque ETag (SSE-S3's is the MD5)."""
+    return str(response.get("ServerSideEncryption", "")).startswith("aws:kms") or \
+        bool(response.get("SSECustomerAlgorithm"))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from ..atomic import atomic_write
 from ..errors import MediatoolsError
-from .selection import ObjectInfo
+from .selection import ObjectInfo, etag_not_md5
 
 CHUNK = 1 << 20
 #: per folder, what was written for objects whose store gives no MD5 (a multipart or SSE-KMS
@@ -116,16 +116,18 @@ class Downloader:
             return False
         if not self.checksum:
             return True
-        if obj.md5:
-            return file_md5(path) == obj.md5
         entry = self._record_of(path.parent).get(path.name)
-        return (isinstance(entry, list) and len(entry) == 3 and entry[0] == obj.etag and entry[1] == obj.size
-                and file_md5(path) == entry[2])
+        recorded = isinstance(entry, list) and len(entry) == 3 and entry[0] == obj.etag and entry[1] == obj.size
+        if not obj.md5 and not recorded:
+            return False
+        have = file_md5(path)
+        # an SSE-KMS object's ETag looks like an MD5 in a listing and is none: the record vouches
+        return have == obj.md5 or (recorded and have == entry[2])
 
     def _remember(self, obj: ObjectInfo, path: Path, md5: str) -> None:
         """Note what was just written for ``obj`` (``md5``: of those bytes) when the store gives
-        no MD5 to check it by."""
-        if obj.md5 or not self.checksum:
+        no MD5 to check it by (none, or an ETag that is no MD5: multipart, SSE-KMS, SSE-C)."""
+        if obj.md5 == md5 or not self.checksum:
             return
         rec = self._record_of(path.parent)
         with self._rec_lock:
@@ -227,8 +229,7 @@ class Downloader:
         """(hex MD5 the body must have, what it came from); S3: a single-part, unencrypted ETag."""
         etag = (resp.get("ETag") or "").strip('"').lower()
         md5_etag = etag if len(etag) == 32 and "-" not in etag else None
-        encrypted = resp.get("ServerSideEncryption") == "aws:kms" or resp.get("SSECustomerAlgorithm")
-        return (None if encrypted else md5_etag), "ETag"
+        return (None if etag_not_md5(resp) else md5_etag), "ETag"
 
     def _open(self, obj: ObjectInfo) -> dict[str, Any]:
         """Send the GET; {"Body", "ContentLength", "ETag", …} like boto3's get_object."""
