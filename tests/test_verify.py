@@ -231,3 +231,31 @@ def test_a_stereo_user_is_expected_at_the_level_the_mix_has_it(codec, tmp_path):
     assert shared.passed and shared.reference == "mix"
     for a, b in zip(shared.runs, decoded.runs):
         assert a["presence"] == pytest.approx(b["presence"], abs=0.02), (a, b)
+
+
+def test_a_user_who_never_speaks_is_silent_not_missing(tmp_path):
+    """A listener present for the whole call who never says a word cannot be found in any mix:
+    verify failed every such call as "missing user" (found by a review session), and with it
+    every process and serve run of such a call."""
+    from mediatools.mix import MixOptions, mix
+    from mediatools.recording.discovery import load_recording
+    from mediatools.synth.generate import SynthSpec, UserSpec, synthesize
+    from mediatools.verify import verify as verify_api
+
+    users = [UserSpec(uid="talker", freq=440, runs=[(0.0, 12.0)], turns=[(1.0, 3.0), (6.0, 2.0)]),
+             UserSpec(uid="listener", freq=440, runs=[(2.0, 8.0)], turns=[])]
+    folder = tmp_path / "rec"
+    synthesize(SynthSpec(users=users, signal="voice", seed=3), folder)
+    rec = load_recording(folder)
+    out = tmp_path / "ours.m4a"
+    mix(rec, out, MixOptions())
+    rep = verify_api(out, rec)
+    assert rep.passed, [c for c in rep.checks if not c.passed]
+    by_uid = {r["uid"]: r for r in rep.runs}
+    assert by_uid["listener"]["silent"] is True and by_uid["listener"]["present"] is None
+    assert by_uid["talker"]["silent"] is False and by_uid["talker"]["present"] is True
+    # the talker left out of a mix is still missing
+    part = tmp_path / "part.m4a"
+    mix(rec, part, MixOptions(exclude_uids=["talker"]))
+    rep = verify_api(part, rec)
+    assert not rep.passed and not next(c for c in rep.checks if c.name == "users_present").passed

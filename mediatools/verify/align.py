@@ -231,6 +231,14 @@ def _cosines(dot: np.ndarray, rn2: float, seg2: np.ndarray) -> np.ndarray:
     return np.where(den > 0, dot / np.where(den > 0, den, 1.0), 0.0)
 
 
+def run_level_db(run: Placed) -> float:
+    """A run's mean level (dBFS, approximately, as :func:`quiet_level_db` measures): -inf-ish
+    for a run that holds nothing (a listener who never spoke, a muted microphone's zeros)."""
+    if not run.frames:
+        return -240.0
+    return float(10 * np.log10(run.stream.profile().sum() / (256 * 96) + 1e-24))
+
+
 def quiet_level_db(mix: Stream, quiet_of: Callable[[int, int], np.ndarray], floor_db: float = -120.0) -> float:
     """The 99th percentile level (dBFS, approximately) of the mix's frames where ``quiet_of(a, b)``
     (a boolean mask over frames [a, b)) says nobody spoke."""

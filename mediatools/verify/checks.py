@@ -26,7 +26,7 @@ from ..progress import Progress
 from ..recording.discovery import load_recording
 from ..recording.model import Recording
 from ..timeline.contract import PlacedRun, Timeline, build_timeline
-from .align import Placed, dominant_bands, envelope, expected_sum, global_lag, place_run, quiet_level_db
+from .align import Placed, dominant_bands, envelope, expected_sum, global_lag, place_run, quiet_level_db, run_level_db
 from .features import HOP_MS, file_features, run_features, run_frames
 from .options import Check, VerifyOptions, VerifyReport
 from .reference import Reference, grid_place
@@ -40,6 +40,7 @@ SEARCH_S = 30.0             # global offset search range, ±
 RUN_SEARCH_MS = 1000.0      # per-run search range around the global offset, ±
 CONTEXT = 50                # frames of context either side of a run (0.5 s)
 SILENCE_DB = -50.0
+SILENT_RUN_DB = -60.0       # a run's mean level below this holds nothing to find: not checkable
 BITRATE_TOLERANCE = 0.25     # average file bitrate against transcodeOptions' bitrate
 
 
@@ -163,29 +164,42 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
                             f"mix starts {offset_ms:+.1f} ms against the session origin (correlation {score:.2f})"
                             if matched else f"mix does not match this recording (correlation {score:.2f})"))
 
-    # 4. every run present at its place (relative to the mix's own start)
-    missing, misplaced = [], []
+    # 4. every run present at its place (relative to the mix's own start); a silent run (a
+    # listener who never spoke) cannot be found in any mix: it is reported, not "missing"
+    missing, misplaced, silent = [], [], 0
+    levels = {(uid, pr.index): run_level_db(p) for uid, pr, p in runs}
     for uid, pr, off, pres in placed_runs:
+        if levels[(uid, pr.index)] < SILENT_RUN_DB:
+            silent += 1
+            rep.runs.append({"uid": uid, "run": pr.index, "offset_ms": round(pr.offset_ms, 1),
+                             "duration_ms": round(pr.duration_ms, 1), "presence": None, "error_ms": None,
+                             "present": None, "placed": None, "silent": True})
+            continue
         err = None if off is None else (off - fine) * HOP_MS
         present = bool(pres >= PRESENCE_MIN)
         placed = bool(present and err is not None and abs(err) <= tolerance_ms)
         rep.runs.append({"uid": uid, "run": pr.index, "offset_ms": round(pr.offset_ms, 1),
                          "duration_ms": round(pr.duration_ms, 1), "presence": round(float(pres), 3),
                          "error_ms": None if err is None else round(float(err), 1), "present": present,
-                         "placed": placed})
+                         "placed": placed, "silent": False})
         if not present:
             missing.append(f"uid {uid} run {pr.index} at {pr.offset_ms / 1000:.3f} s (presence {pres:.2f})")
         elif not placed:
             misplaced.append(f"uid {uid} run {pr.index} at {pr.offset_ms / 1000:.3f} s off by {err:+.0f} ms")
-    users_missing = sorted({r["uid"] for r in rep.runs} - {r["uid"] for r in rep.runs if r["present"]})
-    rep.checks.append(Check("users_present", not users_missing, len({r["uid"] for r in rep.runs}) - len(users_missing),
-                            len({r["uid"] for r in rep.runs}),
-                            f"missing user(s): {', '.join(users_missing)}" if users_missing else "every user found"))
-    rep.checks.append(Check("runs_present", not missing, len(rep.runs) - len(missing), len(rep.runs),
+    heard = [r for r in rep.runs if not r["silent"]]
+    quiet_users = sorted({r["uid"] for r in rep.runs} - {r["uid"] for r in heard})
+    users_missing = sorted({r["uid"] for r in heard} - {r["uid"] for r in heard if r["present"]})
+    said = f" ({silent} silent, not checkable)" if silent else ""
+    rep.checks.append(Check("users_present", not users_missing, len({r["uid"] for r in heard}) - len(users_missing),
+                            len({r["uid"] for r in heard}),
+                            f"missing user(s): {', '.join(users_missing)}" if users_missing else
+                            "every user found" + (f" (silent throughout: {', '.join(quiet_users)})"
+                                                  if quiet_users else "")))
+    rep.checks.append(Check("runs_present", not missing, len(heard) - len(missing), len(heard),
                             "missing: " + "; ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-                            if missing else "every run found"))
-    rep.checks.append(Check("runs_aligned", not misplaced, len(rep.runs) - len(missing) - len(misplaced),
-                            len(rep.runs) - len(missing),
+                            if missing else "every run found" + said))
+    rep.checks.append(Check("runs_aligned", not misplaced, len(heard) - len(missing) - len(misplaced),
+                            len(heard) - len(missing),
                             "misplaced: " + "; ".join(misplaced[:5]) + (" …" if len(misplaced) > 5 else "")
                             if misplaced else f"every run within ±{tolerance_ms:.0f} ms"))
 
