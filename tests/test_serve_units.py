@@ -214,6 +214,33 @@ def test_config_secrets_from_env_or_file(tmp_path, monkeypatch):
         config.build({}, {})
 
 
+def test_notify_url_without_credentials_and_every_send_failure_counted(tmp_path):
+    """A ``user:pass@`` in --notify-url went into every urllib error, logged twice a second
+    for ever (http.client.InvalidURL was not caught, so the entry was never counted or given
+    up; found by a review session): refused up front, without echoing the URL."""
+    from mediatools.service.notify import Notifier
+
+    config.build({"sources": ["s3://b/"], "notify_url": "https://hooks.example.com:8443/agora"}, {})
+    for bad, why in [("https://user:s3cretpw@notify.example/hook", "must not carry credentials"),
+                     ("ftp://notify.example/hook", "http:// or https://"), ("https:///nohost", "with a host"),
+                     ("http://h:port/x", "not a valid URL")]:
+        with pytest.raises(UsageError, match=why) as e:
+            config.build({"sources": ["s3://b/"], "notify_url": bad}, {})
+        assert "s3cretpw" not in str(e.value)
+    # whatever sending raises is this entry's failure: counted, retried later, given up in the end
+    from mediatools.service.ledger import open_ledger
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    n = Notifier(ledger, "http://user:s3cretpw@notify.invalid/hook", b"k", max_attempts=2, base_s=0.0)
+    ledger.add_outgoing("n1", "process:x", "{}")
+    for attempt in (1, 2):
+        (entry,) = ledger.due_outgoing()
+        n._send(entry)     # http.client.InvalidURL: neither OSError nor ValueError
+        (row,) = ledger.outgoing()
+        assert row["attempts"] == attempt and "InvalidURL" in row["error"], row
+    assert ledger.due_outgoing() == [] and row["state"] != "pending"
+    ledger.close()
+
+
 def test_numbers_in_strings_are_ascii_digits_only():
     """str.isdigit() takes "²" and "--1" passes lstrip("-"): int() then raised inside decide()."""
     assert triggers._int("--1") is None and triggers._int("²") is None and triggers._int("1e3") is None

@@ -127,7 +127,26 @@ def build(toml: dict[str, Any], flags: dict[str, Any]) -> ServeConfig:
         raise UsageError("--workers starts a local cluster; it does not go with --scheduler")
     if not 0 <= cfg.worker_nice <= 19:
         raise UsageError("--worker-nice must be 0 to 19")
+    if cfg.notify_url:
+        check_notify_url(cfg.notify_url)
     return cfg
+
+
+def check_notify_url(url: str) -> None:
+    """An http(s) URL with a host and no credentials in it: a ``user:password@`` would be a
+    secret in the command line or config file, and in every error urllib then logs. (The
+    URL itself is never echoed here.)"""
+    from urllib.parse import urlsplit
+    try:
+        u = urlsplit(url)
+        u.port   # noqa: B018 - raises on a port that is no number
+    except ValueError:
+        raise UsageError("--notify-url is not a valid URL") from None
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise UsageError("--notify-url must be an http:// or https:// URL with a host")
+    if u.username is not None or u.password is not None or "@" in u.netloc:
+        raise UsageError("--notify-url must not carry credentials (user:password@host): the receiver checks "
+                         "the Agora-Signature-V2 header, keyed with MEDIATOOLS_NOTIFY_SECRET")
 
 
 def source_folder(url: str) -> str:

@@ -105,7 +105,7 @@ class Notifier:
                 code = resp.status
         except urllib.error.HTTPError as exc:
             code = exc.code
-        except (OSError, ValueError) as exc:
+        except Exception as exc:   # noqa: BLE001 - any failure is this entry's, counted and retried
             code, error = None, f"{type(exc).__name__}: {exc}"
         attempt = entry["attempts"] + 1
         if code is not None and 200 <= code < 300:
