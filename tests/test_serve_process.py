@@ -65,6 +65,31 @@ def test_signed_31_puts_the_mix_under_agoras_name(tmp_path, s3_server, make_reco
     assert f"rec/{sid}_{CNAME}.mediatools.json" in _keys(c, "serve-p31")
 
 
+def test_outputs_link_to_the_dest_bucket(tmp_path, s3_server, make_recording):
+    """With [process] dest in another bucket, /outputs/<sid>/<n> pointed into the source
+    bucket (404; found by a review session), and the 1001 body named only the source."""
+    import httpx
+    sid = "a9b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    folder, truth = _rec(make_recording, sid)
+    c = s3_server.client()
+    for b in ("serve-src", "serve-dst"):
+        c.create_bucket(Bucket=b)
+    _upload(c, "serve-src", folder, "rec/")
+    with ServeProc(tmp_path, _settings(tmp_path, s3_server.url, "serve-src"),
+                   process={"dest": "s3://serve-dst/mixes/"}) as srv:
+        uids = [u["uid"] for u in truth["users"]]
+        assert srv.post_ncs(notice(31, sid, CNAME, details=uploaded_details(sid, CNAME, uids, "rec/"))).status_code == 200
+        job = srv.wait_state(sid, ("done", "failed"), timeout=150)
+        assert job["state"] == "done", job
+        r = srv.http.get(f"/outputs/{sid}/0", headers=srv.auth())
+        assert r.status_code == 307 and "/serve-dst/" in r.headers["location"], r.headers
+        got = httpx.get(r.headers["location"], timeout=15)
+    assert got.status_code == 200
+    key = f"mixes/{sid}_{CNAME}_0.m4a"
+    assert got.content == c.get_object(Bucket="serve-dst", Key=key)["Body"].read()
+    assert not any(k.endswith(".m4a") for k in _keys(c, "serve-src"))
+
+
 def test_32_is_processed_once_the_late_slices_arrive(tmp_path, s3_server, make_recording):
     sid = "b1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
     folder, truth = _rec(make_recording, sid)

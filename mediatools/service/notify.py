@@ -49,6 +49,7 @@ def build_body(job: Job, result: dict[str, Any] | None, *, notice_id: str | None
                 "result": agora_result(job.state, result),
                 "fileList": files,
                 "mediatools": {"status": result.get("status"), "job": job.job_id, "location": job.location,
+                               "dest": result.get("dest") or job.location,
                                "verify": result.get("verify"), "error": job.error},
             },
         },

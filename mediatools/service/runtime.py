@@ -122,7 +122,9 @@ class Service:
         if not 0 <= n < len(keys):
             return None
         key = keys[n]
-        bucket = job.location[5:].split("/", 1)[0]
+        dest = (job.to_dict()["result"] or {}).get("dest") or ""
+        # the outputs are where the job published them: its dest when that is a bucket of its own
+        bucket = (dest if dest.startswith("s3://") else job.location)[5:].split("/", 1)[0]
         if key.startswith("s3://"):
             bucket, _, key = key[5:].partition("/")
         return self.s3().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300)
