@@ -146,3 +146,24 @@ def test_audacity_and_csv_read_back_equal_to_json(tmp_path):
     files = write_exports(rep, tmp_path / "x", ["rttm", "vtt", "audacity", "csv", "json"])
     assert json.loads((tmp_path / "x" / "activity.json").read_text())["users"] == rep.users
     assert set(files) >= {"rttm", "vtt", "csv", "json"}
+
+
+def test_a_line_break_in_a_uid_breaks_no_export():
+    """A CR is a line terminator to WebVTT and to CSV readers: a uid holding one split the
+    label line and the CSV row (found by a review session)."""
+    presence = {"a\rb": [S(0, 5000)], "c": [S(0, 5000)]}
+    turns = {"a\rb": [S(0, 2000)], "c": [S(2500, 4000)]}
+    users = [{"uid": u, "presence": [[s.start, s.end] for s in presence[u]],
+              "turns": [[s.start, s.end] for s in turns[u]]} for u in turns]
+    rep = ActivityReport(sid="abc123", cname="room", origin_ms=0, origin_utc="1970-01-01T00:00:00.000Z",
+                         span_ms=5000.0, detector={}, users=users, figures=figures(presence, turns, 5000.0))
+    assert audacity(rep, "a\rb") == "0.000000\t2.000000\ta b\n"
+    assert "<v a b>" in webvtt(rep) and "\r" not in webvtt(rep)
+    rows = list(csv.DictReader(io.StringIO(figures_csv(rep), newline="")))
+    assert [r["uid"] for r in rows] == ["a\rb", "c", ""]
+
+
+def test_figure_table_durations_round_before_they_carry():
+    from mediatools.report.build import _s
+    assert [_s(x) for x in (12345, 59960, 119960, 3599960, 3725500)] == \
+        ["12.3 s", "1:00.0", "2:00.0", "1:00:00.0", "1:02:05.5"]

@@ -51,7 +51,12 @@ def vtt_time(ms: float) -> str:
 
 
 def _vtt_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    return one_line(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break (CR too: a WebVTT and CSV line terminator) and tab as a space."""
+    return re.sub(r"[\r\n\t\v\f\x1c-\x1e\x85\u2028\u2029]", " ", text)
 
 
 def webvtt(rep: ActivityReport) -> str:
@@ -65,16 +70,18 @@ def webvtt(rep: ActivityReport) -> str:
 
 def audacity(rep: ActivityReport, uid: str) -> str:
     user = next(u for u in rep.users if u["uid"] == uid)
-    label = uid.replace("\t", " ").replace("\n", " ")
+    label = one_line(uid)
     return "".join(f"{a / 1000.0:.6f}\t{b / 1000.0:.6f}\t{label}\n" for a, b in user["turns"])
 
 
 def figures_csv(rep: ActivityReport) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    # csv quotes a field holding "\n" but not one holding a lone "\r", which readers split on
+    quoted = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n", quoting=csv.QUOTE_ALL)
     w.writeheader()
     for u in rep.figures["users"]:
-        w.writerow({"scope": "user", **{k: u[k] for k in CSV_FIELDS if k in u}})
+        (quoted if "\r" in u["uid"] else w).writerow({"scope": "user", **{k: u[k] for k in CSV_FIELDS if k in u}})
     c = rep.figures["call"]
     w.writerow({"scope": "call", "uid": "", "talk_ms": c["talk_ms"], "overlap_ms": c["overlap_ms"],
                 "turns": c["turns"], "interruptions": c["interruptions"], "silences": len(c["silences"]),

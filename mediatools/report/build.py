@@ -101,9 +101,15 @@ def _table(act: ActivityReport) -> str:
 
 
 def _s(ms: float) -> str:
-    s = ms / 1000.0
-    return f"{int(s // 3600)}:{int(s // 60 % 60):02d}:{s % 60:04.1f}" if s >= 3600 else \
-        (f"{int(s // 60)}:{s % 60:04.1f}" if s >= 60 else f"{s:.1f} s")
+    """A duration for the figures table: "12.3 s", "1:05.0", "1:00:05.0" (rounded to the tenth
+    first, so 119.96 s is "2:00.0", never "1:60.0")."""
+    tenths = int(round(ms / 100.0))
+    s, t = divmod(tenths, 10)
+    if s < 60:
+        return f"{s}.{t} s"
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}.{t}" if h else f"{m}:{sec:02d}.{t}"
 
 
 def render_html(data: dict[str, Any], act: ActivityReport, problems: list[Any] = ()) -> str:
