@@ -201,3 +201,23 @@ def test_a_local_recording_in_a_sub_folder_is_processed_in_place(make_recording,
     assert process_recording(str(src), truth["sid"], o).status == "skipped"
     forced = process_recording(str(src), truth["sid"], ProcessOptions(all=True, workers=0, verify=False, force=True))
     assert forced.status == "processed" and forced.reasons[0].startswith("--force: processed again"), forced.reasons
+
+
+def test_a_run_that_published_meanwhile_is_not_foreign(tmp_path):
+    """Two runs of one new recording (a second instance, a job released while its task still
+    ran): the second read no manifest when it started, the first then published, and the second
+    failed for good on "exists and no mediatools manifest claims it" (found by a review session).
+    The manifest is read again before anything is called foreign."""
+    import json as _json
+
+    from mediatools.storage.publish import MANIFEST_SCHEMA, ForeignObject, check_foreign
+    (tmp_path / "root").mkdir()
+    s = LocalStore(tmp_path / "root")
+    s.put_bytes(b"mix", "r/x_0.m4a", "audio/mp4")
+    with pytest.raises(ForeignObject):
+        check_foreign(s, ["r/x_0.m4a"], set(), "r/x.mediatools.json")        # nobody claims it
+    s.put_bytes(_json.dumps({"schema": MANIFEST_SCHEMA, "outputs": [{"key": "r/x_0.m4a"}]}).encode(),
+                "r/x.mediatools.json", "application/json")
+    check_foreign(s, ["r/x_0.m4a"], set(), "r/x.mediatools.json")            # the other run's: ours
+    with pytest.raises(ForeignObject):
+        check_foreign(s, ["r/x_0.m4a"], set())                               # (without the re-read)

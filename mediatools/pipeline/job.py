@@ -205,7 +205,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
     mix_key = naming.mix_key(dest_prefix, rec.sid, rec.cname, ext, o.name_template)
     if not o.force:   # before any work: an output name taken by someone else's object fails at once
         pending = read_doc(dest_store, naming.pending_key(dest_prefix, rec.sid, rec.cname), PENDING_SCHEMA)
-        check_foreign(dest_store, [mix_key], claimed_keys(old, pending))
+        check_foreign(dest_store, [mix_key], claimed_keys(old, pending), mkey)
     t = _timed(result, "check", t)
 
     scratch_root = Path(o.scratch_dir or tempfile.gettempdir())

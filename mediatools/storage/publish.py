@@ -60,9 +60,21 @@ def claimed_keys(*docs: dict | None) -> set[str]:
     return out
 
 
-def check_foreign(store: Store, keys: list[str], claimed: set[str]) -> None:
+def check_foreign(store: Store, keys: list[str], claimed: set[str], manifest_key: str | None = None) -> None:
+    """Raise ForeignObject for the first of ``keys`` that exists unclaimed. Before judging, the
+    manifest at ``manifest_key`` is read again: another run of the same recording (a second
+    instance, a job released while its task still ran) may have published since ``claimed``
+    was read, and its objects are ours, not foreign."""
+    fresh: set[str] | None = None
     for key in keys:
-        if key not in claimed and store.head(key) is not None:
+        if key in claimed or store.head(key) is None:
+            continue
+        if fresh is None and manifest_key is not None:
+            try:
+                fresh = claimed_keys(read_doc(store, manifest_key, MANIFEST_SCHEMA))
+            except ForeignObject:
+                fresh = set()
+        if key not in (fresh or set()):
             raise ForeignObject("exists and no mediatools manifest claims it (left alone; --force replaces it)",
                                 file=key, code="foreign_object")
 
@@ -78,7 +90,7 @@ def publish(store: Store, outputs: list[Output], manifest_key: str, pending_key:
             raise
         pending = None
     if not force:
-        check_foreign(store, [o.key for o in outputs], claimed_keys(old_manifest, pending))
+        check_foreign(store, [o.key for o in outputs], claimed_keys(old_manifest, pending), manifest_key)
     infos = [{"key": o.key, "kind": o.kind, **({"uid": o.uid} if o.uid is not None else {}),
               "size": o.path.stat().st_size, "md5": file_md5(o.path), "content_type": content_type(o.key)}
              for o in outputs]
