@@ -157,3 +157,35 @@ def test_cli_usage_errors_exit_2(faulted, tmp_path):
     assert proc.returncode == 2 and "nobody" in proc.stderr
     proc = run_cli("activity", str(folder), "-o", str(tmp_path / "o"), "--aggressiveness", "7")
     assert proc.returncode == 2
+
+
+@pytest.mark.parametrize("codec", ["opus", "aac"])
+def test_webrtcvad_hears_the_pauses_so_its_verdicts_are_its_own(codec, tmp_path):
+    """webrtcvad keeps state from frame to frame: fed only the frames above the gate it judged
+    the loud frames after each pause differently from webrtcvad fed the whole stream (20 frames
+    per 15 s slice on Opus 16 kHz; a 130 ms syllable dropped; found by a review session). With
+    pauses under a second every loud frame now gets exactly webrtcvad's own verdict."""
+    import subprocess
+
+    import webrtcvad
+
+    from mediatools.activity import detect
+    from mediatools.media.ffmpeg import ffmpeg_path
+    from mediatools.synth.generate import SynthSpec, UserSpec, synthesize
+
+    folder = tmp_path / "rec"
+    synthesize(SynthSpec(users=[UserSpec(uid="u", freq=440, runs=[(0.0, 14.0)], turns=[(0.5, 13.0)], codec=codec,
+                                         sample_rate=16000)], signal="voice", seed=5), folder)
+    ts = sorted(folder.glob("*.ts"))[0]
+    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(ts), "-ac", "1", "-ar", "16000", "-f", "s16le",
+                          "-"], capture_output=True, check=True).stdout
+    x = np.frombuffer(raw, "<i2").astype(np.float32)
+    frames = x[: len(x) // 160 * 160].reshape(-1, 160)
+    db = detect._dbfs(frames)
+    judge = detect._frame_judge("webrtc", 3, 10)
+    ours = np.concatenate([judge(frames[a:a + 100], db[a:a + 100]) for a in range(0, len(frames), 100)])
+    vad = webrtcvad.Vad(3)
+    full = np.array([vad.is_speech(f.astype("<i2").tobytes(), 16000) for f in frames]) & (db > detect.GATE_DBFS)
+    quiet = db <= detect.GATE_DBFS
+    assert quiet.sum() > 20 and (~quiet).sum() > 500          # pauses to skip, speech to judge
+    assert np.array_equal(ours, full)

@@ -126,4 +126,15 @@ def test_the_local_cluster_serves_nothing_but_health_on_loopback():
                     urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
                 assert e.value.code == 404, (port, path)
         for w in cluster.workers.values():
-            assert w.worker_address.startswith("tcp://127.0.0.1:")
+            assert w.worker_address.startswith("tls://127.0.0.1:")
+        # the comms: TLS with this cluster's own key; nobody else gets to run code in it
+        # (on plain TCP any local user could read the service's secrets through Client.run)
+        from distributed import Client
+        from distributed.security import Security
+        assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
+        with Client(cluster) as ours:
+            assert ours.submit(sum, [1, 2]).result(timeout=30) == 3
+        for bad in (dict(address=cluster.scheduler_address.replace("tls://", "tcp://")),
+                    dict(address=cluster.scheduler_address, security=Security.temporary())):
+            with pytest.raises((OSError, TimeoutError)):
+                Client(**bad, timeout=3)

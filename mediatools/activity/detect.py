@@ -5,9 +5,10 @@ A run (slices played back to back, see the timing contract) is decoded at 16 kHz
 run's length. Each frame is speech or not; consecutive speech frames come back as raw
 spans (ms from the run's start), which :mod:`mediatools.activity.smooth` turns into turns.
 
-Frames quieter than ``GATE_DBFS`` are non-speech without asking the detector: webrtcvad
-says the same of them (it has its own energy floor), and a listener's microphone after the
-sender's noise suppression is mostly such frames, so they cost no detector call.
+Frames quieter than ``GATE_DBFS`` are never speech. webrtcvad still hears the quiet frames
+of a pause (its state carries across frames: skipping them changed its verdict on the loud
+frames after), but not the middle of a long silence (a listener's microphone after the
+sender's noise suppression is mostly that), which costs no detector call (:class:`_Webrtc`).
 """
 from __future__ import annotations
 
@@ -42,8 +43,7 @@ def decode_cmd(paths: list[Path], duration_ms: float, channels: int = 1) -> list
 def _frame_judge(detector: str, aggressiveness: int, frame_ms: int
                  ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A function judging frames: (frames × samples in 16-bit units as float32, per-frame RMS
-    dBFS) → a speech flag per frame. Only frames above the gate reach webrtcvad."""
-    import numpy as np
+    dBFS) → a speech flag per frame (one per run: webrtcvad's keeps state, see :class:`_Webrtc`)."""
     n = RATE * frame_ms // 1000 * 2
     if detector == "webrtc":
         try:
@@ -53,7 +53,6 @@ def _frame_judge(detector: str, aggressiveness: int, frame_ms: int
             detector = "energy"
         else:
             vad = webrtcvad.Vad(aggressiveness)
-            half = n // 2
             try:   # the wrapper's checks cost a third of each call; these frames are whole
                 from _webrtcvad import process
                 handle = vad._vad
@@ -62,18 +61,59 @@ def _frame_judge(detector: str, aggressiveness: int, frame_ms: int
                     return vad.is_speech(buf, rate)
                 handle = None
 
-            def judge(q: np.ndarray, db: np.ndarray) -> np.ndarray:
-                flags = np.zeros(len(db), bool)
-                loud = np.flatnonzero(db > GATE_DBFS)
-                if len(loud):
-                    mv = memoryview(q[loud].astype("<i2").tobytes())
-                    flags[loud] = [process(handle, RATE, mv[i:i + n], half) for i in range(0, len(loud) * n, n)]
-                return flags
-            return judge
+            return _Webrtc(process, handle, n)
 
     def energy(q: np.ndarray, db: np.ndarray) -> np.ndarray:
         return db > ENERGY_DBFS
     return energy
+
+
+class _Webrtc:
+    """webrtcvad over a run's frames, in order, with state across calls.
+
+    webrtcvad adapts to what it heard: skipping the quiet frames of a pause (below the gate)
+    made it judge the loud frames after the pause with stale state (a 130 ms syllable after a
+    short pause dropped, a turn split). So every frame of a quiet stretch up to ``FEED`` frames
+    is fed to it as well; of a longer stretch (a listener's silence: most of the frames of a
+    call) only the first ``FEED`` and the last ``WARM`` before the next loud frame are, which
+    leaves it where a pause of that length would. Frames below the gate are never speech."""
+
+    FEED = 100     # frames (1 s) of a quiet stretch always fed
+    WARM = 30      # frames fed again before a loud frame after a longer one
+
+    def __init__(self, process: Callable, handle: object, nbytes: int) -> None:
+        self.process, self.handle, self.n, self.half = process, handle, nbytes, nbytes // 2
+        self.quiet = 0                  # quiet frames since the last loud one (across calls)
+        self.held: list[bytes] = []     # the last WARM quiet frames past FEED, not fed yet
+
+    def _vad(self, buf: bytes) -> list[bool]:
+        mv, n, proc, h, r = memoryview(buf), self.n, self.process, self.handle, RATE
+        return [proc(h, r, mv[i:i + n], self.half) for i in range(0, len(buf), n)]
+
+    def __call__(self, q: np.ndarray, db: np.ndarray) -> np.ndarray:
+        import numpy as np
+        flags = np.zeros(len(db), bool)
+        if not len(db):
+            return flags
+        loud = db > GATE_DBFS
+        pcm = q.astype("<i2")
+        cuts = np.flatnonzero(loud[1:] != loud[:-1]) + 1
+        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(db)]):
+            if loud[a]:
+                if self.held:   # after a long quiet stretch: warm up on its last frames
+                    self._vad(b"".join(self.held))
+                    self.held = []
+                flags[a:b] = self._vad(pcm[a:b].tobytes())
+                self.quiet = 0
+                continue
+            fed = max(0, min(b - a, self.FEED - self.quiet))
+            if fed:
+                self._vad(pcm[a:a + fed].tobytes())
+            if b - a > fed:
+                rest = pcm[max(a + fed, b - self.WARM):b]
+                self.held = (self.held + [row.tobytes() for row in rest])[-self.WARM:]
+            self.quiet += b - a
+        return flags
 
 
 class _Edges:

@@ -174,6 +174,8 @@ def load_secrets(cfg: ServeConfig) -> None:
     cfg.api_token = _read_secret(SECRET_ENV["api_token"], cfg.api_token_file, "API token")
     cfg.notify_secret = (_read_secret(SECRET_ENV["notify_secret"], cfg.notify_secret_file, "notify secret")
                          or cfg.ncs_secret)
+    for name in SECRET_ENV.values():   # read once: the workers and every ffmpeg they start need none
+        os.environ.pop(name, None)
     if not cfg.ncs_secret:
         raise UsageError("no NCS secret: set MEDIATOOLS_NCS_SECRET or give --ncs-secret-file")
     if not cfg.api_token:
