@@ -146,7 +146,7 @@ def test_batch_on_a_local_cluster(recordings, bucket, s3_server, tmp_path):
         "good": "processed", "bak": "processed", "broken": "processed", "late": "incomplete", "open": "incomplete",
         "done": "skipped"}
     assert doc["counts"] == {"processed": 3, "skipped": 1, "incomplete": 2, "failed": 0}
-    assert all(res[SIDS[k]]["worker"].startswith("tcp://127.0.0.1:") for k in ("good", "bak", "broken"))
+    assert all(res[SIDS[k]]["worker"].startswith("tls://127.0.0.1:") for k in ("good", "bak", "broken"))
     # the already-processed recording cost no slice download
     assert rec.slice_gets(SIDS["done"]) == []
     # incomplete: the reasons name the files, and nothing was written for them
