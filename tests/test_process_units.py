@@ -221,3 +221,12 @@ def test_a_run_that_published_meanwhile_is_not_foreign(tmp_path):
     check_foreign(s, ["r/x_0.m4a"], set(), "r/x.mediatools.json")            # the other run's: ours
     with pytest.raises(ForeignObject):
         check_foreign(s, ["r/x_0.m4a"], set())                               # (without the re-read)
+
+
+def test_a_refused_key_is_reported_not_silently_left_out(caplog):
+    """process said "0 recordings" with exit 0 for keys under a '//' (found by a review session)."""
+    import logging
+    bad = "a//" + playlist_name(SID, CN, "1")
+    with caplog.at_level(logging.WARNING, logger="mediatools.pipeline.completeness"):
+        assert group([ObjectInfo(bad, 5)]) == []
+    assert f"{bad}: refused (empty path segment)" in caplog.text

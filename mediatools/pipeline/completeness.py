@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from ..agora.names import NameError_, iso_utc, parse_name
 from ..agora.playlist import PlaylistError, entry_name, parse_playlist
 from ..agora.reupload import chosen_version
 from ..storage.selection import ObjectInfo, refusal
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,7 +93,11 @@ def group(objects: list[ObjectInfo], *, sid: str | None = None) -> list[Recordin
             n = parse_name(name)
         except NameError_:
             continue
-        if n.track_type != "audio" or (sid is not None and n.sid != sid) or refusal(o.key):
+        if n.track_type != "audio" or (sid is not None and n.sid != sid):
+            continue
+        why = refusal(o.key)
+        if why:   # the fault table's refused_key: refused and reported, as fetch does
+            log.warning("%s: refused (%s): could land outside its folder; left out", o.key, why)
             continue
         folder = o.key[: len(o.key) - len(name)]
         r = recs.setdefault((folder, n.sid, n.cname), RecordingFiles(n.sid, n.cname, folder))
