@@ -102,6 +102,9 @@ def test_each_defect_is_caught_and_named(kind, defect, want, recordings, make_re
     if defect == "user_shifted_300ms":
         errs = [r["error_ms"] for r in doc["runs"] if r["uid"] == u1]
         assert all(abs(e - 300) <= 15 for e in errs), errs
+        # and nobody else is blamed: presence used to subtract the shifted user at its expected
+        # place, charging its sound to whoever overlapped it ("missing", found by a review session)
+        assert [(r["uid"], r["run"]) for r in doc["runs"] if r["present"] is False] == []
     if defect == "mix_shifted_2s":
         assert next(c for c in doc["checks"] if c["name"] == "global_offset")["measured"] == pytest.approx(2000, abs=15)
     if defect == "run_missing":
