@@ -230,3 +230,26 @@ def test_a_refused_key_is_reported_not_silently_left_out(caplog):
     with caplog.at_level(logging.WARNING, logger="mediatools.pipeline.completeness"):
         assert group([ObjectInfo(bad, 5)]) == []
     assert f"{bad}: refused (empty path segment)" in caplog.text
+
+
+def test_an_output_replaced_or_deleted_behind_its_manifest(make_recording, tmp_path):
+    """A manifest only vouches for the objects it published: a mix deleted since is published
+    again (a rerun used to skip for ever), and one another writer replaced (Agora's own postpone
+    mix writes the same name) is theirs: left alone, as any foreign object, unless --force."""
+    import shutil
+    folder, truth = make_recording("process_local_sub", users=2, duration_s=20.0, seed=33, gaps=0)
+    src = tmp_path / "src"
+    shutil.copytree(folder, src)
+    o = ProcessOptions(all=True, workers=0, verify=False)
+    assert process(str(src), o).counts["processed"] == 1
+    mix = src / f"{truth['sid']}_{truth['cname']}_0.m4a"
+    assert process(str(src), o).counts["skipped"] == 1
+    mix.unlink()
+    again = process(str(src), o).recordings[0]
+    assert again.status == "processed" and "0.m4a gone" in again.reasons[0] and mix.is_file()
+    mix.write_bytes(b"Agora's own postpone mix")
+    theirs = process(str(src), o).recordings[0]
+    assert theirs.status == "failed" and theirs.error["code"] == "foreign_object", theirs.error
+    assert mix.read_bytes() == b"Agora's own postpone mix"
+    forced = process(str(src), ProcessOptions(all=True, workers=0, verify=False, force=True)).recordings[0]
+    assert forced.status == "processed" and mix.read_bytes() != b"Agora's own postpone mix"

@@ -27,7 +27,8 @@ from ..storage.publish import (
     ForeignObject,
     Output,
     check_foreign,
-    claimed_keys,
+    ours,
+    outputs_changed,
     publish,
     read_doc,
 )
@@ -181,6 +182,10 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
                 raise
             old = None
         current, why = mf.is_current(old, rec, o.options_digest())
+        changed = outputs_changed(dest_store, old) if current else {}
+        if changed:   # deleted, or overwritten by another writer: publish again (never over theirs)
+            current = False
+            why = "published output(s) " + ", ".join(f"{k.rsplit('/', 1)[-1]} {v}" for k, v in sorted(changed.items()))
         if current and o.force:
             why = "--force: processed again although the published outputs match the inputs and options"
         if current and not o.force:
@@ -205,7 +210,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
     mix_key = naming.mix_key(dest_prefix, rec.sid, rec.cname, ext, o.name_template)
     if not o.force:   # before any work: an output name taken by someone else's object fails at once
         pending = read_doc(dest_store, naming.pending_key(dest_prefix, rec.sid, rec.cname), PENDING_SCHEMA)
-        check_foreign(dest_store, [mix_key], claimed_keys(old, pending), mkey)
+        check_foreign(dest_store, [mix_key], ours(dest_store, old, pending), mkey)
     t = _timed(result, "check", t)
 
     scratch_root = Path(o.scratch_dir or tempfile.gettempdir())

@@ -60,6 +60,33 @@ def claimed_keys(*docs: dict | None) -> set[str]:
     return out
 
 
+def published_etags(doc: dict | None) -> dict[str, str]:
+    """key → the ETag each output had when this manifest's run published it (those it recorded)."""
+    return {o["key"]: o["etag"] for o in (doc or {}).get("outputs", [])
+            if isinstance(o, dict) and isinstance(o.get("key"), str) and isinstance(o.get("etag"), str) and o["etag"]}
+
+
+def outputs_changed(store: Store, doc: dict | None) -> dict[str, str]:
+    """The manifest's outputs that are "gone", or "replaced": no longer the object it published
+    (someone else wrote there since: Agora's own postpone mix uses the same name). A replaced
+    one is no longer ours: it is not overwritten, nor removed as stale, unless forced."""
+    out = {}
+    for key, etag in published_etags(doc).items():
+        now = store.head(key)
+        if now is None:
+            out[key] = "gone"
+        elif now.etag != etag:
+            out[key] = "replaced"
+    return out
+
+
+def ours(store: Store, old_manifest: dict | None, pending: dict | None) -> set[str]:
+    """Keys mediatools may overwrite: claimed by the pending claim, or by the old manifest and
+    still the object that run published."""
+    replaced = {k for k, why in outputs_changed(store, old_manifest).items() if why == "replaced"}
+    return (claimed_keys(old_manifest) - replaced) | claimed_keys(pending)
+
+
 def check_foreign(store: Store, keys: list[str], claimed: set[str], manifest_key: str | None = None) -> None:
     """Raise ForeignObject for the first of ``keys`` that exists unclaimed. Before judging, the
     manifest at ``manifest_key`` is read again: another run of the same recording (a second
@@ -71,7 +98,7 @@ def check_foreign(store: Store, keys: list[str], claimed: set[str], manifest_key
             continue
         if fresh is None and manifest_key is not None:
             try:
-                fresh = claimed_keys(read_doc(store, manifest_key, MANIFEST_SCHEMA))
+                fresh = ours(store, read_doc(store, manifest_key, MANIFEST_SCHEMA), None)
             except ForeignObject:
                 fresh = set()
         if key not in (fresh or set()):
@@ -90,7 +117,7 @@ def publish(store: Store, outputs: list[Output], manifest_key: str, pending_key:
             raise
         pending = None
     if not force:
-        check_foreign(store, [o.key for o in outputs], claimed_keys(old_manifest, pending), manifest_key)
+        check_foreign(store, [o.key for o in outputs], ours(store, old_manifest, pending), manifest_key)
     infos = [{"key": o.key, "kind": o.kind, **({"uid": o.uid} if o.uid is not None else {}),
               "size": o.path.stat().st_size, "md5": file_md5(o.path), "content_type": content_type(o.key)}
              for o in outputs]
@@ -111,7 +138,7 @@ def publish(store: Store, outputs: list[Output], manifest_key: str, pending_key:
     manifest["schema"] = MANIFEST_SCHEMA
     store.put_bytes(json.dumps(manifest, indent=2, ensure_ascii=False).encode(), manifest_key, "application/json")
     new = {i["key"] for i in infos}
-    for stale in sorted(claimed_keys(old_manifest, pending) - new):
+    for stale in sorted(ours(store, old_manifest, pending) - new):
         log.info("removing %s (an earlier output no longer produced)", stale)
         store.delete(stale)
     store.delete(pending_key)
