@@ -245,3 +245,19 @@ def test_sweeper_queues_a_recording_nobody_announced(tmp_path, s3_server, bucket
         time.sleep(2.5)                                            # more sweeps: no second job
         jobs = srv.http.get("/jobs", headers=srv.auth()).json()["jobs"]
         assert [j["sid"] for j in jobs] == [SID]
+
+
+def test_readyz_lists_the_store_at_most_every_two_seconds(tmp_path, s3_server, bucket):
+    """/readyz needs no token, and each check was a LIST per source: anyone could make the
+    service send (billed) requests at will (found by a review session)."""
+    from s3support import FaultProxy
+    lists = []
+    with FaultProxy(s3_server.port, rule=lambda m, p, n: lists.append(p) if m == "GET" and "list-type" in p
+                    else None) as proxy:
+        st = {**_settings(tmp_path, s3_server, bucket), "endpoint_url": proxy.url}
+        with ServeProc(tmp_path, st, process={"fake_dir": str(tmp_path)}) as srv:
+            time.sleep(0.5)
+            before = len(lists)
+            for _ in range(30):
+                assert srv.http.get("/readyz").status_code == 200
+            assert len(lists) - before <= 1, lists

@@ -6,6 +6,8 @@ import gc
 import logging
 import os
 import socket
+import threading
+import time
 from typing import Any
 
 from .config import ServeConfig
@@ -30,6 +32,8 @@ class Service:
         self.dispatcher: Dispatcher | None = None
         self.sweeper: Sweeper | None = None
         self.notifier: Notifier | None = None
+        self._ready: tuple[float, list[str]] | None = None
+        self._ready_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Service(instance={self.instance!r}, ledger={self.ledger.describe()!r})"
@@ -99,7 +103,21 @@ class Service:
             self.dispatcher.poke()
 
     # --- for the routes ---------------------------------------------------------------------
+    #: how long a readiness answer is reused: /readyz needs no token, and each check lists the store
+    READY_CACHE_S = 2.0
+
     def readiness(self) -> list[str]:
+        """What keeps the service from working (ledger, storage), checked at most every
+        READY_CACHE_S however often /readyz is asked: it is unauthenticated, and each check is a
+        billed LIST per source."""
+        with self._ready_lock:
+            if self._ready is not None and time.monotonic() - self._ready[0] < self.READY_CACHE_S:
+                return list(self._ready[1])
+            problems = self._check_ready()
+            self._ready = (time.monotonic(), problems)
+            return list(problems)
+
+    def _check_ready(self) -> list[str]:
         problems = []
         try:
             self.ledger.ping()
