@@ -141,6 +141,15 @@ def test_a_playlist_a_failover_superseded_is_not_waited_for():
                               "but not in the store yet"]
     rec, _ = rec_of(False, True)
     assert endlist_keys(rec.playlists) == [playlist_name(SID, CN, "1", bak=0)]
+    # the failover is the server's: a user who had left before it died has no bak family, and
+    # its playlist (written by the dead server) never ends either (found by a review session)
+    rec, texts = rec_of(False, True)
+    gone = playlist_name(SID, CN, "2")
+    texts[gone] = _bak_pl("2", first[:1], None, endlist=False)
+    rec = group(rec.playlists + rec.slices + [ObjectInfo(gone, len(texts[gone]), "e"),
+                                              ObjectInfo(slice_name(SID, CN, "2", t0), 1000, "e")])[0]
+    assert assess(rec, texts) == (True, [])
+    assert endlist_keys(rec.playlists) == [playlist_name(SID, CN, "1", bak=0)]
 
 
 def test_manifest_is_current_only_for_the_same_inputs_and_options():

@@ -1,10 +1,10 @@
 """Is a recording complete? Pure functions over a store listing and playlist text.
 
-Complete means: every user has a playlist; of each user's newest playlist family
-(original, then ``bak0``, ``bak1``...) the version Agora's rule chooses (the larger of the
+Complete means: every user has a playlist; of the recording's newest playlist family
+(original, then ``bak0``, ``bak1``...: a failover's) the version Agora's rule chooses (the larger of the
 unsuffixed and the highest-index re-upload) ends with ``#EXT-X-ENDLIST``; and every slice
-each chosen version lists is in the store. (A family a failover superseded was written by a
-server that died: it never gets its ENDLIST, and is not waited for.) Anything else leaves the recording ``incomplete``, with reasons naming files.
+each chosen version lists is in the store. (An older family was written by a server that
+died: it never gets its ENDLIST, and is not waited for.) Anything else leaves the recording ``incomplete``, with reasons naming files.
 
 One exception, asked for with ``lost_before_ms``: a slice that is still missing although
 every playlist has ended and the recording's last slice is older than that time is
@@ -115,16 +115,19 @@ def choose_versions(playlists: list[ObjectInfo]) -> dict[tuple[str, int | None],
 
 
 def superseded(chosen: dict[tuple[str, int | None], ObjectInfo]) -> set[tuple[str, int | None]]:
-    """The (uid, family) keys of ``chosen`` that a later ``bak<n>`` family of the same uid follows."""
-    newest: dict[str, int] = {}
-    for uid, bak in chosen:
-        newest[uid] = max(newest.get(uid, -1), -1 if bak is None else bak)
-    return {(uid, bak) for uid, bak in chosen if (-1 if bak is None else bak) < newest[uid]}
+    """The (uid, family) keys of ``chosen`` older than the recording's newest ``bak<n>`` family.
+
+    A failover is the recording server's, not a user's: every playlist the dead server wrote
+    stays without ENDLIST, that of a user who had left before it died (and so has no bak
+    family at all) as much as any other's."""
+    rank = {k: -1 if k[1] is None else k[1] for k in chosen}
+    newest = max(rank.values(), default=-1)
+    return {k for k, r in rank.items() if r < newest}
 
 
 def endlist_keys(playlists: list[ObjectInfo]) -> list[str]:
     """The playlists that must end with ``#EXT-X-ENDLIST`` before the recording is complete:
-    the chosen version of each user's newest family."""
+    the chosen version of each playlist of the recording's newest family."""
     chosen = choose_versions(playlists)
     old = superseded(chosen)
     return sorted(p.key for k, p in chosen.items() if k not in old)
