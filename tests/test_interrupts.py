@@ -135,3 +135,39 @@ def test_in_own_code_it_is_raised_at_once(cli_handlers):
         for _ in range(100):
             time.sleep(0.001)
     assert interrupts._retrying is None
+
+
+CHILD = """
+import logging, sys, time
+import mediatools.cli as mc
+mc.INTERRUPT_GRACE_S = 2.0
+
+@mc.cli.command("spam")
+def spam():
+    print("ready", flush=True)
+    try:
+        while True:                      # until stderr, a pipe nobody reads, is full
+            logging.getLogger("mediatools.spam").warning("x" * 200)
+    finally:
+        time.sleep(1000)                 # a cleanup that never ends
+
+sys.argv = ["mediatools", "spam"]
+mc.main()
+"""
+
+
+def test_the_watchdog_exits_even_when_stderr_does_not_drain(tmp_path):
+    """Its message went through a blocking write to a full pipe, before os._exit: the process
+    then never exited (found by a review session)."""
+    import subprocess
+    import sys
+    p = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        assert p.stdout.readline().strip() == b"ready"
+        time.sleep(1.5)                  # the pipe is full by now; the main thread blocks in write
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=15) == 130
+    finally:
+        p.kill()
+        p.wait()

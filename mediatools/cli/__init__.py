@@ -114,13 +114,22 @@ class _Watchdog:
     def _watch(self) -> None:
         while self.armed is None or time.monotonic() - self.armed < INTERRUPT_GRACE_S:
             time.sleep(0.2)
+        # what is said must not keep the exit waiting: stderr may be a pipe nobody drains (one
+        # of the things this is here for), so it is written to without blocking, and should
+        # even that stall, a second timer exits regardless
+        import threading
+        threading.Timer(2.0, os._exit, (EXIT_INTERRUPTED,)).start()
         try:
-            sys.stderr.write(f"mediatools: interrupted; cleanup did not finish in {INTERRUPT_GRACE_S:.0f} s, "
-                             "exiting anyway" + ("" if self.debug else " (--debug shows where it stopped)") + "\n")
+            fd = 2
+            os.set_blocking(fd, False)
+            msg = (f"mediatools: interrupted; cleanup did not finish in {INTERRUPT_GRACE_S:.0f} s, exiting anyway"
+                   + ("" if self.debug else " (--debug shows where it stopped)") + "\n")
+            os.write(fd, msg.encode())
             if self.debug:
                 import faulthandler
-                faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-            sys.stderr.flush()
+                faulthandler.dump_traceback(fd, all_threads=True)
+        except BaseException:   # noqa: BLE001, S110 - a full pipe, a closed fd: exit all the same
+            pass
         finally:
             os._exit(EXIT_INTERRUPTED)
 
