@@ -256,6 +256,10 @@ def test_an_output_replaced_or_deleted_behind_its_manifest(make_recording, tmp_p
     mix.unlink()
     again = process(str(src), o).recordings[0]
     assert again.status == "processed" and "0.m4a gone" in again.reasons[0] and mix.is_file()
+    import os as _os
+    st = mix.stat()
+    _os.utime(mix, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # touched, or copied without -p: the same bytes
+    assert process(str(src), o).counts["skipped"] == 1
     mix.write_bytes(b"Agora's own postpone mix")
     theirs = process(str(src), o).recordings[0]
     assert theirs.status == "failed" and theirs.error["code"] == "foreign_object", theirs.error

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import MediatoolsError
-from .backend import Store, content_type
+from .backend import LocalStore, Store, content_type
+from .selection import ObjectInfo
 from .transfer import file_md5
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,23 @@ def claimed_keys(*docs: dict | None) -> set[str]:
     return out
 
 
-def published_etags(doc: dict | None) -> dict[str, str]:
-    """key → the ETag each output had when this manifest's run published it (those it recorded)."""
-    return {o["key"]: o["etag"] for o in (doc or {}).get("outputs", [])
+def published(doc: dict | None) -> dict[str, dict]:
+    """key → the output entry (its ETag and MD5 as published) of each output a manifest recorded an ETag for."""
+    return {o["key"]: o for o in (doc or {}).get("outputs", [])
             if isinstance(o, dict) and isinstance(o.get("key"), str) and isinstance(o.get("etag"), str) and o["etag"]}
+
+
+def _same_content(store: Store, now: ObjectInfo, entry: dict) -> bool:
+    """A new ETag over the bytes that were published (a local file touched or copied without
+    its times, an object copied within its store): still ours, when the content MD5 can say so."""
+    md5 = entry.get("md5")
+    if not isinstance(md5, str) or now.size != entry.get("size"):
+        return False
+    if now.md5 is not None:
+        return now.md5 == md5
+    if isinstance(store, LocalStore):
+        return file_md5(store.path(now.key)) == md5
+    return False
 
 
 def outputs_changed(store: Store, doc: dict | None) -> dict[str, str]:
@@ -71,11 +85,11 @@ def outputs_changed(store: Store, doc: dict | None) -> dict[str, str]:
     (someone else wrote there since: Agora's own postpone mix uses the same name). A replaced
     one is no longer ours: it is not overwritten, nor removed as stale, unless forced."""
     out = {}
-    for key, etag in published_etags(doc).items():
+    for key, entry in published(doc).items():
         now = store.head(key)
         if now is None:
             out[key] = "gone"
-        elif now.etag != etag:
+        elif now.etag != entry["etag"] and not _same_content(store, now, entry):
             out[key] = "replaced"
     return out
 
