@@ -262,3 +262,24 @@ def test_a_user_who_never_speaks_is_silent_not_missing(tmp_path):
     mix(rec, part, MixOptions(exclude_uids=["talker"]))
     rep = verify_api(part, rec)
     assert not rep.passed and not next(c for c in rep.checks if c.name == "users_present").passed
+
+
+def test_a_user_who_says_one_word_is_not_silent(tmp_path):
+    """Silence is judged on loud frames, not on the mean: a mean over a long run put a listener
+    who says one short word in five minutes among the silent, and a mix leaving that user out
+    passed (found by a review session)."""
+    from mediatools.mix import MixOptions, mix
+    from mediatools.recording.discovery import load_recording
+    from mediatools.synth.generate import SynthSpec, UserSpec, synthesize
+    from mediatools.verify import verify as verify_api
+
+    users = [UserSpec(uid="talker", freq=440, runs=[(0.0, 300.0)], turns=[(1.0, 3.0), (6.0, 2.0)]),
+             UserSpec(uid="brief", freq=660, runs=[(0.0, 300.0)], turns=[(150.0, 0.4)])]
+    folder = tmp_path / "rec"
+    synthesize(SynthSpec(users=users, signal="voice", seed=3), folder)
+    rec = load_recording(folder)
+    part = tmp_path / "part.m4a"
+    mix(rec, part, MixOptions(exclude_uids=["brief"]))
+    rep = verify_api(part, rec)
+    brief = next(r for r in rep.runs if r["uid"] == "brief")
+    assert not brief["silent"] and brief["present"] is False and not rep.passed

@@ -26,7 +26,7 @@ from ..progress import Progress
 from ..recording.discovery import load_recording
 from ..recording.model import Recording
 from ..timeline.contract import PlacedRun, Timeline, build_timeline
-from .align import Placed, dominant_bands, envelope, expected_sum, global_lag, place_run, quiet_level_db, run_level_db
+from .align import Placed, dominant_bands, envelope, expected_sum, global_lag, loud_frames, place_run, quiet_level_db
 from .features import HOP_MS, file_features, run_features, run_frames
 from .options import Check, VerifyOptions, VerifyReport
 from .reference import Reference, grid_place
@@ -40,7 +40,8 @@ SEARCH_S = 30.0             # global offset search range, ±
 RUN_SEARCH_MS = 1000.0      # per-run search range around the global offset, ±
 CONTEXT = 50                # frames of context either side of a run (0.5 s)
 SILENCE_DB = -50.0
-SILENT_RUN_DB = -60.0       # a run's mean level below this holds nothing to find: not checkable
+SILENT_RUN_DB = -50.0       # a run with fewer than SILENT_RUN_FRAMES frames louder than this
+SILENT_RUN_FRAMES = 10      # (100 ms) holds nothing to find in a mix: not checkable
 BITRATE_TOLERANCE = 0.25     # average file bitrate against transcodeOptions' bitrate
 
 
@@ -167,9 +168,9 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
     # 4. every run present at its place (relative to the mix's own start); a silent run (a
     # listener who never spoke) cannot be found in any mix: it is reported, not "missing"
     missing, misplaced, silent = [], [], 0
-    levels = {(uid, pr.index): run_level_db(p) for uid, pr, p in runs}
+    loud = {(uid, pr.index): loud_frames(p, SILENT_RUN_DB) for uid, pr, p in runs}
     for uid, pr, off, pres in placed_runs:
-        if levels[(uid, pr.index)] < SILENT_RUN_DB:
+        if loud[(uid, pr.index)] < SILENT_RUN_FRAMES:
             silent += 1
             rep.runs.append({"uid": uid, "run": pr.index, "offset_ms": round(pr.offset_ms, 1),
                              "duration_ms": round(pr.duration_ms, 1), "presence": None, "error_ms": None,
