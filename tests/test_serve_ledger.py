@@ -80,26 +80,6 @@ def test_a_burst_in_one_transaction_is_judged_like_one_at_a_time(ledger):
     assert ledger.notification_count() == 5
 
 
-def test_a_new_notice_for_a_finished_recording_runs_it_again(ledger):
-    """Agora's backup delivers late files, and says so in new notices: a done job went on
-    being done (insert-ignore), the late slices never reached the mix (found by a review
-    session). A new notice re-queues it (a recording that did not change is then skipped);
-    a repeat of an old notice, or a job still queued or running, is left as it is."""
-    first = notice(31, SID, CNAME, details=uploaded_details(SID, CNAME, ["1"]))
-    assert _store(ledger, first) == (True, f"process:{SID}")
-    (j,) = ledger.claim("a", lease_ms=10_000, limit=5)
-    assert _store(ledger, notice(31, SID, CNAME))[0]                 # running: stays running
-    assert ledger.get(j.job_id).state == "running"
-    assert ledger.finish(j.job_id, "a", "done", result={"status": "processed"})
-    assert _store(ledger, first) == (False, None)                    # a resend changes nothing
-    assert ledger.get(j.job_id).state == "done"
-    late = notice(32, SID, CNAME, details=uploaded_details(SID, CNAME, ["1"]))
-    assert _store(ledger, late) == (True, f"process:{SID}")
-    again = ledger.get(j.job_id)
-    assert again.state == "queued" and again.attempts == 0 and again.trigger == f"ncs:{late['noticeId']}"
-    assert len(ledger.list_jobs()) == 1
-
-
 def test_claim_lease_expiry_and_fencing(ledger):
     ledger.enqueue("process", SID, CNAME, "s3://b/r/", trigger="t")
     (j,) = ledger.claim("a", lease_ms=300, limit=5)

@@ -219,17 +219,7 @@ class Ledger:
                                                   agora_result=decision.agora_result,
                                                   agora_files=list(decision.agora_files))
             if job_rows:
-                inserted = {r[0] for r in c.execute(self._ins_job, list(job_rows.values())).all()}
-                # a new notice for a recording already done (or given up on) runs it again: late
-                # files (Agora's backup delivering) change its inputs, and an unchanged recording
-                # is only a quick "skipped" (its manifest matches)
-                for jid, row in job_rows.items():
-                    if jid not in inserted:
-                        c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.state.in_(("done", "failed")))
-                                  .values(state="queued", attempts=0, next_ms=now, error=None, updated_ms=now,
-                                          wait=row["wait"], trigger=row["trigger"],
-                                          agora_result=row["agora_result"], agora_files=row["agora_files"],
-                                          **({"location": row["location"]} if row["location"] else {})))
+                c.execute(self._ins_job, list(job_rows.values())).all()
         return [(True, jids[i]) if new[i] else (False, None) for i in range(len(items))]
 
     def notification_count(self) -> int:
