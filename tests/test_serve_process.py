@@ -113,6 +113,49 @@ def test_32_is_processed_once_the_late_slices_arrive(tmp_path, s3_server, make_r
     _check_mix(c, "serve-p32", sid, truth, tmp_path)
 
 
+def test_files_delivered_after_the_manifest_are_mixed_in_by_the_sweeper(tmp_path, s3_server, make_recording):
+    """Agora's backup delivers a slice (and the playlist that lists it) after the job is done: no
+    notification says so, and serve kept the mix without it for ever (found by a review session).
+    The sweeper sees files newer than the manifest and queues the recording again, once."""
+    import json as _json
+    sid = "c7b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    folder, truth = _rec(make_recording, sid)
+    c = s3_server.client()
+    c.create_bucket(Bucket="serve-plate")
+    playlist = sorted(folder.glob("*.m3u8"))[0]
+    full = playlist.read_text()
+    lines = full.rstrip("\n").split("\n")
+    last = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("#EXTINF"))
+    late = lines[last + 1].strip()
+    early = "\n".join(lines[:last] + lines[last + 2:]) + "\n"     # without the last slice
+    _upload(c, "serve-plate", folder, "rec/", skip={late, playlist.name})
+    c.put_object(Bucket="serve-plate", Key="rec/" + playlist.name, Body=early.encode())
+    st = _settings(tmp_path, s3_server.url, "serve-plate", sweep_interval_s=1.0, sweep_quiet_s=1.0)
+    mkey = f"rec/{sid}_{CNAME}.mediatools.json"
+    with ServeProc(tmp_path, st) as srv:
+        uids = [u["uid"] for u in truth["users"]]
+        srv.post_ncs(notice(31, sid, CNAME, details=uploaded_details(sid, CNAME, uids, "rec/")))
+        job = srv.wait_state(sid, ("done", "failed"), timeout=150)
+        assert job["state"] == "done" and job["result"]["status"] == "processed", job
+        first = _json.loads(c.get_object(Bucket="serve-plate", Key=mkey)["Body"].read())
+        assert not any(i["key"].endswith(late) for i in first["inputs"])
+        time.sleep(1.5)
+        c.put_object(Bucket="serve-plate", Key="rec/" + late, Body=(folder / late).read_bytes())
+        c.put_object(Bucket="serve-plate", Key="rec/" + playlist.name, Body=full.encode())
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            j = srv.job(sid)["jobs"][0]
+            if j["state"] == "done" and j["trigger"].startswith("sweeper") and j["finished_ms"] > job["finished_ms"]:
+                break
+            time.sleep(0.5)
+        assert j["trigger"].startswith("sweeper: files newer") and j["result"]["status"] == "processed", j
+        again = _json.loads(c.get_object(Bucket="serve-plate", Key=mkey)["Body"].read())
+        assert any(i["key"].endswith(late) for i in again["inputs"])
+        time.sleep(4)                                                # more sweeps: nothing more to do
+        assert srv.job(sid)["jobs"][0]["finished_ms"] == j["finished_ms"]
+    _check_mix(c, "serve-plate", sid, truth, tmp_path)
+
+
 def test_sigkill_mid_job_leaves_one_set_of_outputs(tmp_path, s3_server, make_recording):
     sid = "c1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
     folder, truth = _rec(make_recording, sid)

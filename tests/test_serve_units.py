@@ -144,6 +144,12 @@ def test_sweeper_candidates():
     assert sweeper.candidates(objs, {SID}, now, 120) == []                 # a job exists
     man = L(f"r/{SID}_{CNAME}.mediatools.json", old)
     assert sweeper.candidates(objs + [man], set(), now, 120) == []          # already processed
+    # a slice Agora's backup delivered after the manifest: queued again, job or not
+    late = L(f"r/{SID}_{CNAME}__uid_s_1__uid_e_audio_20260314092708589.ts", old + 60_000)
+    for known in (set(), {SID}):
+        (c,) = sweeper.candidates(objs + [man, late], known, now, 120)
+        assert c.again and c.newest_ms == old + 60_000
+    assert sweeper.candidates(objs + [man, late], {SID}, old + 60_000 + 1000, 120) == []   # not quiet yet
     # the ENDLIST to wait for: the chosen re-upload, and only the newest (bak) family's
     from mediatools.agora.names import playlist_name
     up, bak = playlist_name(SID, CNAME, "1", tick=5, index=0), playlist_name(SID, CNAME, "1", bak=0)

@@ -1,5 +1,6 @@
 """The sweeper: NCS may never deliver, so the sources are listed every few minutes and
-any finished recording that has no job and no manifest is queued.
+any finished recording that has no job and no manifest is queued; and one whose files are
+newer than its manifest (Agora's backup delivered late) is queued again.
 
 ``candidates`` is the pure rule over a listing; :class:`Sweeper` does the listing, reads
 the few playlists of each candidate (ENDLIST everywhere = complete) and enqueues.
@@ -17,7 +18,7 @@ from ..agora.names import NameError_, parse_name
 from ..pipeline.completeness import endlist_keys
 from ..storage.location import S3Location
 from ..storage.selection import ObjectInfo
-from .ledger import Ledger, now_ms
+from .ledger import Ledger, job_id, now_ms
 from .triggers import valid_sid_cname
 
 log = logging.getLogger(__name__)
@@ -37,24 +38,27 @@ class Candidate:
     cname: str
     folder: str                 # key folder, "" or ending in "/"
     playlists: tuple[str, ...]  # keys: the ones that must end with #EXT-X-ENDLIST (completeness.endlist_keys)
+    again: bool = False         # published, but files came after its manifest: process it again
+    newest_ms: int = 0          # its newest audio object's LastModified
 
 
 def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: float) -> list[Candidate]:
-    """Recordings (folder, sid) without a job or a manifest whose newest object is older than ``quiet_s``."""
+    """Recordings whose newest object is older than ``quiet_s``, and that have no job and no
+    manifest, or whose audio files are newer than their manifest (``again``: late files)."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    manifests: set[tuple[str, str]] = set()
+    manifests: dict[tuple[str, str], int] = {}
     for o in objects:
         folder, name = posixpath.split(o.key)
         folder = folder + "/" if folder else ""
         if name.endswith(MANIFEST_SUFFIX):
             sid = name.split("_", 1)[0]
-            manifests.add((folder, sid))
+            manifests[(folder, sid)] = max(manifests.get((folder, sid), 0), o.modified_ms)
             continue
         try:
             n = parse_name(name)
         except NameError_:
             continue
-        if n.track_type != "audio" or n.sid in known or not valid_sid_cname(n.sid, n.cname):
+        if n.track_type != "audio" or not valid_sid_cname(n.sid, n.cname):
             continue
         g = groups.setdefault((folder, n.sid), {"cname": n.cname, "newest": 0, "playlists": []})
         g["newest"] = max(g["newest"], o.modified_ms)
@@ -62,12 +66,23 @@ def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: fl
             g["playlists"].append(ObjectInfo(o.key, o.size))
     out = []
     for (folder, sid), g in sorted(groups.items()):
-        if (folder, sid) in manifests or not g["playlists"]:
+        if not g["playlists"] or now - g["newest"] < quiet_s * 1000:
             continue
-        if now - g["newest"] < quiet_s * 1000:
+        published = manifests.get((folder, sid))
+        if published is not None:
+            if g["newest"] <= published + LATE_SLACK_MS:
+                continue
+            again = True
+        elif sid in known:
             continue
-        out.append(Candidate(sid, g["cname"], folder, tuple(endlist_keys(g["playlists"]))))
+        else:
+            again = False
+        out.append(Candidate(sid, g["cname"], folder, tuple(endlist_keys(g["playlists"])), again, g["newest"]))
     return out
+
+
+#: a file is "late" when it is this much newer than the manifest (the manifest is written last)
+LATE_SLACK_MS = 1000
 
 
 def _modified_ms(value: Any) -> int:
@@ -116,14 +131,21 @@ class Sweeper:
                 for o in page.get("Contents", ()):
                     listed.append(Listed(o["Key"], _modified_ms(o.get("LastModified")), int(o.get("Size", 0))))
             for c in candidates(listed, known, now_ms(), self.quiet_s):
+                if c.again:
+                    job = self.ledger.get(job_id("process", c.sid))
+                    if job is not None and (job.state in ("queued", "running") or
+                                            (job.finished_ms or 0) >= c.newest_ms):
+                        continue   # under way, or already run since those files came (it skipped)
                 if not all(_has_endlist(client, loc.bucket, k) for k in c.playlists):
                     continue
                 jid, new = self.ledger.enqueue("process", c.sid, c.cname, f"s3://{loc.bucket}/{c.folder}",
-                                               trigger="sweeper")
+                                               trigger="sweeper: files newer than the manifest" if c.again
+                                               else "sweeper", again=c.again)
                 if new:
                     known.add(c.sid)
                     queued.append(jid)
-                    log.info("sweeper queued %s (no notification seen)", jid)
+                    log.info("sweeper queued %s (%s)", jid, "files newer than its manifest" if c.again
+                             else "no notification seen")
         self.last_sweep_ms = now_ms()
         if queued and self.on_enqueue:
             self.on_enqueue()
