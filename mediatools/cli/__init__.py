@@ -82,6 +82,7 @@ def _handle_term(signum, frame):  # noqa: ANN001
 
 
 def _handle_int(signum, frame):  # noqa: ANN001
+    _watchdog.arm()
     if interrupts.note(frame):   # Python's own Ctrl-C, plus the note a C callback cannot swallow
         raise KeyboardInterrupt
 
@@ -115,13 +116,13 @@ class _Watchdog:
         while self.armed is None or time.monotonic() - self.armed < INTERRUPT_GRACE_S:
             time.sleep(0.2)
         # what is said must not keep the exit waiting: stderr may be a pipe nobody drains (one
-        # of the things this is here for), so it is written to without blocking, and should
-        # even that stall, a second timer exits regardless
+        # of the things this is here for), so a second timer exits regardless should the write
+        # block. (Not O_NONBLOCK: that flag is the open file's, shared with the shell's terminal
+        # or a supervisor's pipe, and would outlive this process.)
         import threading
         threading.Timer(2.0, os._exit, (EXIT_INTERRUPTED,)).start()
         try:
             fd = 2
-            os.set_blocking(fd, False)
             msg = (f"mediatools: interrupted; cleanup did not finish in {INTERRUPT_GRACE_S:.0f} s, exiting anyway"
                    + ("" if self.debug else " (--debug shows where it stopped)") + "\n")
             os.write(fd, msg.encode())

@@ -40,7 +40,7 @@ SEARCH_S = 30.0             # global offset search range, ±
 RUN_SEARCH_MS = 1000.0      # per-run search range around the global offset, ±
 CONTEXT = 50                # frames of context either side of a run (0.5 s)
 SILENCE_DB = -50.0
-SILENT_RUN_DB = -50.0       # a run with fewer than SILENT_RUN_FRAMES frames louder than this
+SILENT_RUN_DB = -60.0       # a run with fewer than SILENT_RUN_FRAMES frames louder than this (activity's gate)
 SILENT_RUN_FRAMES = 10      # (100 ms) holds nothing to find in a mix: not checkable
 BITRATE_TOLERANCE = 0.25     # average file bitrate against transcodeOptions' bitrate
 
