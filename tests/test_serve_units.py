@@ -144,12 +144,16 @@ def test_sweeper_candidates():
     assert sweeper.candidates(objs, {SID}, now, 120) == []                 # a job exists
     man = L(f"r/{SID}_{CNAME}.mediatools.json", old)
     assert sweeper.candidates(objs + [man], set(), now, 120) == []          # already processed
-    # a slice Agora's backup delivered after the manifest: queued again, job or not
-    late = L(f"r/{SID}_{CNAME}__uid_s_1__uid_e_audio_20260314092708589.ts", old + 60_000)
+    # a slice Agora's backup delivered that the manifest's run did not use: queued again, job or
+    # not, whenever it came (one that came while that run was mixing is older than the manifest)
+    used = {(f"r/{pl}", 0, ""), (f"r/{ts}", 0, "")}
+    late = L(f"r/{SID}_{CNAME}__uid_s_1__uid_e_audio_20260314092708589.ts", old - 5_000)
+    assert sweeper.candidates(objs + [man], {SID}, now, 120, lambda k, e: used) == []
     for known in (set(), {SID}):
-        (c,) = sweeper.candidates(objs + [man, late], known, now, 120)
-        assert c.again and c.newest_ms == old + 60_000
-    assert sweeper.candidates(objs + [man, late], {SID}, old + 60_000 + 1000, 120) == []   # not quiet yet
+        (c,) = sweeper.candidates(objs + [man, late], known, now, 120, lambda k, e: used)
+        assert c.again and c.newest_ms == old
+    assert sweeper.candidates(objs + [man, late], {SID}, old + 1000, 120, lambda k, e: used) == []  # not quiet
+    assert sweeper.candidates(objs + [man, late], {SID}, now, 120, lambda k, e: None) == []   # unreadable
     # the ENDLIST to wait for: the chosen re-upload, and only the newest (bak) family's
     from mediatools.agora.names import playlist_name
     up, bak = playlist_name(SID, CNAME, "1", tick=5, index=0), playlist_name(SID, CNAME, "1", bak=0)

@@ -1,12 +1,13 @@
 """The sweeper: NCS may never deliver, so the sources are listed every few minutes and
-any finished recording that has no job and no manifest is queued; and one whose files are
-newer than its manifest (Agora's backup delivered late) is queued again.
+any finished recording that has no job and no manifest is queued; and one with audio files
+its manifest's run did not use (Agora's backup delivered late) is queued again.
 
 ``candidates`` is the pure rule over a listing; :class:`Sweeper` does the listing, reads
 the few playlists of each candidate (ENDLIST everywhere = complete) and enqueues.
 """
 from __future__ import annotations
 
+import json
 import logging
 import posixpath
 import threading
@@ -30,6 +31,7 @@ class Listed:
     key: str
     modified_ms: int
     size: int = 0
+    etag: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,17 +44,23 @@ class Candidate:
     newest_ms: int = 0          # its newest audio object's LastModified
 
 
-def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: float) -> list[Candidate]:
+#: (key, size, ETag) of what a manifest says its run used, given the manifest's key and ETag
+InputsOf = Callable[[str, str], "set[tuple[str, int, str]] | None"]
+
+
+def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: float,
+               inputs_of: InputsOf | None = None) -> list[Candidate]:
     """Recordings whose newest object is older than ``quiet_s``, and that have no job and no
-    manifest, or whose audio files are newer than their manifest (``again``: late files)."""
+    manifest, or (with ``inputs_of``) audio files their manifest's run did not use (``again``:
+    late files; judged by the inputs the manifest lists, not by times, since a file that came
+    while that run was mixing is older than its manifest and still missing from it)."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    manifests: dict[tuple[str, str], int] = {}
+    manifests: dict[tuple[str, str], Listed] = {}
     for o in objects:
         folder, name = posixpath.split(o.key)
         folder = folder + "/" if folder else ""
         if name.endswith(MANIFEST_SUFFIX):
-            sid = name.split("_", 1)[0]
-            manifests[(folder, sid)] = max(manifests.get((folder, sid), 0), o.modified_ms)
+            manifests[(folder, name.split("_", 1)[0])] = o
             continue
         try:
             n = parse_name(name)
@@ -60,17 +68,19 @@ def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: fl
             continue
         if n.track_type != "audio" or not valid_sid_cname(n.sid, n.cname):
             continue
-        g = groups.setdefault((folder, n.sid), {"cname": n.cname, "newest": 0, "playlists": []})
+        g = groups.setdefault((folder, n.sid), {"cname": n.cname, "newest": 0, "playlists": [], "objects": set()})
         g["newest"] = max(g["newest"], o.modified_ms)
+        g["objects"].add((o.key, o.size, o.etag.strip('"')))
         if n.kind == "playlist":
             g["playlists"].append(ObjectInfo(o.key, o.size))
     out = []
     for (folder, sid), g in sorted(groups.items()):
         if not g["playlists"] or now - g["newest"] < quiet_s * 1000:
             continue
-        published = manifests.get((folder, sid))
-        if published is not None:
-            if g["newest"] <= published + LATE_SLACK_MS:
+        man = manifests.get((folder, sid))
+        if man is not None:
+            used = inputs_of(man.key, man.etag) if inputs_of is not None else None
+            if used is None or g["objects"] <= used:
                 continue
             again = True
         elif sid in known:
@@ -81,8 +91,9 @@ def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: fl
     return out
 
 
-#: a file is "late" when it is this much newer than the manifest (the manifest is written last)
-LATE_SLACK_MS = 1000
+#: a run that started this long after a recording's newest file has seen it (the store's and this
+#: machine's clocks may differ a little)
+SEEN_SLACK_MS = 60_000
 
 
 def _modified_ms(value: Any) -> int:
@@ -102,6 +113,17 @@ class Sweeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
         self.last_sweep_ms: int | None = None
+        self._manifests: dict[tuple[str, str], tuple[str, set[tuple[str, int, str]] | None]] = {}
+
+    def _inputs_of(self, client: Any, bucket: str, key: str, etag: str) -> set[tuple[str, int, str]] | None:
+        """A manifest's inputs, read once per version (keyed by its ETag): a sweep reads only
+        manifests that changed since the last."""
+        hit = self._manifests.get((bucket, key))
+        if hit is not None and hit[0] == etag:
+            return hit[1]
+        inputs = _manifest_inputs(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        self._manifests[(bucket, key)] = (etag, inputs)
+        return inputs
 
     def start(self) -> None:
         self._thread.start()
@@ -129,13 +151,15 @@ class Sweeper:
             listed = []
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.folder):
                 for o in page.get("Contents", ()):
-                    listed.append(Listed(o["Key"], _modified_ms(o.get("LastModified")), int(o.get("Size", 0))))
-            for c in candidates(listed, known, now_ms(), self.quiet_s):
+                    listed.append(Listed(o["Key"], _modified_ms(o.get("LastModified")), int(o.get("Size", 0)),
+                                         str(o.get("ETag", ""))))
+            for c in candidates(listed, known, now_ms(), self.quiet_s,
+                                lambda key, etag: self._inputs_of(client, loc.bucket, key, etag)):
                 if c.again:
                     job = self.ledger.get(job_id("process", c.sid))
                     if job is not None and (job.state in ("queued", "running") or
-                                            (job.finished_ms or 0) >= c.newest_ms):
-                        continue   # under way, or already run since those files came (it skipped)
+                                            (job.started_ms or 0) >= c.newest_ms + SEEN_SLACK_MS):
+                        continue   # under way, or started after those files came (and failed: not again)
                 if not all(_has_endlist(client, loc.bucket, k) for k in c.playlists):
                     continue
                 jid, new = self.ledger.enqueue("process", c.sid, c.cname, f"s3://{loc.bucket}/{c.folder}",
@@ -150,6 +174,14 @@ class Sweeper:
         if queued and self.on_enqueue:
             self.on_enqueue()
         return queued
+
+
+def _manifest_inputs(body: bytes) -> set[tuple[str, int, str]] | None:
+    try:
+        doc = json.loads(body)
+        return {(str(i["key"]), int(i["size"]), str(i.get("etag", "")).strip('"')) for i in doc["inputs"]}
+    except (ValueError, KeyError, TypeError):
+        return None   # not a manifest of ours: nothing to compare with
 
 
 def _has_endlist(client: Any, bucket: str, key: str) -> bool:
