@@ -28,6 +28,12 @@ def local_cluster(n_workers: int, *, silence_logs: int = logging.ERROR, **kwargs
     from distributed import LocalCluster
     from distributed.security import Security
 
+    try:
+        import cryptography  # noqa: F401 - what Security.temporary() makes the certificate with
+    except ImportError:   # pragma: no cover - a declared dependency
+        from ..errors import MediatoolsError
+        raise MediatoolsError("the local cluster's TLS needs the cryptography package: pip install cryptography",
+                              code="usage") from None
     kwargs.setdefault("security", Security.temporary())
     kwargs.setdefault("protocol", "tls")
 
