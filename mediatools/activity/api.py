@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from ..agora.names import iso_utc
 from ..errors import MediatoolsError, UsageError
-from ..media.ffmpeg import run_channels
 from ..progress import Progress
 from ..recording.model import Recording
 from ..recording.prepare import prepare_recording
+from ..recording.probe import run_channels
 from ..timeline.contract import PlacedRun, Timeline, build_timeline
 from ..timeline.span import Span
 from ..workers import as_completed

@@ -248,16 +248,6 @@ def mono_filter(channels: int) -> str | None:
     return "pan=mono|c0=" + "+".join(f"{1 / channels:.6g}*c{i}" for i in range(channels))
 
 
-def run_channels(run: object) -> int:
-    """A run's channel count: from its probe, else the first slice's."""
-    media = getattr(run, "media", None)
-    if media is not None and media.channels:
-        return int(media.channels)
-    from .probe import probe
-    first = next((s.path for s in run.slices if s.path is not None), None)   # type: ignore[attr-defined]
-    return probe(first)[0].channels or 1 if first is not None else 1
-
-
 def concat_url(paths: "list[str | Path]") -> str:
     """ffmpeg's ``concat:`` protocol input joining ``paths`` byte-wise (TS slices of a run).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import MediatoolsError, Problem
-from .model import Recording
+from .model import Recording, Run
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +51,12 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
 
 def _fmt(sig: tuple) -> str:
     return f"{sig[0]} {sig[1]} Hz {sig[2]} ch"
+
+
+def run_channels(run: Run) -> int:
+    """A run's channel count: from its probe (``run.media``), else by probing its first slice."""
+    if run.media is not None and run.media.channels:
+        return int(run.media.channels)
+    from ..media.probe import probe
+    first = next((s.path for s in run.slices if s.path is not None), None)
+    return (probe(first)[0].channels or 1) if first is not None else 1

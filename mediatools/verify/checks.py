@@ -19,12 +19,12 @@ import numpy as np
 
 from ..agora.transcode import TranscodeOptions
 from ..errors import MediatoolsError
-from ..media.ffmpeg import run_channels
 from ..media.probe import probe
 from ..media.thirds import RATE_IN
 from ..progress import Progress
 from ..recording.discovery import load_recording
 from ..recording.model import Recording
+from ..recording.probe import run_channels
 from ..timeline.contract import PlacedRun, Timeline, build_timeline
 from .align import Placed, dominant_bands, envelope, expected_sum, global_lag, loud_frames, place_run, quiet_level_db
 from .features import HOP_MS, file_features, run_features, run_frames
