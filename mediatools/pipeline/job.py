@@ -182,7 +182,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
                 raise
             old = None
         current, why = mf.is_current(old, rec, o.options_digest())
-        changed = outputs_changed(dest_store, old) if current else {}
+        changed = outputs_changed(dest_store, old) if current else None
         if changed:   # deleted, or overwritten by another writer: publish again (never over theirs)
             current = False
             why = "published output(s) " + ", ".join(f"{k.rsplit('/', 1)[-1]} {v}" for k, v in sorted(changed.items()))
@@ -210,7 +210,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
     mix_key = naming.mix_key(dest_prefix, rec.sid, rec.cname, ext, o.name_template)
     if not o.force:   # before any work: an output name taken by someone else's object fails at once
         pending = read_doc(dest_store, naming.pending_key(dest_prefix, rec.sid, rec.cname), PENDING_SCHEMA)
-        check_foreign(dest_store, [mix_key], ours(dest_store, old, pending), mkey)
+        check_foreign(dest_store, [mix_key], ours(dest_store, old, pending, changed), mkey)
     t = _timed(result, "check", t)
 
     scratch_root = Path(o.scratch_dir or tempfile.gettempdir())

@@ -94,10 +94,14 @@ def outputs_changed(store: Store, doc: dict | None) -> dict[str, str]:
     return out
 
 
-def ours(store: Store, old_manifest: dict | None, pending: dict | None) -> set[str]:
+def ours(store: Store, old_manifest: dict | None, pending: dict | None,
+         changed: dict[str, str] | None = None) -> set[str]:
     """Keys mediatools may overwrite: claimed by the pending claim, or by the old manifest and
-    still the object that run published."""
-    replaced = {k for k, why in outputs_changed(store, old_manifest).items() if why == "replaced"}
+    still the object that run published (``changed``: :func:`outputs_changed` of it, when the
+    caller has just found it)."""
+    if changed is None:
+        changed = outputs_changed(store, old_manifest)
+    replaced = {k for k, why in changed.items() if why == "replaced"}
     return (claimed_keys(old_manifest) - replaced) | claimed_keys(pending)
 
 
