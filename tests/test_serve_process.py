@@ -116,7 +116,7 @@ def test_32_is_processed_once_the_late_slices_arrive(tmp_path, s3_server, make_r
 def test_files_delivered_after_the_manifest_are_mixed_in_by_the_sweeper(tmp_path, s3_server, make_recording):
     """Agora's backup delivers a slice (and the playlist that lists it) after the job is done: no
     notification says so, and serve kept the mix without it for ever (found by a review session).
-    The sweeper sees files newer than the manifest and queues the recording again, once."""
+    The sweeper sees files the manifest does not list and queues the recording again, once."""
     import json as _json
     sid = "c7b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
     folder, truth = _rec(make_recording, sid)
@@ -148,7 +148,7 @@ def test_files_delivered_after_the_manifest_are_mixed_in_by_the_sweeper(tmp_path
             if j["state"] == "done" and j["trigger"].startswith("sweeper") and j["finished_ms"] > job["finished_ms"]:
                 break
             time.sleep(0.5)
-        assert j["trigger"].startswith("sweeper: files newer") and j["result"]["status"] == "processed", j
+        assert j["trigger"].startswith("sweeper: files its manifest does not list") and j["result"]["status"] == "processed", j
         again = _json.loads(c.get_object(Bucket="serve-plate", Key=mkey)["Body"].read())
         assert any(i["key"].endswith(late) for i in again["inputs"])
         time.sleep(4)                                                # more sweeps: nothing more to do

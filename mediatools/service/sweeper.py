@@ -40,7 +40,7 @@ class Candidate:
     cname: str
     folder: str                 # key folder, "" or ending in "/"
     playlists: tuple[str, ...]  # keys: the ones that must end with #EXT-X-ENDLIST (completeness.endlist_keys)
-    again: bool = False         # published, but files came after its manifest: process it again
+    again: bool = False         # published, but with files its manifest does not list: process it again
     newest_ms: int = 0          # its newest audio object's LastModified
 
 
@@ -163,12 +163,12 @@ class Sweeper:
                 if not all(_has_endlist(client, loc.bucket, k) for k in c.playlists):
                     continue
                 jid, new = self.ledger.enqueue("process", c.sid, c.cname, f"s3://{loc.bucket}/{c.folder}",
-                                               trigger="sweeper: files newer than the manifest" if c.again
+                                               trigger="sweeper: files its manifest does not list" if c.again
                                                else "sweeper", again=c.again)
                 if new:
                     known.add(c.sid)
                     queued.append(jid)
-                    log.info("sweeper queued %s (%s)", jid, "files newer than its manifest" if c.again
+                    log.info("sweeper queued %s (%s)", jid, "files its manifest does not list" if c.again
                              else "no notification seen")
         self.last_sweep_ms = now_ms()
         if queued and self.on_enqueue:
