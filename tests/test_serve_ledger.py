@@ -92,8 +92,13 @@ def test_claim_lease_expiry_and_fencing(ledger):
     assert ledger.finish(j.job_id, "b", "done", result={"status": "processed"})
     assert ledger.get(j.job_id).state == "done"
     assert ledger.enqueue("process", SID, CNAME, None, trigger="sweeper") == (j.job_id, False)
+    from mediatools.service.ledger import jobs
+    with ledger.engine.begin() as c:   # finished two days ago: the re-queued job's deadline starts now
+        c.execute(jobs.update().where(jobs.c.job_id == j.job_id).values(created_ms=1))
+    before = int(time.time() * 1000)
     assert ledger.enqueue("process", SID, CNAME, None, trigger="api", again=True) == (j.job_id, True)
     assert ledger.get(j.job_id).state == "queued"
+    assert ledger.get(j.job_id).created_ms >= before
 
 
 def test_retry_release_and_counts(ledger):

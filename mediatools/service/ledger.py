@@ -254,7 +254,10 @@ class Ledger:
 
     def enqueue(self, kind: str, sid: str, cname: str | None, location: str | None, *, trigger: str,
                 wait: bool = False, again: bool = False) -> tuple[str, bool]:
-        """Queue a job unless one exists; ``again`` re-queues a finished one (by hand).
+        """Queue a job unless one exists; ``again`` re-queues a finished one (by hand, or the
+        sweeper for files Agora's backup delivered late). A re-queued job is new for the
+        incomplete deadline: it counts from ``created_ms``, and a rerun days after the call must
+        still wait for the late playlist to end, not give up at once.
 
         Returns (job_id, changed).
         """
@@ -266,7 +269,7 @@ class Ledger:
             if not again:
                 return jid, False
             r = c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.state.in_(("done", "failed")))
-                          .values(state="queued", attempts=0, next_ms=now, error=None, updated_ms=now,
+                          .values(state="queued", attempts=0, next_ms=now, error=None, updated_ms=now, created_ms=now,
                                   trigger=trigger[:200], **({"location": location} if location else {})))
             return jid, r.rowcount == 1
 
