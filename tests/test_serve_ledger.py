@@ -7,7 +7,7 @@ import time
 import pytest
 from serve_support import PostgresServer, notice, uploaded_details
 
-from mediatools.service.ledger import open_ledger
+from mediatools.service.ledger import jobs, open_ledger
 from mediatools.service.triggers import decide, parse_notice
 
 SID, CNAME = "6f1b2c3d4e5f60718293a4b5c6d7e8f9", "demo_room-1"
@@ -92,7 +92,6 @@ def test_claim_lease_expiry_and_fencing(ledger):
     assert ledger.finish(j.job_id, "b", "done", result={"status": "processed"})
     assert ledger.get(j.job_id).state == "done"
     assert ledger.enqueue("process", SID, CNAME, None, trigger="sweeper") == (j.job_id, False)
-    from mediatools.service.ledger import jobs
     with ledger.engine.begin() as c:   # finished two days ago: the re-queued job's deadline starts now
         c.execute(jobs.update().where(jobs.c.job_id == j.job_id).values(created_ms=1))
     before = int(time.time() * 1000)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from ..errors import MediatoolsError, Problem
-from .model import Recording, Run
+from .model import MediaInfo, Recording, Run
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,6 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
     many stages run on it (a full probe after a quick one refines ``run.media`` but adds
     no problem already reported). Returns the problems newly found.
     """
-    from ..media.adts import adts_media
-    from ..media.probe import probe
-
     if rec.probed == "full" or (quick and rec.probed == "quick"):
         return []   # found once: a second stage on the same recording reports nothing twice
     problems = []
@@ -32,8 +30,7 @@ def probe_runs(rec: Recording, *, quick: bool = False) -> list[Problem]:
         for r in u.runs:
             s = r.slices[0]
             try:
-                media = adts_media(s.path) if quick else None
-                r.media = media or probe(s.path)[0]
+                r.media = _media_of(s.path, quick=quick)
             except MediatoolsError as exc:
                 problems.append(Problem("unreadable", s.name, exc.message, "reported", u.uid))
                 continue
@@ -59,10 +56,13 @@ def run_channels(run: Run) -> int:
     CPU, was a sixth of a 10-minute verify's own CPU)."""
     if run.media is not None and run.media.channels:
         return int(run.media.channels)
+    first = next((s.path for s in run.slices if s.path is not None), None)
+    return (_media_of(first, quick=True).channels or 1) if first is not None else 1
+
+
+def _media_of(path: Path, *, quick: bool) -> MediaInfo:
+    """A slice's codec, rate and channels: with ``quick`` from its first ADTS header (no ffmpeg
+    start) where it is AAC-LC, else by ffprobe."""
     from ..media.adts import adts_media
     from ..media.probe import probe
-    first = next((s.path for s in run.slices if s.path is not None), None)
-    if first is None:
-        return 1
-    quick = adts_media(first)
-    return quick.channels if quick is not None else (probe(first)[0].channels or 1)
+    return (adts_media(path) if quick else None) or probe(path)[0]
