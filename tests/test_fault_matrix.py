@@ -308,7 +308,7 @@ def test_interrupted_mix_exits_130_and_cleans_up(sig, ext, env, delay, make_reco
 
 
 def test_demo_runs_the_main_job(tmp_path):
-    """The quick start's `make demo`: synth → inspect → merge → mix, outputs where it says."""
+    """The quick start's `make demo`: synth → inspect → merge → mix → verify, outputs where it says."""
     out = tmp_path / "demo"
     proc = run_cli("demo", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -317,6 +317,25 @@ def test_demo_runs_the_main_job(tmp_path):
     assert len(merged["users"]) == 4 and all((out / "merged" / u["file"]).exists() for u in merged["users"])
     assert str(out / "call.m4a") in proc.stdout
     assert oct((out / "call.m4a").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert "ok   runs_aligned" in proc.stdout and "FAIL" not in proc.stdout
+
+
+def test_demo_replaces_only_its_own_folder(tmp_path):
+    """-o names a folder demo empties: an earlier demo's is replaced, anyone else's is refused untouched."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("years of work")
+    proc = run_cli("demo", "-o", str(mine))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"mediatools: error: {mine}: folder is not empty and was not made by "
+                                   "mediatools demo; give -o a new or empty folder")
+    assert [p.name for p in mine.iterdir()] == ["thesis.txt"]
+    out = tmp_path / "demo"
+    out.mkdir()   # empty is fine
+    assert run_cli("demo", "-o", str(out)).returncode == 0
+    (out / "recording" / "stale.txt").write_text("from the last run")
+    assert run_cli("demo", "-o", str(out)).returncode == 0
+    assert not (out / "recording" / "stale.txt").exists() and (out / "call.m4a").exists()
 
 
 def _umask() -> int:
