@@ -31,6 +31,8 @@ POLICY: tuple[FaultPolicy, ...] = (
     FaultPolicy("garbage bytes named .ts (no MPEG-TS sync byte)", "garbage",
                 "skipped like a missing slice"),
     FaultPolicy("zero-byte slice", "zero_bytes", "skipped like a missing slice"),
+    FaultPolicy("slice that is valid MPEG-TS but carries no audio a decoder can play (null packets, noise "
+                "with sync bytes)", "undecodable", "skipped like a missing slice"),
     FaultPolicy("a run whose codec, sample rate or channels differ from the user's other runs",
                 "format_change", "reported; mix resamples every run; merge transcodes that user"),
     FaultPolicy("duplicated playlist entry", "duplicate_entry", "the repeat is dropped"),

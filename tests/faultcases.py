@@ -42,6 +42,7 @@ EXPECTED_CODE = {
     "playlist_no_slices": "no_audio",
     "slice_cut_short": "short_slice", "slice_damaged_inside": "short_slice", "extinf_understated": "long_slice",
     "slice_packets_lost": "short_slice",
+    "slice_null_packets": "undecodable", "slice_noise_with_sync": "undecodable",
 }
 
 
@@ -138,6 +139,20 @@ def _packets_lost(folder: Path, uid: str) -> None:
     p.write_bytes(b"".join(data[i * 188:(i + 1) * 188] for i in range(n) if i not in drop))
 
 
+def _null_packets(folder: Path, uid: str) -> None:
+    """The second slice replaced by TS null packets (PID 0x1FFF), same size: valid TS, no audio."""
+    p = folder / listed_slices(folder, uid)[1]
+    p.write_bytes((b"\x47\x1f\xff\x10" + b"\xff" * 184) * (p.stat().st_size // 188))
+
+
+def _noise_with_sync(folder: Path, uid: str) -> None:
+    """The second slice replaced by noise with a 0x47 every 188 bytes: it passes every cheap check."""
+    import random
+    p = folder / listed_slices(folder, uid)[1]
+    r = random.Random(7)
+    p.write_bytes(b"".join(b"\x47" + r.randbytes(187) for _ in range(p.stat().st_size // 188)))
+
+
 HAND_MADE: dict[str, Callable[[Path, str], None]] = {
     "empty_playlist": _empty_playlist,
     "not_m3u8": lambda f, u: _playlist(f, u).write_text("<html>Access Denied</html>\n"),
@@ -152,6 +167,8 @@ HAND_MADE: dict[str, Callable[[Path, str], None]] = {
     "slice_cut_short": _cut_short,
     "slice_damaged_inside": _damaged_inside,
     "extinf_understated": _edit_playlist(_nth_extinf("14.000000")),
+    "slice_null_packets": _null_packets,
+    "slice_noise_with_sync": _noise_with_sync,
 }
 #: faults whose damage stays inside the slice (the audio after a lost packet plays that much
 #: early within it, so verify rightly fails run 0): only the placement of later slices is tested

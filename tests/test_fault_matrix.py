@@ -143,6 +143,31 @@ def test_a_slice_holding_other_than_its_extinf_keeps_later_slices_in_place(name,
         assert min(abs(b - run_end) for _, b in spans) <= 2.0, (run_end, spans)
 
 
+@pytest.mark.parametrize("name", ["slice_null_packets", "slice_noise_with_sync"])
+def test_a_slice_with_no_audio_is_skipped_and_later_slices_keep_their_time(name, fault_case, tmp_path):
+    """A slice that is valid TS (sync bytes, whole packets) but carries no audio stream: skipped as
+    undecodable, and the third slice's tone starts at its own file-name time, not 15 s early."""
+    from mediatools.agora.names import parse_name
+    from mediatools.media.tones import active_spans, decode_pcm, envelope
+    folder, truth, uid = fault_case(name)
+    names = listed_slices(folder, uid)
+    doc = json.loads(run_cli("inspect", str(folder), "--json", check=True).stdout)
+    (p,) = [p for p in doc["recordings"][0]["problems"] if p["uid"] == uid]
+    assert (p["file"], p["code"], p["action"]) == (names[1], "undecodable", "skipped"), p
+    third = parse_name(names[2]).utc_ms
+    assert third in [r["start_ms"] for r in _runs(doc, uid)]
+    strict = run_cli("mix", str(folder), "-o", str(tmp_path / "s.wav"), "--strict")
+    assert strict.returncode == 1 and names[1] in strict.stderr and not (tmp_path / "s.wav").exists()
+    out = tmp_path / "m.wav"
+    run_cli("mix", str(folder), "-o", str(out), "-q", check=True)
+    tone = next(u for u in truth["users"] if u["uid"] == uid)
+    spans = active_spans(envelope(decode_pcm(out, 48000, 1), 48000, tone["freq"]), 48000, threshold=0.125)
+    want = third - truth["origin_ms"]
+    assert min(abs(a - want) for a, _ in spans) <= 1024 / 48 / 2 + 2.0, (want, spans)
+    second = parse_name(names[1]).utc_ms - truth["origin_ms"]
+    assert not any(a < want - 100 and b > second + 100 for a, b in spans), (second, spans)  # a hole, not a tone
+
+
 def test_playlist_but_no_slices_leaves_user_without_audio(fault_case):
     folder, truth, uid = fault_case("playlist_no_slices")
     doc = json.loads(run_cli("inspect", str(folder), "--json", check=True).stdout)
@@ -503,7 +528,7 @@ def test_an_opus_slice_cut_short_is_found_too(make_recording, tmp_path):
     doc = json.loads(run_cli("inspect", str(folder), "--json", check=True).stdout)
     probs = [p for p in doc["recordings"][0]["problems"] if p["code"] == "short_slice"]
     assert [p["file"] for p in probs] == [names[1]], doc["recordings"][0]["problems"]
-    assert held(b"\x00" * 188 * 4) is None and held(b"") is None
+    assert held(b"\x00" * 188 * 4).ms == 0 and held(b"").ms == 0   # no audio stream: nothing to play
     # packets whose payload is garbage (sync bytes kept) make no packet of 3 s out of noise:
     # the slice is not intact, so loading decodes it instead of trusting the count
     third = folder / names[2]

@@ -5,7 +5,8 @@ at a packet boundary, or with packets destroyed inside, still looks whole (sync 
 and claims the same. Counting its frames takes ~1 ms per 15 s slice in plain Python, against
 an ffmpeg start and a decode. AAC (ADTS, any rate, SBR included: 1024 core samples per frame)
 and Opus (RFC 7845 in MPEG-TS: a control header per packet, durations from each packet's TOC)
-are counted; anything else is None (taken at its EXTINF).
+are counted; other audio is None (the caller decodes it), and a slice with no audio stream at
+all holds nothing.
 
 The count is exact only for an intact slice. Inside a damaged one (a packet without its sync
 byte, a continuity-counter gap, a frame walk that had to look for the next header) a decoder
@@ -31,11 +32,16 @@ class Held:
     frame_ms: float
 
 
+NO_AUDIO = Held(0.0, False, 0.0)
+
+
 def held(data: bytes) -> Held | None:
-    """The audio a TS slice holds; None if it is not AAC or Opus in TS."""
+    """The audio a TS slice holds: :data:`NO_AUDIO` when no packet starts an audio PES (null
+    packets, noise with sync bytes: a decoder plays nothing); None when its audio is neither
+    AAC nor Opus (not counted here: the caller decodes it)."""
     stream_id, payload, intact = _audio_payload(data)
     if stream_id is None:
-        return None
+        return NO_AUDIO
     if len(payload) >= 2 and payload[0] == 0x7F and (payload[1] & 0xE0) == 0xE0:
         ms, clean, frame = _opus_ms(payload)
     elif 0xC0 <= stream_id <= 0xDF:

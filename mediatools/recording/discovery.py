@@ -133,7 +133,8 @@ def _held_ms(path: Path, measure: Measure | None) -> tuple[float, float] | None:
     (:mod:`mediatools.media.ts_audio`), or, when the slice is damaged inside (a decoder then loses
     more than the missing frames), measured by decoding it. The slack is 50 ms or 1.5 frames,
     whichever is more (an encoder's EXTINF can be a frame off: 64 ms for AAC at 16 kHz). None
-    for what cannot be counted or read (taken at its EXTINF)."""
+    for what cannot be counted or read (taken at its EXTINF). A slice whose audio is not
+    countable is decoded; one a decoder gets no audio from holds 0 ms."""
     if path.suffix != ".ts":
         return None
     try:
@@ -141,7 +142,14 @@ def _held_ms(path: Path, measure: Measure | None) -> tuple[float, float] | None:
     except OSError:
         return None
     if h is None:
-        return None
+        if measure is None:
+            return None
+        try:
+            return measure(path) * 1000.0, CONTENT_TOLERANCE_MS
+        except MediatoolsError:
+            return 0.0, CONTENT_TOLERANCE_MS
+    if h.ms <= 0:
+        return 0.0, CONTENT_TOLERANCE_MS
     slack = max(CONTENT_TOLERANCE_MS, 1.5 * h.frame_ms)
     if h.intact or measure is None:
         return h.ms, slack
