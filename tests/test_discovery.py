@@ -98,3 +98,41 @@ def test_a_question_mark_in_a_string_uid_is_part_of_the_name(tmp_path):
     assert entry_name("a/b\\who?_x.ts") == "who?_x.ts" and entry_name("https://h/k/x.ts?sig=1") == "x.ts"
     rep = process(str(tmp_path / "rec"), ProcessOptions(all=True, workers=0, verify=False, dest=str(tmp_path / "out")))
     assert rep.counts["processed"] == 1, [r.reasons for r in rep.recordings]
+
+
+def _shift_slices(folder, uid: str, which: list[int], hours: float) -> list[str]:
+    """Rename a user's listed slices (playlist and file) ``hours`` later; the new names."""
+    import datetime as dt
+    (pl,) = [p for p in folder.glob("*.m3u8") if f"__uid_s_{uid}__" in p.name]
+    text = pl.read_text()
+    names = [ln for ln in text.splitlines() if ln.endswith(".ts")]
+    out = []
+    for i in which:
+        old = names[i]
+        t = dt.datetime.strptime(old[-20:-3], "%Y%m%d%H%M%S%f") + dt.timedelta(hours=hours)
+        new = old[:-20] + t.strftime("%Y%m%d%H%M%S%f")[:-3] + ".ts"
+        (folder / old).rename(folder / new)
+        text = text.replace(old, new)
+        out.append(new)
+    pl.write_text(text)
+    return out
+
+
+def test_a_user_back_after_a_day_is_kept_and_a_lone_misnamed_slice_is_not(tmp_path):
+    """Agora records up to 720 h: slices 30 h after the others are a user who came back (kept, at
+    their time), not outliers; a single slice far from every other is a misnamed file (skipped)."""
+    from mediatools.agora.names import parse_name
+    from mediatools.synth.generate import plan, synthesize
+    spec = plan(2, 60.0, seed=4, gaps=0, late_join=False)
+    synthesize(spec, tmp_path / "rec")
+    uid = spec.users[0].uid
+    n = len(load_recording(tmp_path / "rec").user(uid).slices)
+    back = _shift_slices(tmp_path / "rec", uid, list(range(2, n)), 30.0)
+    rec = load_recording(tmp_path / "rec")
+    assert [p.code for p in rec.problems] == [], rec.problems
+    starts = [r.start_ms for r in rec.user(uid).runs]
+    assert starts[-1] == parse_name(back[0]).utc_ms and len(starts) == 2
+    lone = _shift_slices(tmp_path / "rec", uid, [n - 1], 60.0)
+    rec = load_recording(tmp_path / "rec")
+    assert [(p.code, p.file) for p in rec.problems] == [("utc_outlier", lone[0])]
+    assert "60.0 h from the nearest other slice" in rec.problems[0].message

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,8 @@ from .model import SLICE_GARBAGE, SLICE_MISSING, SLICE_OK, SLICE_TRUNCATED, SLIC
 
 log = logging.getLogger(__name__)
 
-#: A slice whose file-name time is this far from its user's median is an outlier.
+#: A slice whose file-name time is this far from every other slice of its user is an outlier (a
+#: recording may run 720 h, and a user may be away for hours: only a lone slice is suspect).
 OUTLIER_MS = 12 * 3600 * 1000
 TS_PACKET = 188
 
@@ -126,6 +126,27 @@ def check_slice_file(path: Path) -> tuple[str, int | None, str | None]:
         return SLICE_OK, size, None
     except OSError as exc:
         return SLICE_MISSING, None, f"unreadable: {exc.strerror}"
+
+
+def lone_slices(times: list[int], far_ms: float = OUTLIER_MS) -> dict[int, float]:
+    """{file-name time: distance to its nearest neighbour} for each slice more than ``far_ms``
+    from every other one of a user's (sorted) slice times, when some other stretch holds two or
+    more slices: a lone slice days away is a misnamed file, while a long absence between two
+    stretches of slices is a user who came back. Two lone slices and nothing else are both kept."""
+    groups: list[list[int]] = []
+    for t in times:
+        if groups and t - groups[-1][-1] <= far_ms:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    if len(groups) < 2 or max(len(g) for g in groups) < 2:
+        return {}
+    out = {}
+    for i, g in enumerate(groups):
+        if len(g) == 1:
+            near = [abs(g[0] - groups[j][k]) for j, k in ((i - 1, -1), (i + 1, 0)) if 0 <= j < len(groups)]
+            out[g[0]] = float(min(near))
+    return out
 
 
 def _held_ms(path: Path, measure: Measure | None) -> tuple[float, float] | None:
@@ -228,8 +249,7 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
                             "file-name time", "repaired"))
 
     slices = sorted(listed.values(), key=lambda s: (s.utc_ms, s.source, s.name))
-    if slices:
-        median = statistics.median_low([s.utc_ms for s in slices])
+    lone = lone_slices([s.utc_ms for s in slices])
     for s in slices:
         found = t.slices.get(s.name)
         if found is None:
@@ -241,10 +261,10 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
         if why:
             add(Problem(s.status, s.name, why, "skipped"))
             continue
-        if abs(s.utc_ms - median) > OUTLIER_MS:
+        if s.utc_ms in lone:
             s.status = "utc_outlier"
-            add(Problem("utc_outlier", s.name, f"file-name time is {abs(s.utc_ms - median) / 3.6e6:.1f} h "
-                        "from the rest of the user's slices", "skipped"))
+            add(Problem("utc_outlier", s.name, f"file-name time is {lone[s.utc_ms] / 3.6e6:.1f} h from the "
+                        "nearest other slice of the user", "skipped"))
             continue
         counted = _held_ms(s.path, measure)
         holds, slack = counted if counted is not None else (None, 0.0)
