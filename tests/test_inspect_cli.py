@@ -125,3 +125,32 @@ def test_uid_filter_over_several_recordings(make_recording, tmp_path):
     assert [([u["uid"] for u in r["users"]], r["sid"]) for r in doc["recordings"]] == [([only_b], "ab" * 16)]
     proc = run_cli("inspect", str(both), "--no-probe", "--uid", "999")
     assert proc.returncode == 2 and "uid 999 not in recording" in proc.stderr
+
+
+BAD_VALUES = [
+    (["mix", "{rec}", "-o", "{out}/m.m4a", "--gain", "{uid}=nan"], "DB must be a number from -120 to 60"),
+    (["mix", "{rec}", "-o", "{out}/m.m4a", "--gain", "{uid}=inf"], "DB must be a number from -120 to 60"),
+    (["mix", "{rec}", "-o", "{out}/m.m4a", "--gain", "{uid}=1e6"], "DB must be a number from -120 to 60"),
+    (["mix", "{rec}", "-o", "{out}/m.m4a", "--sample-rate", "0"], "--sample-rate"),
+    (["mix", "{rec}", "-o", "{out}/m.m4a", "--start", "99:99"], "cannot read time '99:99'"),
+    (["mix", "{rec}", "-o", "{out}/m.m4a", "--start", "nan"], "cannot read time 'nan'"),
+    (["mix", "{rec}", "-o", "{out}/m.m4a", "--end", "1e3"], "cannot read time '1e3'"),
+    (["merge", "{rec}", "-o", "{out}/m", "--start", "1:00:00"], "--start lies at or past the end of the recording"),
+    (["inspect", "{rec}", "--tolerance-ms", "nan"], "--tolerance-ms"),
+    (["inspect", "{rec}", "--tolerance-ms", "-1"], "--tolerance-ms"),
+    (["verify", "{out}/none.m4a", "{rec}", "--tolerance-ms", "inf"], "--tolerance-ms"),
+    (["activity", "{rec}", "--hangover", "nan"], "--hangover"),
+    (["process", "{rec}", "--wait", "inf"], "--wait"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_VALUES, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_values_that_would_ruin_the_output_are_usage_errors(args, message, basic_recording, tmp_path):
+    """nan, inf, out-of-range numbers and impossible clock times: exit 2, one line, nothing written
+    (nan passed click's FloatRange and a gain of nan wrote a ruined mix with exit 0)."""
+    folder, truth = basic_recording
+    argv = [a.format(rec=folder, out=tmp_path, uid=truth["users"][0]["uid"]) for a in args]
+    proc = run_cli(*argv)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []

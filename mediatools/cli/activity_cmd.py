@@ -17,6 +17,7 @@ from .common import (
     strict_option,
     uid_option,
 )
+from .types import finite
 
 
 @cli.command("activity")
@@ -30,9 +31,9 @@ from .common import (
               help="webrtc: webrtcvad; energy: a level threshold (the fallback).")
 @click.option("--aggressiveness", type=click.IntRange(0, 3), default=2, show_default=True,
               help="webrtcvad mode: 3 calls the least noise speech, and misses soft onsets.")
-@click.option("--hangover", "hangover_ms", type=click.FloatRange(0), default=300.0, show_default=True,
+@click.option("--hangover", "hangover_ms", type=finite(0), default=300.0, show_default=True,
               help="ms: pauses shorter than this stay inside a turn.")
-@click.option("--min-turn", "min_turn_ms", type=click.FloatRange(0), default=100.0, show_default=True,
+@click.option("--min-turn", "min_turn_ms", type=finite(0), default=100.0, show_default=True,
               help="ms: shorter bursts are not turns.")
 @click.option("--export", "exports", multiple=True, type=click.Choice(EXPORTS),
               help="Only these exports (repeatable)  [default: all].")

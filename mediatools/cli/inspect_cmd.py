@@ -9,6 +9,7 @@ from ..recording.probe import probe_runs
 from ..timeline.contract import DEFAULT_TOLERANCE_MS, build_timeline
 from . import cli
 from .common import emit_json, json_option, local_source, sid_option, source_options, strict_option, uid_option
+from .types import finite
 
 
 @cli.command("inspect")
@@ -17,7 +18,7 @@ from .common import emit_json, json_option, local_source, sid_option, source_opt
 @uid_option
 @json_option
 @strict_option
-@click.option("--tolerance-ms", type=float, default=DEFAULT_TOLERANCE_MS, show_default=True,
+@click.option("--tolerance-ms", type=finite(0), default=DEFAULT_TOLERANCE_MS, show_default=True,
               help="Slices whose file-name time is further than this from the previous slice's end start a new run.")
 @click.option("--no-probe", is_flag=True, help="Do not run ffmpeg to read codec, rate and channels.")
 @source_options

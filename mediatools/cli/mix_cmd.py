@@ -19,6 +19,10 @@ from .common import (
     strict_option,
     uid_option,
 )
+from .types import SAMPLE_RATE
+
+#: --gain bounds in dB: beyond them a user is silent or the mix is one limiter-crushed square wave
+GAIN_DB = (-120.0, 60.0)
 
 
 def _gains(values: tuple[str, ...]) -> dict[str, float]:
@@ -31,6 +35,8 @@ def _gains(values: tuple[str, ...]) -> dict[str, float]:
             out[uid] = float(db)
         except ValueError:
             raise UsageError(f"--gain takes UID=DB, got {v!r}") from None
+        if not GAIN_DB[0] <= out[uid] <= GAIN_DB[1]:   # also false for nan
+            raise UsageError(f"--gain {v!r}: DB must be a number from {GAIN_DB[0]:g} to {GAIN_DB[1]:g}")
     return out
 
 
@@ -42,10 +48,10 @@ def _gains(values: tuple[str, ...]) -> dict[str, float]:
 @sid_option
 @uid_option
 @exclude_uid_option
-@click.option("--sample-rate", type=int, default=None, help="Output rate in Hz.  [default: 48000]")
+@click.option("--sample-rate", type=SAMPLE_RATE, default=None, help="Output rate in Hz.  [default: 48000]")
 @click.option("--channels", type=click.IntRange(1, 2), default=None, help="1 or 2.  [default: 2]")
 @click.option("--bitrate", help="e.g. 128k (default per format: 128k AAC/MP3, 96k Opus).")
-@click.option("--gain", "gains", multiple=True, metavar="UID=DB", help="Per-user gain in dB (repeatable).")
+@click.option("--gain", "gains", multiple=True, metavar="UID=DB", help="Per-user gain in dB, -120 to 60 (repeatable).")
 @click.option("--normalize", type=click.Choice(NORMALIZE), default="limit", show_default=True,
               help="limit: sum unscaled, peak limiter so nothing clips; ebu: EBU R128 loudness; none.")
 @click.option("--start", help="Cut from here: seconds / H:MM:SS.mmm from the start, or UTC.")

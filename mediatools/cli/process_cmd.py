@@ -11,6 +11,7 @@ from ..errors import UsageError
 from . import cli
 from .common import _S3_OPTIONS, emit_json, json_option, quiet_option
 from .progress import show_progress
+from .types import SAMPLE_RATE, finite
 
 
 def _bucket_options(f: Callable) -> Callable:
@@ -96,7 +97,7 @@ def _summary(rep: Any) -> None:
 @click.option("--format", "fmt", type=click.Choice(["m4a", "mp3", "aac"]), help="Mix format.  [default: m4a]")
 @click.option("--transcode-options", type=click.Path(exists=True, dir_okay=False),
               help="Agora transcodeOptions JSON (or the start request): format, rate, bitrate, channels.")
-@click.option("--sample-rate", type=int, help="Output rate in Hz.  [default: 48000]")
+@click.option("--sample-rate", type=SAMPLE_RATE, help="Output rate in Hz.  [default: 48000]")
 @click.option("--channels", type=click.IntRange(1, 2), help="1 or 2.  [default: 2]")
 @click.option("--bitrate", help="e.g. 128k (default per format).")
 @click.option("--normalize", type=click.Choice(["none", "limit", "ebu"]), help="As mix.  [default: limit]")
@@ -110,11 +111,11 @@ def _summary(rep: Any) -> None:
 @click.option("--name-template", help="Name of the published mix.  [default: {sid}_{cname}_0.{ext}]")
 @click.option("--force", is_flag=True, default=None, help="Process even when the manifest is current, and "
               "replace objects under output names that mediatools did not write.")
-@click.option("--wait", "wait_s", type=click.FloatRange(0), help="Poll up to this many seconds for incomplete "
+@click.option("--wait", "wait_s", type=finite(0), help="Poll up to this many seconds for incomplete "
               "recordings to complete.  [default: 0]")
 @click.option("--lost-after", metavar="AGE", help="Give up on listed slices still missing this long (6h, 90m, 2d) "
               "after the recording's last slice, and mix without them (as silence).  [default: wait for them]")
-@click.option("--poll", "poll_s", type=click.FloatRange(0.1), help="Seconds between polls.  [default: 30]")
+@click.option("--poll", "poll_s", type=finite(0.1), help="Seconds between polls.  [default: 30]")
 @click.option("--workers", type=click.IntRange(0), help="Local Dask worker processes  [default: one per core]; "
               "0 runs in this process.")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run on this existing Dask cluster.")

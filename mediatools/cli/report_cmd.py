@@ -15,6 +15,7 @@ from .common import (
     strict_option,
     uid_option,
 )
+from .types import finite
 
 
 @cli.command("report")
@@ -28,9 +29,9 @@ from .common import (
 @uid_option
 @exclude_uid_option
 @click.option("--aggressiveness", type=click.IntRange(0, 3), default=2, show_default=True, help="As activity.")
-@click.option("--hangover", "hangover_ms", type=click.FloatRange(0), default=300.0, show_default=True,
+@click.option("--hangover", "hangover_ms", type=finite(0), default=300.0, show_default=True,
               help="As activity (ms).")
-@click.option("--min-turn", "min_turn_ms", type=click.FloatRange(0), default=100.0, show_default=True,
+@click.option("--min-turn", "min_turn_ms", type=finite(0), default=100.0, show_default=True,
               help="As activity (ms).")
 @strict_option
 @json_option

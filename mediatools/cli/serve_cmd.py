@@ -6,6 +6,7 @@ import sys
 import click
 
 from . import cli, log_like_a_service
+from .types import finite
 
 
 @cli.command("serve")
@@ -23,7 +24,7 @@ from . import cli, log_like_a_service
                    "to NCS  [default: 10; 0 keeps the service's priority].")
 @click.option("--notify-url", metavar="URL", help="POST a signed 1001-shaped notification here per finished job.")
 @click.option("--accept-sha1", is_flag=True, default=None, help="Accept Agora-Signature (HMAC-SHA1) when V2 is absent.")
-@click.option("--sweep-interval", "sweep_interval_s", type=float, metavar="SECONDS",
+@click.option("--sweep-interval", "sweep_interval_s", type=finite(1), metavar="SECONDS",
               help="List the sources for un-notified recordings this often  [default: 300].")
 @click.option("--ncs-secret-file", type=click.Path(exists=True, dir_okay=False),
               help="File holding the NCS secret [default: $MEDIATOOLS_NCS_SECRET].")

@@ -7,13 +7,14 @@ from ..verify import VerifyOptions, verify
 from . import cli
 from .common import emit_json, json_option, local_source, quiet_option, sid_option, source_options
 from .progress import progress_bar
+from .types import finite
 
 
 @cli.command("verify")
 @click.argument("mixfile", type=click.Path(dir_okay=False))
 @click.argument("source")
 @sid_option
-@click.option("--tolerance-ms", type=float, default=40.0, show_default=True,
+@click.option("--tolerance-ms", type=finite(0, min_open=True), default=40.0, show_default=True,
               help="Allowed misplacement of the mix and of each run.")
 @click.option("--transcode-options", type=click.Path(exists=True, dir_okay=False),
               help="Agora transcodeOptions JSON (or the start request): format, rate, channels to expect.")

@@ -99,6 +99,8 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
     end_ms = parse_time(o.end, tl.origin_ms) if o.end else None
     if (start_ms is not None and start_ms < 0) or (start_ms is not None and end_ms is not None and end_ms <= start_ms):
         raise UsageError("--start/--end must satisfy 0 <= start < end")
+    if start_ms is not None and start_ms >= tl.span_ms:
+        raise UsageError(f"--start lies at or past the end of the recording ({tl.span_ms / 1000:.3f} s)")
     if not outdir.is_dir():  # only now: a strict failure above leaves nothing behind
         try:
             outdir.mkdir(parents=True)

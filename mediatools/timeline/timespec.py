@@ -8,6 +8,7 @@ from ..agora.names import parse_utc
 from ..errors import UsageError
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
+_SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)s?$")
 
 
 def parse_time(value: str, origin_ms: int) -> float:
@@ -25,8 +26,13 @@ def parse_time(value: str, origin_ms: int) -> float:
         m = _CLOCK.match(v)
         if m:
             h, mi, s = int(m[1] or 0), int(m[2]), float(m[3])
+            if s >= 60 or (m[1] is not None and mi >= 60):
+                raise ValueError("minutes and seconds must be below 60")
             return (h * 3600 + mi * 60 + s) * 1000.0
-        return float(v.rstrip("s")) * 1000.0
-    except ValueError:
+        m = _SECONDS.match(v)
+        if m is None:   # float() would take nan, inf, 1e3 and -5
+            raise ValueError("not a time")
+        return float(m[1]) * 1000.0
+    except (ValueError, OverflowError):
         raise UsageError(f"cannot read time {value!r} (use seconds, H:MM:SS.mmm, ISO 8601 UTC or "
                          "YYYYMMDDHHMMSSmmm)") from None
