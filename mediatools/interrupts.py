@@ -56,6 +56,16 @@ def install() -> None:
     signal.signal(signal.SIGALRM, _retry)
 
 
+def uninstall() -> None:
+    """Cancel a retry still pending and ignore SIGALRM from here on: the CLI calls it once its
+    command has ended. An interrupt put off in lock code near the end would otherwise fire after
+    the interpreter restored SIGALRM's default action, killing a finished run with exit 142."""
+    global _retrying
+    _retrying = None
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+
+
 def _retry(signum: int, frame: FrameType | None) -> None:
     if _retrying is not None and note(frame):
         raise KeyboardInterrupt

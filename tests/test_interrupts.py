@@ -171,3 +171,30 @@ def test_the_watchdog_exits_even_when_stderr_does_not_drain(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+LATE_RETRY = """
+import signal, sys, time
+import mediatools.cli as mc
+from mediatools import interrupts
+
+@mc.cli.command("late")
+def late():
+    # as note() does for a SIGTERM that lands in lock code just before the command returns
+    interrupts._retrying = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+
+code = mc.main(["late"])
+time.sleep(0.6)        # where interpreter teardown runs: the retry must not fire here
+print("alive", code, signal.getitimer(signal.ITIMER_REAL), flush=True)
+"""
+
+
+def test_a_retry_still_pending_when_the_command_ends_is_cancelled(tmp_path):
+    """A SIGTERM put off in lock code near the end armed SIGALRM; it fired after the command had
+    finished (after teardown restored SIGALRM's default: a finished run died with exit 142)."""
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-c", LATE_RETRY], capture_output=True, text=True, timeout=60,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert (p.returncode, p.stdout.strip()) == (0, "alive 0 (0.0, 0.0)"), p.stderr

@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"mediatools: internal error: {type(exc).__name__}: {exc} "
                    f"(rerun with --debug and report it at {ISSUES_URL})", err=True)
         code = EXIT_FAIL
+    interrupts.uninstall()
     if argv is None:
         if code == EXIT_INTERRUPTED:
             # cleanup has run (finally blocks on the way up); skip interpreter teardown, where a
