@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -261,3 +262,19 @@ def test_numbers_in_strings_are_ascii_digits_only():
     assert d.kind is None and "exitStatus" in d.reason
     doc["eventType"] = "²"
     assert triggers.parse_notice(doc).event_type is None
+
+
+@pytest.mark.parametrize("db,shown", [("{tmp}/no/such/dir/ledger.db", "{tmp}/no/such/dir/ledger.db"),
+                                      ("postgresql://mt:hunter22@127.0.0.1:9/x", "postgresql+psycopg://mt:***@")])
+def test_serve_with_a_ledger_it_cannot_open_says_so_in_one_line(db, shown, tmp_path):
+    """An unwritable SQLite path or an unreachable PostgreSQL: one line naming the database (its
+    password hidden), exit 1 (it was "internal error: OperationalError" and a second line)."""
+    import subprocess
+    import sys
+    env = {**os.environ, "MEDIATOOLS_API_TOKEN": "t" * 32, "MEDIATOOLS_NCS_SECRET": "s" * 32}
+    p = subprocess.run([sys.executable, "-m", "mediatools", "serve", "--db", db.format(tmp=tmp_path),
+                        "--source", "s3://bucket/prefix"], capture_output=True, text=True, env=env, timeout=60)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"mediatools: error: {shown.format(tmp=tmp_path)}") and "cannot open the ledger" in lines[0]
+    assert "hunter22" not in p.stderr

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from ..errors import MediatoolsError
 from .triggers import Decision, Notice
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,17 @@ def open_ledger(url: str) -> "Ledger":
         url = f"sqlite:///{url}"
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return Ledger(sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20))
+    try:
+        return Ledger(sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20))
+    except (sa.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        # one line naming the database (its password hidden), not SQLAlchemy's two with a link
+        try:
+            where = sa.engine.make_url(url).render_as_string(hide_password=True)
+        except (sa.exc.ArgumentError, ValueError):
+            where = "the --db value"
+        why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise MediatoolsError(f"cannot open the ledger ({why})", file=where.removeprefix("sqlite:///"),
+                              code="ledger") from None
 
 
 class Ledger:
