@@ -154,3 +154,28 @@ def test_values_that_would_ruin_the_output_are_usage_errors(args, message, basic
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["old", "missing", "not_ffmpeg"])
+def test_an_unusable_ffmpeg_stops_at_start_saying_what_to_install(kind, basic_recording, tmp_path):
+    """ffmpeg older than 5.1 first on PATH, a MEDIATOOLS_FFMPEG that does not exist, or one that is
+    not ffmpeg: one line, exit 1, before any work (a missing one had every run reported unreadable)."""
+    import os
+    folder, _ = basic_recording
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright (c) 2000-2021'\n"
+                    if kind == "old" else "#!/bin/sh\necho hello\n")
+    fake.chmod(0o755)
+    env = {"MEDIATOOLS_FFMPEG": ""}   # run_cli adds the environment: CI's second pass sets it
+    if kind == "old":
+        env["PATH"] = f"{fake.parent}:{os.environ['PATH']}"
+    else:
+        env["MEDIATOOLS_FFMPEG"] = str(fake) if kind == "not_ffmpeg" else str(tmp_path / "nope")
+    proc = run_cli("inspect", str(folder), env=env)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and proc.stdout == "", proc.stderr
+    assert lines[0].startswith("mediatools: error: ") and "install ffmpeg 5.1 or newer" in lines[0]
+    assert {"old": "is ffmpeg 4.4.2", "missing": "is not an executable file",
+            "not_ffmpeg": "is not ffmpeg"}[kind] in lines[0]
+    assert run_cli("fetch", "--help", env=env).returncode == 0   # what needs no ffmpeg still works

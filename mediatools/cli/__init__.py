@@ -162,6 +162,20 @@ def log_like_a_service(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+#: the commands that run ffmpeg (fetch does not)
+NEEDS_FFMPEG = frozenset({"activity", "demo", "inspect", "merge", "mix", "process", "report", "serve", "synth",
+                          "verify"})
+
+
+def _check_ffmpeg(args: list[str]) -> None:
+    """Find ffmpeg (and check its version) before a command that needs it starts: a missing or
+    too old one is one line saying what to install, not every slice reported unreadable."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command in NEEDS_FFMPEG and not {"-h", "--help"} & set(args):
+        from ..media.ffmpeg import ffmpeg_path
+        ffmpeg_path()
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _handle_term)
     interrupts.install()
@@ -172,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     _watchdog.start(debug)
     _setup_logging(debug)
     try:
+        _check_ffmpeg(args)
         # with standalone_mode=False click returns ctx.exit()'s code instead of raising
         rv = cli.main(args=args, prog_name="mediatools", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK

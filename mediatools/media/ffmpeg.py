@@ -175,20 +175,48 @@ def ffmpeg_path() -> str:
     return _resolve_ffmpeg(settings.get("MEDIATOOLS_FFMPEG"), os.environ.get("PATH", ""))
 
 
+#: the oldest ffmpeg mediatools is tested with (Debian 12's); older ones are refused at start
+MIN_VERSION = (5, 1)
+_INSTALL = ("install ffmpeg 5.1 or newer (Debian 12: apt-get install ffmpeg), or point MEDIATOOLS_FFMPEG at one; "
+            "with no ffmpeg on PATH the one in the imageio-ffmpeg wheel is used")
+
+
 @functools.lru_cache(maxsize=16)
 def _resolve_ffmpeg(env: str | None, path: str) -> str:
     if env:
         if not (Path(env).is_file() and os.access(env, os.X_OK)):
-            raise FFmpegError(f"MEDIATOOLS_FFMPEG={env} is not an executable file")
-        return env
+            raise FFmpegError(f"MEDIATOOLS_FFMPEG={env} is not an executable file: {_INSTALL}")
+        return _checked(env)
     found = shutil.which("ffmpeg")
     if found:
-        return found
+        return _checked(found)
     try:
         import imageio_ffmpeg
         return imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as exc:  # pragma: no cover - depends on the wheel
-        raise FFmpegError(f"no ffmpeg found (set MEDIATOOLS_FFMPEG, or install imageio-ffmpeg): {exc}")
+        raise FFmpegError(f"no ffmpeg found ({exc}): {_INSTALL}") from None
+
+
+def version_tuple(version: str) -> tuple[int, int] | None:
+    """(major, minor) of an ffmpeg version string ("5.1.6-0+deb12u1", "n7.0", "7.1-static");
+    None for a git build ("N-113385-g…"), which is taken as new enough."""
+    m = re.match(r"n?(\d+)\.(\d+)", version)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def _checked(ffmpeg: str) -> str:
+    """``ffmpeg`` when it runs and is at least :data:`MIN_VERSION`: a user's old ffmpeg on PATH
+    fails here, once, in one line, instead of as every slice "unreadable"."""
+    try:
+        version = _version_of(ffmpeg)
+    except (OSError, MediatoolsError) as exc:
+        raise FFmpegError(f"{ffmpeg} does not run ({exc}): {_INSTALL}") from None
+    if version == "unknown":
+        raise FFmpegError(f"{ffmpeg} is not ffmpeg (no version line): {_INSTALL}")
+    vt = version_tuple(version)
+    if vt is not None and vt < MIN_VERSION:
+        raise FFmpegError(f"{ffmpeg} is ffmpeg {version}, older than {MIN_VERSION[0]}.{MIN_VERSION[1]}: {_INSTALL}")
+    return ffmpeg
 
 
 def ffprobe_path() -> str | None:
@@ -211,9 +239,8 @@ def ffmpeg_version() -> str:
 @functools.lru_cache(maxsize=16)
 def _version_of(ffmpeg: str) -> str:
     out = run([ffmpeg, "-hide_banner", "-version"], check=False).stdout.decode("utf-8", "replace")
-    first = out.splitlines()[0] if out else "unknown"
-    m = re.match(r"ffmpeg version (\S+)", first)
-    return m.group(1) if m else first
+    m = re.match(r"ffmpeg version (\S+)", out)
+    return m.group(1) if m else "unknown"
 
 
 def base_cmd() -> list[str]:
