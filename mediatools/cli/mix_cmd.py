@@ -19,7 +19,6 @@ from .common import (
     strict_option,
     uid_option,
 )
-from .types import SAMPLE_RATE
 
 #: --gain bounds in dB: beyond them a user is silent or the mix is one limiter-crushed square wave
 GAIN_DB = (-120.0, 60.0)
@@ -48,7 +47,7 @@ def _gains(values: tuple[str, ...]) -> dict[str, float]:
 @sid_option
 @uid_option
 @exclude_uid_option
-@click.option("--sample-rate", type=SAMPLE_RATE, default=None, help="Output rate in Hz.  [default: 48000]")
+@click.option("--sample-rate", type=int, default=None, help="Output rate in Hz.  [default: 48000]")
 @click.option("--channels", type=click.IntRange(1, 2), default=None, help="1 or 2.  [default: 2]")
 @click.option("--bitrate", help="e.g. 128k (default per format: 128k AAC/MP3, 96k Opus).")
 @click.option("--gain", "gains", multiple=True, metavar="UID=DB", help="Per-user gain in dB, -120 to 60 (repeatable).")
@@ -85,7 +84,8 @@ def mix_cmd(ctx: click.Context, source: str, out: str, fmt: str | None, sid: str
         opts.channels = t.channels or opts.channels
         if t.bitrate and not bitrate:
             opts.bitrate = str(t.bitrate)
-    opts.sample_rate = sample_rate or opts.sample_rate
+    if sample_rate is not None:   # 0 too: the options refuse it (it was taken as "not given")
+        opts.sample_rate = sample_rate
     opts.channels = channels or opts.channels
     run_stage(ctx, mix, source, out, opts, label="mixing", sid=sid, uids=list(uids), quiet=quiet, as_json=as_json,
               summary=lambda r: f"wrote {r.output} ({r.format}, {r.duration_ms / 1000:.3f} s, "

@@ -11,7 +11,7 @@ from ..errors import UsageError
 from . import cli
 from .common import _S3_OPTIONS, emit_json, json_option, quiet_option
 from .progress import show_progress
-from .types import SAMPLE_RATE, finite
+from .types import finite
 
 
 def _bucket_options(f: Callable) -> Callable:
@@ -97,7 +97,7 @@ def _summary(rep: Any) -> None:
 @click.option("--format", "fmt", type=click.Choice(["m4a", "mp3", "aac"]), help="Mix format.  [default: m4a]")
 @click.option("--transcode-options", type=click.Path(exists=True, dir_okay=False),
               help="Agora transcodeOptions JSON (or the start request): format, rate, bitrate, channels.")
-@click.option("--sample-rate", type=SAMPLE_RATE, help="Output rate in Hz.  [default: 48000]")
+@click.option("--sample-rate", type=int, help="Output rate in Hz.  [default: 48000]")
 @click.option("--channels", type=click.IntRange(1, 2), help="1 or 2.  [default: 2]")
 @click.option("--bitrate", help="e.g. 128k (default per format).")
 @click.option("--normalize", type=click.Choice(["none", "limit", "ebu"]), help="As mix.  [default: limit]")

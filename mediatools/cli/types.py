@@ -23,6 +23,3 @@ class FiniteFloat(click.FloatRange):
 def finite(min: float | None = None, max: float | None = None, *, min_open: bool = False) -> FiniteFloat:
     return FiniteFloat(min, max, min_open=min_open)
 
-
-#: output sample rates ffmpeg's encoders take (Agora's own: 16, 32, 44.1, 48 kHz)
-SAMPLE_RATE = click.IntRange(8000, 192000)
