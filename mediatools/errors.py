@@ -23,6 +23,9 @@ class MediatoolsError(Exception):
 class UsageError(MediatoolsError):
     """Bad arguments: the CLI exits 2."""
 
+    def __init__(self, message: str, *, file: str | None = None, code: str = "usage"):
+        super().__init__(message, file=file, code=code)
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -179,3 +179,41 @@ def test_an_unusable_ffmpeg_stops_at_start_saying_what_to_install(kind, basic_re
     assert {"old": "is ffmpeg 4.4.2", "missing": "is not an executable file",
             "not_ffmpeg": "is not ffmpeg"}[kind] in lines[0]
     assert run_cli("fetch", "--help", env=env).returncode == 0   # what needs no ffmpeg still works
+
+
+def test_json_stdout_is_always_one_document(fault_recording_null, tmp_path):
+    """--json: a command that fails before its report prints a mediatools.error/1 document (stdout
+    was empty); inspect --strict --json prints the timeline with its problems and exits 1; a tolerant
+    run names what it skipped on stderr as well as in the document."""
+    folder, bad = fault_recording_null
+    proc = run_cli("mix", str(folder), "-o", str(tmp_path / "m.m4a"), "--strict", "--json")
+    assert proc.returncode == 1 and not (tmp_path / "m.m4a").exists()
+    assert json.loads(proc.stdout) == {"schema": "mediatools.error/1", "exit_code": 1, "error": {
+        "code": "undecodable", "file": bad, "message": "holds no intact audio frame"}}
+    proc = run_cli("mix", str(folder), "-o", str(tmp_path / "m.m4a"), "--gain", "x=nan", "--json")
+    assert proc.returncode == 2 and json.loads(proc.stdout)["error"]["code"] == "usage"
+    proc = run_cli("mix", str(folder), "--no-such-option", "--json")
+    assert proc.returncode == 2 and json.loads(proc.stdout)["error"]["code"] == "usage"
+    proc = run_cli("inspect", str(folder), "--strict", "--json")
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 1 and doc["schema"] == "mediatools.inspect/1"
+    assert [p["file"] for p in doc["recordings"][0]["problems"]] == [bad]
+    assert proc.stderr.strip() == f"mediatools: error: {bad}: holds no intact audio frame"
+    proc = run_cli("mix", str(folder), "-o", str(tmp_path / "m.m4a"), "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["schema"] == "mediatools.mix/1"
+    assert f"mediatools: warning: {bad}: holds no intact audio frame (skipped)" in proc.stderr
+
+
+@pytest.fixture
+def fault_recording_null(basic_recording, tmp_path):
+    """The basic recording with its first user's second slice made TS null packets."""
+    import shutil
+    src, truth = basic_recording
+    folder = tmp_path / "rec"
+    shutil.copytree(src, folder)
+    uid = truth["users"][0]["uid"]
+    (pl,) = [p for p in folder.glob("*.m3u8") if f"__uid_s_{uid}__" in p.name]
+    name = [ln for ln in pl.read_text().splitlines() if ln.endswith(".ts")][1]
+    p = folder / name
+    p.write_bytes((b"\x47\x1f\xff\x10" + b"\xff" * 184) * (p.stat().st_size // 188))
+    return folder, name

@@ -176,6 +176,28 @@ def _check_ffmpeg(args: list[str]) -> None:
         ffmpeg_path()
 
 
+def _json_failure(code: int, failure: BaseException | None) -> None:
+    """``--json`` and the command failed before printing its document: print an error document,
+    so stdout is always one JSON document (a verify that fails has printed its report: nothing
+    more is added)."""
+    from . import common
+    if common.emitted or isinstance(failure, BrokenPipeError):
+        return
+    if isinstance(failure, MediatoolsError):
+        doc = common.error_document(code, error=failure.code, message=failure.message, file=failure.file)
+    elif isinstance(failure, click.ClickException):
+        doc = common.error_document(code, error="usage", message=failure.format_message())
+    elif code == EXIT_INTERRUPTED:
+        doc = common.error_document(code, error="interrupted", message="interrupted")
+    else:
+        doc = common.error_document(code, error="internal", message=f"{type(failure).__name__}: {failure}"
+                                    if failure is not None else "failed")
+    try:
+        common.emit_json(doc)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _handle_term)
     interrupts.install()
@@ -183,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _handle_int)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    failure: BaseException | None = None
     _watchdog.start(debug)
     _setup_logging(debug)
     try:
@@ -197,10 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         code = EXIT_INTERRUPTED
     except click.UsageError as exc:
         exc.show()
-        code = EXIT_USAGE
+        code, failure = EXIT_USAGE, exc
     except click.ClickException as exc:
         exc.show()
-        code = exc.exit_code
+        code, failure = exc.exit_code, exc
     except KeyboardInterrupt:
         click.echo("mediatools: interrupted", err=True)
         code = EXIT_INTERRUPTED
@@ -208,21 +231,23 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         click.echo(f"mediatools: error: {exc}", err=True)
-        code = EXIT_USAGE
+        code, failure = EXIT_USAGE, exc
     except MediatoolsError as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"mediatools: error: {exc}", err=True)
-        code = EXIT_FAIL
-    except BrokenPipeError:
-        code = EXIT_FAIL
+        code, failure = EXIT_FAIL, exc
+    except BrokenPipeError as exc:
+        code, failure = EXIT_FAIL, exc
     except Exception as exc:  # unexpected: say how to report it
         if debug:
             traceback.print_exc()
         click.echo(f"mediatools: internal error: {type(exc).__name__}: {exc} "
                    f"(rerun with --debug and report it at {ISSUES_URL})", err=True)
-        code = EXIT_FAIL
+        code, failure = EXIT_FAIL, exc
     interrupts.uninstall()
+    if code != EXIT_OK and "--json" in args:
+        _json_failure(code, failure)
     if argv is None:
         if code == EXIT_INTERRUPTED:
             # cleanup has run (finally blocks on the way up); skip interpreter teardown, where a

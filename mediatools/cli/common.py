@@ -36,8 +36,23 @@ def quiet_option(f: Callable) -> Callable:
     return click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")(f)
 
 
+#: whether this run printed its --json document (the CLI prints an error document only if not)
+emitted = False
+
+#: the schema of the document ``--json`` prints when a command fails before its report
+ERROR_SCHEMA = "mediatools.error/1"
+
+
 def emit_json(doc: Any) -> None:
+    global emitted
     click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    emitted = True
+
+
+def error_document(code: int, *, error: str, message: str, file: str | None = None) -> dict:
+    """What ``--json`` prints on stdout when a command fails before it has a report, so a
+    pipeline reading stdout always gets one document (the one line on stderr stays)."""
+    return {"schema": ERROR_SCHEMA, "exit_code": code, "error": {"code": error, "file": file, "message": message}}
 
 
 def report_problems(problems: list[Problem], *, quiet: bool = False) -> None:
@@ -115,7 +130,7 @@ def run_stage(ctx: click.Context, stage: Callable[..., Any], source: str, out: s
     folder = local_source(ctx, source, sid=sid, uids=uids)
     with progress_bar(label, quiet=quiet) as progress:
         report = stage(folder, out, options, progress=progress)
-    report_problems(report.problems, quiet=quiet or as_json)
+    report_problems(report.problems, quiet=quiet)
     if as_json:
         emit_json(report.to_dict())
     elif not quiet and summary is not None and (text := summary(report)):

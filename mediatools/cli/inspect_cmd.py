@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import Strictness, UsageError
+from ..errors import MediatoolsError, Strictness, UsageError
 from ..recording.discovery import discover
 from ..recording.inspect_report import SCHEMA, recording_dict, render_text
 from ..recording.probe import probe_runs
@@ -37,7 +37,6 @@ def inspect_cmd(ctx: click.Context, source: str, sid: str | None, uids: tuple[st
         if not recs:
             raise UsageError(f"no recording with sid {sid}", file=str(folder))
     if not recs:
-        from ..errors import MediatoolsError
         raise MediatoolsError("no Agora audio recording found (no *__uid_s_*__uid_e_audio* files)",
                               file=str(folder), code="not_a_recording")
     picked: dict[str, list[str] | None] = {r.sid: list(uids) or None for r in recs}
@@ -46,11 +45,17 @@ def inspect_cmd(ctx: click.Context, source: str, sid: str | None, uids: tuple[st
         recs = [r for r in recs if picked[r.sid]] or recs[:1]
         picked[recs[0].sid] = picked[recs[0].sid] or list(uids)
     docs = []
+    failed: MediatoolsError | None = None
     for rec in recs:
         if not no_probe:
             probe_runs(rec)
-        if strict:
-            Strictness(True).extend(rec.problems)
+        if strict and failed is None:
+            try:
+                Strictness(True).extend(rec.problems)
+            except MediatoolsError as exc:
+                if not as_json:
+                    raise
+                failed = exc   # --json still prints the timeline, with its problems, then fails
         tl = build_timeline(rec, picked[rec.sid])
         docs.append(recording_dict(rec, tl))
     doc = {"schema": SCHEMA, "root": str(folder), "recordings": docs}
@@ -58,3 +63,5 @@ def inspect_cmd(ctx: click.Context, source: str, sid: str | None, uids: tuple[st
         emit_json(doc)
     else:
         click.echo(render_text(doc))
+    if failed is not None:
+        raise failed
