@@ -131,6 +131,16 @@ def test_fetch_by_uid_and_cname(bucket, tmp_path):
     assert r.returncode == 0, r.stderr
     got = _files(tmp_path)
     assert got == {n for n in info["expected_a"] if parse_name(n).uid in (uids[0], uids[2])}
+    # a uid with no file: reported beside the ones fetched; only absent uids are a usage error
+    r = fetch(srv.url, tmp_path / "some", "--sid", info["sid_a"], "--uid", uids[0], "--uid", "404404", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["absent_uids"] == ["404404"], r.stderr
+    assert "mediatools: warning: uid 404404: no file for this uid in the listing" in r.stderr
+    r = fetch(srv.url, tmp_path / "some", "--sid", info["sid_a"], "--uid", uids[0], "--uid", "404404", "--strict")
+    assert r.returncode == 1 and "no files for uid 404404 (--strict; nothing fetched)" in r.stderr
+    r = fetch(srv.url, tmp_path / "absent", "--sid", info["sid_a"], "--uid", "404404")
+    assert r.returncode == 2 and not (tmp_path / "absent").exists()
+    assert r.stderr.strip() == (f"mediatools: error: no files for uid 404404; the recording has uid "
+                                f"{', '.join(uids)}")
     r = fetch(srv.url, tmp_path / "none", "--cname", "no-such-room")
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1] == (

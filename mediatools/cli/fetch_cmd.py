@@ -71,6 +71,9 @@ def fetch_cmd(ctx: click.Context, source: str | None, dest: str, sid: str | None
             click.echo(f"mediatools: warning: {r['key']}: refused key, {r['reason']} (skipped)", err=True)
         for u in rep.unplayable:
             click.echo(f"mediatools: warning: {u['file']}: unusable playlist, {u['reason']} (reported)", err=True)
+        for u in rep.absent_uids:
+            click.echo(f"mediatools: warning: uid {u}: no file for this uid in the listing (nothing fetched for it)",
+                       err=True)
         for n in rep.no_playlist:
             click.echo(f"mediatools: warning: {n}: no playlist in the bucket; every slice fetched by name", err=True)
         if rep.orphans:

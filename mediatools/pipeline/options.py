@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import sys
 import time
@@ -77,8 +78,9 @@ class ProcessOptions:
         kw: dict[str, Any] = {}
         for raw, value in doc.items():
             name = str(raw).replace("-", "_")
-            if name == "sid":
-                name = "sids"
+            name = _FLAG_NAMES.get(name, name)   # the flags' own names: sid, wait, poll
+            if name.startswith("no_") and name[3:] in _NEGATABLE and isinstance(value, bool):
+                name, value = name[3:], not value        # no-verify = true, as --no-verify
             if name not in known:
                 raise UsageError(f"unknown option {raw!r}", file=origin)
             kw[name] = _coerce(name, value, origin)
@@ -112,6 +114,8 @@ class ProcessOptions:
             raise UsageError("channels must be 1 or 2", file=origin)
         if self.retries < 0 or self.wait_s < 0 or (self.workers is not None and self.workers < 0):
             raise UsageError("retries, wait and workers must not be negative", file=origin)
+        if self.poll_s < 0.1:
+            raise UsageError("poll must be at least 0.1 s", file=origin)
         from .naming import check_template
         check_template(self.name_template)
         for sid in self.sids:
@@ -175,6 +179,10 @@ class ProcessOptions:
         return asdict(self)
 
 
+#: command-line flag names whose option field is named otherwise
+_FLAG_NAMES = {"sid": "sids", "wait": "wait_s", "poll": "poll_s"}
+#: options with a --no-… flag
+_NEGATABLE = {"stems", "activity", "report", "verify"}
 _INT = {"vendor", "region_code", "sample_rate", "channels", "workers", "retries", "jobs", "request_attempts"}
 _FLOAT = {"wait_s", "poll_s"}
 _BOOL = {"no_sign_request", "all", "stems", "verify", "force", "activity", "report"}
@@ -199,6 +207,8 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if name in _FLOAT:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError
+            if not math.isfinite(value):   # TOML has nan and inf
+                raise UsageError(f"option {name!r} must be a finite number, not {value}", file=origin)
             return float(value)
         if value is None or isinstance(value, str):
             return value

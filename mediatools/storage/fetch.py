@@ -8,12 +8,13 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ..agora.names import parse_name
 from ..atomic import sweep_parts
-from ..errors import MediatoolsError
+from ..errors import MediatoolsError, UsageError
 from ..progress import Progress
 from ..workers import run_all
 from .location import AzureLocation, S3Location, Settings, parse_location
@@ -55,6 +56,7 @@ class FetchReport:
     failed: list[dict[str, str]] = field(default_factory=list)
     unplayable: list[dict[str, str]] = field(default_factory=list)
     no_playlist: list[str] = field(default_factory=list)
+    absent_uids: list[str] = field(default_factory=list)    # --uid values with no file in the listing
     bytes: int = 0
     seconds: float = 0.0
 
@@ -118,6 +120,25 @@ def _describe(sel: Selection) -> str:
     return ", ".join(bits)
 
 
+def _absent_uids(objects: list[ObjectInfo], prefix: str, sel: Selection, found: list[ObjectInfo], *,
+                 strict: bool) -> list[str]:
+    """The ``--uid`` values with no file in the listing. None found is a usage error naming the
+    uids there are (as inspect's --uid); some absent are reported (an error with ``strict``)."""
+    if not sel.uids:
+        return []
+    absent = sorted(sel.uids - {parse_name(o.name).uid for o in found})
+    if absent and len(absent) == len(sel.uids):
+        pl, sl, _, _ = classify(objects, prefix, replace(sel, uids=frozenset()))
+        there = sorted({parse_name(o.name).uid for o in pl + sl})
+        if there:
+            shown = ", ".join(there[:20]) + (f" and {len(there) - 20} more" if len(there) > 20 else "")
+            raise UsageError(f"no files for uid {', '.join(absent)}; the recording has uid {shown}",
+                             code="unknown_uid")
+    elif absent and strict:
+        raise MediatoolsError(f"no files for uid {', '.join(absent)} (--strict; nothing fetched)", code="strict")
+    return absent
+
+
 def fetch(source: S3Location | AzureLocation | str, dest: str | Path, options: FetchOptions | None = None, *,
           progress: Progress | None = None, client: Any = None) -> FetchReport:
     """Fetch the selected recording(s) below ``source`` (``s3://bucket/prefix``,
@@ -150,6 +171,7 @@ def fetch(source: S3Location | AzureLocation | str, dest: str | Path, options: F
         playlists, slices = (_landable(targets, xs, refused) for xs in (playlists, slices))
         odd = {o.rel: o for o in _landable(targets, list(odd.values()), refused)}
         report.refused = [{"key": k, "reason": r} for k, r in refused]
+        report.absent_uids = _absent_uids(objects, loc.prefix, sel, playlists + slices, strict=strict)
         if not playlists and not slices:
             raise MediatoolsError(f"no Agora recording files ({_describe(sel)}) among {len(objects)} objects",
                                   file=loc.url, code="not_found")
