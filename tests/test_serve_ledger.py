@@ -170,3 +170,53 @@ def test_a_notice_id_no_column_can_hold_is_refused():
     for nid in ("x" * 201, "a\u0000b", "\udc00", ""):
         with pytest.raises(BadNotice):
             parse_notice({"noticeId": nid, "eventType": 31})
+
+
+def test_a_finished_job_and_its_notification_are_one_transaction(ledger):
+    """finish() queues the outgoing notification in its own transaction: if building it fails,
+    the job is not finished either (a crash between the two lost the notification for good)."""
+    ledger.enqueue("process", SID, CNAME, None, trigger="t")
+    (j,) = ledger.claim("a", 60_000, 1)
+
+    def broken(final):
+        raise RuntimeError("crash while queueing")
+
+    with pytest.raises(RuntimeError):
+        ledger.finish(j.job_id, "a", "done", result={"status": "processed"}, outgoing=broken)
+    assert ledger.get(j.job_id).state == "running" and ledger.outgoing() == []
+    assert ledger.finish(j.job_id, "a", "done", result={"status": "processed"},
+                         outgoing=lambda final: (f"n-{final.state}", '{"x": 1}'))
+    assert ledger.get(j.job_id).state == "done"
+    assert [(o["notice_id"], o["state"]) for o in ledger.outgoing()] == [("n-done", "pending")]
+
+
+def test_a_run_whose_lease_passed_on_may_not_publish(ledger, tmp_path):
+    """The fencing token: renew() says which leases are still ours, and the task's lease gate
+    (checked before the pending claim and before the manifest) stops the old holder."""
+    from mediatools.errors import MediatoolsError
+    from mediatools.service.tasks import lease_gate, still_held
+    from mediatools.storage.backend import LocalStore
+    from mediatools.storage.publish import Output, publish
+    db = str(ledger.engine.url.render_as_string(hide_password=False)).replace("postgresql+psycopg://",
+                                                                              "postgresql://")
+    ledger.enqueue("process", SID, CNAME, None, trigger="t")
+    (a,) = ledger.claim("a", 200, 1)
+    fence_a = {"db": db, "job_id": a.job_id, "owner": "a", "attempts": a.attempts}
+    assert still_held(fence_a) is True
+    time.sleep(0.3)
+    (b,) = ledger.claim("b", 60_000, 1)                 # "a" stalled past its lease
+    assert ledger.renew("a", [a.job_id], 60_000) == set()
+    assert ledger.renew("b", [b.job_id], 60_000) == {b.job_id}
+    assert still_held(fence_a) is False
+    assert still_held({"db": db, "job_id": b.job_id, "owner": "b", "attempts": b.attempts}) is True
+    mix = tmp_path / "mix.m4a"
+    mix.write_bytes(b"audio")
+    store = LocalStore(tmp_path / "bucket")
+    with pytest.raises(MediatoolsError, match="lease passed to another instance") as e:
+        publish(store, [Output(mix, "rec/x_0.m4a", "mix")], "rec/x.manifest.json", "rec/x.pending.json",
+                lambda infos: {"outputs": infos}, gate=lease_gate(fence_a))
+    assert e.value.code == "lease_lost"
+    assert not (tmp_path / "bucket").exists() or list((tmp_path / "bucket").rglob("*")) == []
+    # a ledger this worker cannot see (a SQLite file on another machine) fails open
+    assert still_held({"db": str(tmp_path / "elsewhere.db"), "job_id": "j", "owner": "a", "attempts": 1}) is None
+    assert not (tmp_path / "elsewhere.db").exists()

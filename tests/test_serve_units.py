@@ -278,3 +278,44 @@ def test_serve_with_a_ledger_it_cannot_open_says_so_in_one_line(db, shown, tmp_p
     assert p.returncode == 1 and len(lines) == 1, p.stderr
     assert lines[0].startswith(f"mediatools: error: {shown.format(tmp=tmp_path)}") and "cannot open the ledger" in lines[0]
     assert "hunter22" not in p.stderr
+
+
+def test_a_notify_url_that_redirects_is_a_failed_send(tmp_path):
+    """urllib followed a 302 by turning the POST into a bodiless GET, and the entry was marked
+    sent though nobody received it (found by a review session): a 3xx is retried like a 5xx."""
+    import http.server
+    import threading
+
+    from mediatools.service.ledger import open_ledger
+    from mediatools.service.notify import Notifier
+    seen: list[tuple[str, str]] = []
+
+    class Moved(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append((self.command, self.path))
+            if self.path == "/hook":
+                self.send_response(302)
+                self.send_header("Location", "/moved")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *a) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        ledger = open_ledger(str(tmp_path / "l.db"))
+        n = Notifier(ledger, f"http://127.0.0.1:{srv.server_port}/hook", b"k", max_attempts=3, base_s=0.0)
+        ledger.add_outgoing("n1", "process:x", "{}")
+        (entry,) = ledger.due_outgoing()
+        n._send(entry)
+        (row,) = ledger.outgoing()
+        assert (row["state"], row["error"]) == ("pending", "HTTP 302") and seen == [("POST", "/hook")]
+        ledger.close()
+    finally:
+        srv.shutdown()

@@ -120,15 +120,18 @@ def sweep_scratch(root: Path) -> None:
             continue
 
 
-def process_recording(source: str, sid: str, options: ProcessOptions) -> RecordingResult:
-    """Process recording ``sid`` found under ``source``; never raises for a per-recording failure."""
+def process_recording(source: str, sid: str, options: ProcessOptions, *,
+                      gate: Callable[[], None] | None = None) -> RecordingResult:
+    """Process recording ``sid`` found under ``source``; never raises for a per-recording failure.
+    ``gate``: called before publishing writes anything, and before the manifest; it raises
+    :class:`MediatoolsError` to stop (see :func:`mediatools.storage.publish.publish`)."""
     t0 = time.monotonic()
     adaptive_malloc()   # a Dask worker inherits a fixed malloc threshold: +30 % on the mix
     result = RecordingResult(sid=sid, source=source, worker=worker_name())
     stage = _stage_reporter(sid, result)
     try:
         check_sid(sid)
-        _run(source, sid, options.with_transcode_file(), result, stage)
+        _run(source, sid, options.with_transcode_file(), result, stage, gate)
     except KeyboardInterrupt:
         raise
     except MediatoolsError as exc:
@@ -152,7 +155,8 @@ def _timed(result: RecordingResult, name: str, t: float) -> float:
     return now
 
 
-def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stage: Callable[[str], None]) -> None:
+def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stage: Callable[[str], None],
+         gate: Callable[[], None] | None = None) -> None:
     source, settings = source_settings(source, o)
     result.source = source
     store, prefix = open_store(source, settings, retries=o.request_attempts)
@@ -288,7 +292,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
                             problems=result.problems, versions=stages.versions(), seconds=seconds,
                             worker=result.worker)
         result.outputs = publish(dest_store, outputs, mkey, naming.pending_key(dest_prefix, rec.sid, rec.cname),
-                                 build, old_manifest=old, force=o.force, stage=stage)
+                                 build, old_manifest=old, force=o.force, stage=stage, gate=gate)
         _timed(result, "publish", t)
         result.status = "processed"
     finally:

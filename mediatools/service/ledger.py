@@ -14,7 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -155,6 +155,7 @@ class Ledger:
         # built once: constructing a statement costs more than running it
         self._ins_notice = self._insert_ignore(notifications)
         self._ins_job = self._insert_ignore(jobs)
+        self._ins_notice_out = self._insert_ignore(outbox)
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
@@ -303,15 +304,16 @@ class Ledger:
                     got.append(self._get(c, jid))
         return [j for j in got if j]
 
-    def renew(self, owner: str, ids: Iterable[str], lease_ms: int) -> None:
+    def renew(self, owner: str, ids: Iterable[str], lease_ms: int) -> set[str]:
+        """Extend our leases on ``ids``; the ids still ours (the others were taken over)."""
         ids = list(ids)
         if not ids:
-            return
+            return set()
         now = now_ms()
         with self._write() as c:
-            c.execute(jobs.update().where(jobs.c.job_id.in_(ids), jobs.c.lease_owner == owner,
-                                          jobs.c.state == "running")
-                      .values(lease_until_ms=now + lease_ms, updated_ms=now))
+            held = jobs.c.job_id.in_(ids), jobs.c.lease_owner == owner, jobs.c.state == "running"
+            c.execute(jobs.update().where(*held).values(lease_until_ms=now + lease_ms, updated_ms=now))
+            return {r[0] for r in c.execute(sa.select(jobs.c.job_id).where(*held))}
 
     def set_location(self, jid: str, owner: str, location: str, cname: str | None) -> None:
         with self._write() as c:
@@ -319,8 +321,10 @@ class Ledger:
                       .values(location=location, **({"cname": cname} if cname else {})))
 
     def finish(self, jid: str, owner: str, state: str, *, result: dict | None = None,
-               error: str | None = None) -> bool:
-        """End a job we hold the lease of (``done`` or ``failed``); False if the lease was lost."""
+               error: str | None = None, outgoing: Callable[[Job], tuple[str, str]] | None = None) -> bool:
+        """End a job we hold the lease of (``done`` or ``failed``); False if the lease was lost.
+        ``outgoing(final job) → (notice id, body)`` queues its notification in the same
+        transaction: a crash can never leave a finished job whose notification is lost."""
         assert state in ("done", "failed")
         now = now_ms()
         with self._write() as c:
@@ -329,7 +333,14 @@ class Ledger:
                           .values(state=state, finished_ms=now, updated_ms=now, lease_owner=None,
                                   lease_until_ms=None, error=error,
                                   result=json.dumps(result) if result is not None else None))
-            return r.rowcount == 1
+            if r.rowcount != 1:
+                return False
+            final = self._get(c, jid) if outgoing is not None else None
+            if final is not None:
+                nid, body = outgoing(final)
+                c.execute(self._ins_notice_out.values(notice_id=nid, job_id=jid, body=body, state="pending",
+                                                      attempts=0, next_ms=now, created_ms=now))
+            return True
 
     def retry_later(self, jid: str, owner: str, delay_ms: int, error: str, *, result: dict | None = None,
                     refund: bool = False) -> bool:

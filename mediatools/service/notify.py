@@ -57,6 +57,17 @@ def build_body(job: Job, result: dict[str, Any] | None, *, notice_id: str | None
     return nid, json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib follows a 301/302/303 by turning the POST into a GET without its body: the
+    notification would be marked sent though nobody received it. A redirect is a failure."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
 class Notifier:
     """Sends due outbox entries until a 2xx, with doubling delays, in its own thread."""
 
@@ -96,13 +107,14 @@ class Notifier:
             self._wake.clear()
 
     def _send(self, entry: dict[str, Any]) -> None:
+        """POST one entry; a 2xx is sent, anything else (a 3xx included) is retried."""
         body = entry["body"].encode()
         req = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json", HEADER: sign_v2(self._secret, body),
             "User-Agent": "mediatools-serve"})
         error = None
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:   # noqa: S310 (URL from config)
+            with _OPENER.open(req, timeout=self.timeout_s) as resp:   # noqa: S310 (URL from config)
                 code = resp.status
         except urllib.error.HTTPError as exc:
             code = exc.code

@@ -6,11 +6,12 @@ from their own environment). It returns a plain dict with a ``status``.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import MediatoolsError
 
@@ -65,7 +66,8 @@ def run_job(kind: str, sid: str, location: str | None, sources: list[str], optio
         location, found_cname = found
     try:
         if kind == "process":
-            out = _process(sid, location, options, float(extra.get("wait_s") or 0))
+            gate = lease_gate(extra["fence"]) if extra.get("fence") else None
+            out = _process(sid, location, options, float(extra.get("wait_s") or 0), gate)
         elif kind == "verify":
             out = _verify_agora(sid, location, storage, mixes)
         else:
@@ -76,6 +78,52 @@ def run_job(kind: str, sid: str, location: str | None, sources: list[str], optio
     if found_cname:
         out.setdefault("cname", found_cname)
     return out
+
+
+def lease_gate(fence: dict[str, Any]) -> Callable[[], None]:
+    """A check the task runs before it publishes: does this run still hold its job's lease
+    (``fence``: the ledger's URL, job id, owner and attempt)? A run frozen past its lease while
+    another instance took the job over must not publish over that instance's outputs.
+
+    The check fails open: a ledger this worker cannot reach (a SQLite file on another machine,
+    PostgreSQL briefly away) lets the run publish, as before, rather than fail every job."""
+    def check() -> None:
+        held = still_held(fence)
+        if held is False:
+            raise MediatoolsError("the job's lease passed to another instance while this run mixed: "
+                                  "nothing more published", file=str(fence.get("job_id")), code="lease_lost")
+    return check
+
+
+def still_held(fence: dict[str, Any]) -> bool | None:
+    """True or False from the ledger's row, None when the ledger cannot be read from here."""
+    import sqlalchemy as sa
+    try:
+        engine = _fence_engine(str(fence["db"]))
+        if engine is None:
+            return None
+        with engine.connect() as c:
+            row = c.execute(sa.text("SELECT state, lease_owner, attempts FROM jobs WHERE job_id = :j"),
+                            {"j": fence["job_id"]}).first()
+    except Exception as exc:   # sqlalchemy's errors and a driver's: fail open, say so
+        log.warning("lease check for job %s failed (%s): publishing", fence.get("job_id"), type(exc).__name__)
+        return None
+    return row is not None and (row[0], row[1], row[2]) == ("running", fence["owner"], fence["attempts"])
+
+
+@functools.lru_cache(maxsize=4)
+def _fence_engine(db: str) -> Any:
+    """An engine on the service's ledger, read-only for SQLite (never creating a file where the
+    ledger is not: a worker on another machine); None when this machine has no such file."""
+    import sqlalchemy as sa
+    if "://" not in db or db.startswith("sqlite:///"):
+        path = Path(db.removeprefix("sqlite:///"))
+        if not path.is_file():
+            return None
+        return sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true", poolclass=sa.pool.NullPool)
+    if db.startswith("postgresql://"):
+        db = "postgresql+psycopg://" + db[len("postgresql://"):]
+    return sa.create_engine(db, poolclass=sa.pool.NullPool)
 
 
 def process_options(process: dict[str, Any], storage_flags: dict[str, Any]) -> dict[str, Any]:
@@ -91,12 +139,13 @@ def process_options(process: dict[str, Any], storage_flags: dict[str, Any]) -> d
     return out
 
 
-def _process(sid: str, location: str, options: dict[str, Any], wait_s: float) -> dict[str, Any]:
+def _process(sid: str, location: str, options: dict[str, Any], wait_s: float,
+             gate: Callable[[], None] | None = None) -> dict[str, Any]:
     from ..pipeline import ProcessOptions, process_recording
     opts = dict(options)
     if wait_s:
         opts["wait_s"] = wait_s
-    result = process_recording(location, sid, ProcessOptions.from_dict(opts))
+    result = process_recording(location, sid, ProcessOptions.from_dict(opts), gate=gate)
     out = result.to_dict()
     out["retryable"] = bool(getattr(result, "retryable", True))
     if isinstance(out.get("error"), dict):      # {"code", "message"}: one line for the ledger

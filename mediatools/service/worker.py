@@ -103,7 +103,10 @@ class Dispatcher:
         lease_ms = int(self.cfg.lease_s * 1000)
         for job in self.ledger.claim(self.owner, lease_ms, free):
             extra = {"wait_s": self.cfg.backup_wait_s if job.wait else 0,
-                     "agora_files": job.to_dict()["agora_files"]}
+                     "agora_files": job.to_dict()["agora_files"],
+                     # checked by the task before it publishes (tasks.lease_gate)
+                     "fence": {"db": self.cfg.db, "job_id": job.job_id, "owner": self.owner,
+                               "attempts": job.attempts}}
             fut = self.client.submit(self._task, job.kind, job.sid, job.location, list(self.cfg.sources),
                                      self._options, self._storage, extra, pure=False,
                                      key=f"{job.kind}-{job.sid}-{job.attempts}-{uuid.uuid4().hex[:6]}")
@@ -114,7 +117,16 @@ class Dispatcher:
         if time.monotonic() - self._last_renew < self.cfg.lease_s / 3:
             return
         self._last_renew = time.monotonic()
-        self.ledger.renew(self.owner, self._running, int(self.cfg.lease_s * 1000))
+        kept = self.ledger.renew(self.owner, self._running, int(self.cfg.lease_s * 1000))
+        for jid in set(self._running) - kept:
+            # the lease ran out (this process stalled) and another instance may hold the job now;
+            # the task's own lease check stops it before it publishes
+            job, fut, _t0 = self._running.pop(jid)
+            log.warning("job %s: lease lost while running (attempt %d): left to its new holder", jid, job.attempts)
+            try:
+                fut.cancel()
+            except Exception:
+                pass
 
     def _collect(self) -> None:
         for jid, (job, fut, t0) in list(self._running.items()):
@@ -143,13 +155,10 @@ class Dispatcher:
                                     result=result, refund=out.action == "later")
             return
         state = "done" if out.action == "done" else "failed"
-        if not self.ledger.finish(job.job_id, self.owner, state, result=result, error=out.error):
+        notify = bool(cfg.notify_url and job.kind == "process")
+        if not self.ledger.finish(job.job_id, self.owner, state, result=result, error=out.error,
+                                  outgoing=(lambda final: build_body(final, result)) if notify else None):
             log.warning("job %s: lease lost before the result was recorded", job.job_id)
             return
-        if cfg.notify_url and job.kind == "process":
-            final = self.ledger.get(job.job_id)
-            if final is not None:
-                nid, body = build_body(final, result)
-                self.ledger.add_outgoing(nid, job.job_id, body)
-                if self.on_outgoing:
-                    self.on_outgoing()
+        if notify and self.on_outgoing:
+            self.on_outgoing()

@@ -126,8 +126,11 @@ def check_foreign(store: Store, keys: list[str], claimed: set[str], manifest_key
 
 def publish(store: Store, outputs: list[Output], manifest_key: str, pending_key: str,
             build_manifest: Callable[[list[dict[str, Any]]], dict], *, old_manifest: dict | None = None,
-            force: bool = False, stage: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Upload ``outputs``, then the manifest ``build_manifest(outputs_info)`` returns; see the module docstring."""
+            force: bool = False, stage: Callable[[str], None] | None = None,
+            gate: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """Upload ``outputs``, then the manifest ``build_manifest(outputs_info)`` returns; see the module docstring.
+    ``gate()`` runs before the first write and before the manifest, and raises to stop there (the
+    service's lease check: a run whose job passed to another instance publishes nothing more)."""
     try:
         pending = read_doc(store, pending_key, PENDING_SCHEMA)
     except ForeignObject:
@@ -141,6 +144,8 @@ def publish(store: Store, outputs: list[Output], manifest_key: str, pending_key:
              for o in outputs]
     claim = {"schema": PENDING_SCHEMA, "manifest": manifest_key,
              "outputs": [{"key": k} for k in sorted({i["key"] for i in infos} | claimed_keys(pending))]}
+    if gate:
+        gate()
     store.put_bytes(json.dumps(claim, indent=2).encode(), pending_key, "application/json")
     for o, info in zip(outputs, infos):
         if stage:
@@ -152,6 +157,8 @@ def publish(store: Store, outputs: list[Output], manifest_key: str, pending_key:
             raise MediatoolsError("stored object's MD5 differs from the file's", file=o.key, code="upload")
         info["etag"] = got.etag
         log.info("published %s (%d bytes)", o.key, info["size"])
+    if gate:
+        gate()
     manifest = build_manifest(infos)
     manifest["schema"] = MANIFEST_SCHEMA
     store.put_bytes(json.dumps(manifest, indent=2, ensure_ascii=False).encode(), manifest_key, "application/json")
