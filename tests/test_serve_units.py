@@ -319,3 +319,24 @@ def test_a_notify_url_that_redirects_is_a_failed_send(tmp_path):
         ledger.close()
     finally:
         srv.shutdown()
+
+
+def test_a_store_that_cannot_be_reached_is_looked_at_later_not_failed(monkeypatch):
+    """A storage outage failed jobs for good after 5 quick attempts (about 75 s; found by a
+    review session): listing a store nobody answers is "unreachable", refunded like a recording
+    not complete yet, until the deadline."""
+    import socket
+
+    from mediatools.service.tasks import run_job
+    with socket.socket() as s:          # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    storage = {"endpoint_url": f"http://127.0.0.1:{port}", "region": "us-east-1"}
+    for k, v in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_MAX_ATTEMPTS": "1"}.items():
+        monkeypatch.setenv(k, v)
+    out = run_job("process", "a" * 32, None, ["s3://bucket/rec/"], {}, storage, {})
+    assert out["status"] == "unreachable" and "cannot list" in out["error"], out
+    kw = dict(max_attempts=5, base_s=5.0, max_s=60.0, later_s=120.0, deadline_s=48 * 3600.0)
+    assert jobs.judge(out, None, attempts=5, age_s=60.0, **kw).action == "later"
+    gave_up = jobs.judge(out, None, attempts=1, age_s=48 * 3600.0, **kw)
+    assert gave_up.action == "failed" and gave_up.error.startswith("gave up after 48.0 h: ")

@@ -45,9 +45,12 @@ def judge(result: dict[str, Any] | None, error: str | None, *, attempts: int, ag
     status = (result or {}).get("status") if error is None else "failed"
     if status in ("processed", "skipped", "verified"):
         return Outcome("done")
-    if status in ("incomplete", "not_found"):
-        why = (result or {}).get("error") or ("recording not complete yet" if status == "incomplete"
-                                              else "recording not found under any source")
+    if status in ("incomplete", "not_found", "unreachable"):
+        # not ready, not listed yet, or the store away: the attempt is refunded and the job looks
+        # again, until the deadline (an outage of a minute failed jobs for good after 5 attempts)
+        why = (result or {}).get("error") or {"incomplete": "recording not complete yet",
+                                              "not_found": "recording not found under any source",
+                                              "unreachable": "the store could not be reached"}[status]
         if age_s + later_s > deadline_s:
             return Outcome("failed", error=f"gave up after {age_s / 3600:.1f} h: {why}")
         return Outcome("later", later_s, why)

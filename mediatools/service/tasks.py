@@ -48,6 +48,10 @@ def find_location(sid: str, sources: list[str], storage: dict[str, Any]) -> tupl
     return None
 
 
+#: pipeline error codes that mean the store could not be listed or reached, not that the recording is bad
+UNREACHABLE_CODES = frozenset({"s3_list", "s3_connection", "azure_connection", "unreachable"})
+
+
 def run_job(kind: str, sid: str, location: str | None, sources: list[str], options: dict[str, Any],
             storage: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Run one job to a result dict: ``status`` plus what the pipeline reported."""
@@ -60,7 +64,10 @@ def run_job(kind: str, sid: str, location: str | None, sources: list[str], optio
         return {"status": "skipped", "verify": None, "location": location,
                 "note": "Agora listed no audio file to verify"}
     if location is None:
-        found = find_location(sid, sources, storage)
+        try:
+            found = find_location(sid, sources, storage)
+        except MediatoolsError as exc:   # the store is away or refuses the listing: not this job's fault
+            return {"status": "unreachable", "error": str(exc)}
         if found is None:
             return {"status": "not_found", "error": f"no playlist of {sid} under any source"}
         location, found_cname = found
@@ -153,6 +160,8 @@ def _process(sid: str, location: str, options: dict[str, Any], wait_s: float,
         out["error"] = out["error"].get("message") or out["error"].get("code")
     if out.get("status") == "failed" and out.get("error_code") == "not_found":
         out["status"] = "not_found"             # not listed yet: look again later, it is no failure
+    elif out.get("status") == "failed" and out.get("error_code") in UNREACHABLE_CODES:
+        out["status"] = "unreachable"           # the store is away: look again later
     return out
 
 
