@@ -340,3 +340,57 @@ def test_a_store_that_cannot_be_reached_is_looked_at_later_not_failed(monkeypatc
     assert jobs.judge(out, None, attempts=5, age_s=60.0, **kw).action == "later"
     gave_up = jobs.judge(out, None, attempts=1, age_s=48 * 3600.0, **kw)
     assert gave_up.action == "failed" and gave_up.error.startswith("gave up after 48.0 h: ")
+
+
+@pytest.mark.parametrize("setting,message", [
+    ({"lease_s": "60"}, "setting lease_s must be a number, not '60'"),
+    ({"port": 99999}, "setting port must be from 1 to 65535, not 99999"),
+    ({"sources": "s3://b/"}, "setting sources must be a list of strings"),
+    ({"worker_nice": "5"}, "setting worker_nice must be an integer"),
+    ({"workers": 0}, "setting workers must be from 1 to 256, not 0"),
+    ({"sweep_interval_s": 0}, "setting sweep_interval_s must be from 1"),
+    ({"poll_s": float("nan")}, "setting poll_s must be a finite number"),
+    ({"accept_sha1": "yes"}, "setting accept_sha1 must be true or false"),
+])
+def test_config_values_are_checked_against_their_types_and_ranges(setting, message):
+    """A TOML value of the wrong type or out of range is a usage error naming it (it was passed
+    through: a string lease failed every dispatcher round; port 99999 bound 34463)."""
+    with pytest.raises(UsageError) as e:
+        config.build({"sources": ["s3://b/"], **setting}, {})
+    assert str(e.value).startswith(message), str(e.value)
+    ok = config.build({"sources": ["s3://b/"], "lease_s": 30, "port": 9000}, {})
+    assert (ok.lease_s, type(ok.lease_s), ok.port) == (30.0, float, 9000)
+
+
+def test_a_secret_beside_the_serve_table_is_refused_too(tmp_path):
+    p = tmp_path / "serve.toml"
+    p.write_text('api_token = "abcdefghijklmnopqrstu"\n[serve]\nsources = ["s3://b/"]\n')
+    with pytest.raises(UsageError, match="secrets do not belong in a config file"):
+        config.from_toml(p)
+
+
+def test_serve_on_a_busy_port_fails_before_it_takes_any_job(tmp_path):
+    """The port is bound before the cluster and the dispatcher start: one line naming the
+    address, exit 1 (uvicorn bound after the lifespan: the job queued was processed, then exit 3)."""
+    import socket
+    import subprocess
+    import sys
+
+    from mediatools.service.ledger import open_ledger
+    db = tmp_path / "ledger.db"
+    led = open_ledger(str(db))
+    led.enqueue("process", "a" * 32, "room", None, trigger="api")
+    led.close()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "MEDIATOOLS_API_TOKEN": "t" * 32, "MEDIATOOLS_NCS_SECRET": "s" * 32}
+        p = subprocess.run([sys.executable, "-m", "mediatools", "serve", "--port", str(port), "--db", str(db),
+                            "--source", "s3://bucket/prefix/", "--workers", "1"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip() == f"mediatools: error: 127.0.0.1:{port}: cannot listen (Address already in use)"
+    led = open_ledger(str(db))
+    assert [(j.state, j.attempts) for j in led.list_jobs()] == [("queued", 0)]
+    led.close()

@@ -1,6 +1,7 @@
 """``mediatools serve``: receive Agora's notifications and run ``process`` per finished recording."""
 from __future__ import annotations
 
+import socket
 import sys
 
 import click
@@ -77,6 +78,7 @@ def serve(config_file: str | None, fmt: str | None, transcode_options: str | Non
     if cfg.task == config_mod.DEFAULT_TASK:   # bad process options: exit 2 before binding
         from ..service.tasks import process_options
         process_options(cfg.process, config_mod.storage_flags(cfg))
+    sock = _listen(cfg.host, cfg.port)   # before the cluster starts: a busy port runs no job
     svc = Service(cfg)
     try:
         # httptools and uvloop (declared dependencies): the parser and loop that make the receiver fast
@@ -86,6 +88,25 @@ def serve(config_file: str | None, fmt: str | None, transcode_options: str | Non
                                                log_level=log_level, access_log=access_log,
                                                timeout_graceful_shutdown=5, server_header=False,
                                                timeout_keep_alive=75))   # outlive a proxy's idle keep-alive
-        server.run()   # returns after a graceful stop; uvicorn then re-raises SIGTERM/SIGINT (→ 130)
+        server.run(sockets=[sock])   # returns after a graceful stop; uvicorn then re-raises SIGTERM/SIGINT (→ 130)
     finally:
         svc.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The bound listening socket, or one line naming the address (uvicorn bound only after the
+    lifespan had started Dask and the dispatcher: a busy port processed jobs, then exited 3)."""
+    import socket
+
+    from ..errors import MediatoolsError
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(info[0], info[1], info[2])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info[4])
+        sock.listen(2048)
+    except OSError as exc:
+        raise MediatoolsError(f"cannot listen ({exc.strerror or exc})", file=f"{host}:{port}",
+                              code="listen") from None
+    sock.set_inheritable(True)
+    return sock

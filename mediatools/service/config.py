@@ -97,8 +97,9 @@ def from_toml(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"cannot read ({exc.strerror})", file=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"not TOML ({exc})", file=str(p)) from None
+    top = doc
     doc = dict(doc.get("serve", doc))          # a [serve] table, or the top level
-    bad = sorted(k for k in doc if k in _FORBIDDEN)
+    bad = sorted(k for k in {*doc, *top} if k in _FORBIDDEN)   # beside a [serve] table too
     if bad:
         raise UsageError(f"secrets do not belong in a config file ({', '.join(bad)}): use the environment "
                          f"or the *_file settings", file=str(p))
@@ -119,7 +120,7 @@ def build(toml: dict[str, Any], flags: dict[str, Any]) -> ServeConfig:
             merged["process"] = {**merged.get("process", {}), **v}
         else:
             merged[k] = list(v) if isinstance(v, tuple) else v
-    cfg = ServeConfig(**merged)
+    cfg = ServeConfig(**{k: _typed(k, v) for k, v in merged.items()})
     if not cfg.sources:
         raise UsageError("give at least one --source s3://bucket/prefix (or sources in --config)")
     cfg.sources = [source_folder(s) for s in cfg.sources]
@@ -130,6 +131,58 @@ def build(toml: dict[str, Any], flags: dict[str, Any]) -> ServeConfig:
     if cfg.notify_url:
         check_notify_url(cfg.notify_url)
     return cfg
+
+
+#: (lowest, highest) for numeric settings; every float must also be finite
+_RANGES: dict[str, tuple[float, float]] = {
+    "port": (1, 65535), "workers": (1, 256), "sweep_interval_s": (1, 86400 * 7),
+    "sweep_quiet_s": (0, 86400 * 7), "lease_s": (1, 86400), "max_attempts": (1, 1000), "backoff_base_s": (0, 86400),
+    "backoff_max_s": (0, 86400 * 7), "incomplete_retry_s": (1, 86400), "incomplete_deadline_s": (0, 86400 * 365),
+    "backup_wait_s": (0, 86400), "poll_s": (0.01, 3600), "shutdown_grace_s": (0, 3600),
+    "notify_max_attempts": (1, 1000), "vendor": (0, 100), "region_code": (0, 1000)}
+_KINDS = {f.name: f.type for f in fields(ServeConfig)}
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A setting checked against its field's type and range (a TOML ``lease_s = "60"`` ran a
+    service whose dispatcher failed every round; ``port = 99999`` listened on 34463)."""
+    import math
+    kind = str(_KINDS.get(name, "")).replace(" ", "")
+    optional = kind.endswith("|None")
+    base = kind.removesuffix("|None")
+    if value is None and optional:
+        return None
+
+    def bad(what: str) -> UsageError:
+        return UsageError(f"setting {name} must be {what}, not {value!r}")
+
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if base in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (base == "int" and not
+                                                                              isinstance(value, int)):
+            raise bad("an integer" if base == "int" else "a number")
+        if not math.isfinite(value):
+            raise bad("a finite number")
+        lo, hi = _RANGES.get(name, (-math.inf, math.inf))
+        if not lo <= value <= hi:
+            raise bad(f"from {lo:g} to {hi:g}")
+        return float(value) if base == "float" else value
+    if base == "str":
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if base == "list[str]":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        return list(value)
+    if base.startswith("dict"):
+        if not isinstance(value, dict):
+            raise bad("a table")
+        return value
+    return value
 
 
 def check_notify_url(url: str) -> None:
