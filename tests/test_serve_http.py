@@ -95,6 +95,9 @@ def test_api_and_page_need_the_token(tmp_path, s3_server, bucket):
             assert srv.http.get(path, headers={"Authorization": "Bearer nope"}).status_code == 401, path
             assert srv.http.get(path, headers={"Authorization": API_TOKEN}).status_code == 401, path
         assert srv.http.post("/jobs", json={"sid": SID}).status_code == 401
+        for path in ("/jobs/", f"/outputs/{SID}/0/"):   # no 307 built from the Host header, before auth
+            r = srv.http.get(path, follow_redirects=False)
+            assert r.status_code in (401, 404) and r.json(), (path, r.status_code, r.text)
         assert srv.http.get("/livez").json() == {"ok": True}
         r = srv.http.get("/readyz")
         assert r.status_code == 200 and r.json()["ok"], r.text

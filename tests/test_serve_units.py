@@ -29,6 +29,7 @@ def test_agora_test_vector():
     assert not signature.check(b"secret", VECTOR, None, V1)        # V1 only when asked for
     assert signature.check(b"secret", VECTOR, None, V1, accept_sha1=True)
     assert not signature.check(b"secret", VECTOR, "00" * 32, V1, accept_sha1=True)  # a wrong V2 is not rescued
+    assert not signature.check(b"secret", VECTOR, "", V1, accept_sha1=True)   # nor an empty V2 header
     assert not signature.check(b"secret", VECTOR, "é" * 64)
 
 

@@ -282,4 +282,8 @@ def create_app(svc: Any) -> Starlette:
         return JSONResponse({"ok": False, "error": getattr(exc, "detail", None) or "error"}, status_code=code,
                             headers=headers)
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    # no 307 to the slash-less path (built from the request's Host, answered before any token
+    # check, and not JSON): /jobs/ is a 404 like any unknown path
+    app.router.redirect_slashes = False
+    return app

@@ -37,7 +37,7 @@ def check(secret: bytes, body: bytes, v2: str | None, v1: str | None = None, *,
 
     A present but wrong V2 is not rescued by a valid V1: a sender that signs V2 signs it right.
     """
-    if v2:
+    if v2 is not None:   # present, even empty or blank: judged as V2 alone
         return _same(sign_v2(secret, body), v2)
     if accept_sha1 and v1:
         return _same(sign_v1(secret, body), v1)
