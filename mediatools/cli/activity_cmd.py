@@ -17,7 +17,7 @@ from .common import (
     strict_option,
     uid_option,
 )
-from .types import finite
+from .option_types import finite
 
 
 @cli.command("activity")

@@ -9,7 +9,7 @@ from ..recording.probe import probe_runs
 from ..timeline.contract import DEFAULT_TOLERANCE_MS, build_timeline
 from . import cli
 from .common import emit_json, json_option, local_source, sid_option, source_options, strict_option, uid_option
-from .types import finite
+from .option_types import finite
 
 
 @cli.command("inspect")

@@ -10,8 +10,8 @@ import click
 from ..errors import UsageError
 from . import cli
 from .common import _S3_OPTIONS, emit_json, json_option, quiet_option
+from .option_types import finite
 from .progress import show_progress
-from .types import finite
 
 
 def _bucket_options(f: Callable) -> Callable:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from . import cli, log_like_a_service
-from .types import finite
+from .option_types import finite
 
 
 @cli.command("serve")

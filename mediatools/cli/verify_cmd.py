@@ -6,8 +6,8 @@ from ..agora.transcode import load_transcode_options
 from ..verify import VerifyOptions, verify
 from . import cli
 from .common import emit_json, json_option, local_source, quiet_option, sid_option, source_options
+from .option_types import finite
 from .progress import progress_bar
-from .types import finite
 
 
 @cli.command("verify")
