@@ -217,3 +217,28 @@ def fault_recording_null(basic_recording, tmp_path):
     p = folder / name
     p.write_bytes((b"\x47\x1f\xff\x10" + b"\xff" * 184) * (p.stat().st_size // 188))
     return folder, name
+
+
+def test_text_view_lists_every_run_with_its_times(basic_recording):
+    """The README says the text lists runs: one line per run (session clock, length, slices, UTC),
+    gaps between them in time order."""
+    folder, _ = basic_recording
+    doc = json.loads(run_cli("inspect", str(folder), "--json", check=True).stdout)
+    text = run_cli("inspect", str(folder), check=True).stdout
+    runs = [r for u in doc["recordings"][0]["users"] for r in u["runs"]]
+    lines = [ln for ln in text.splitlines() if ln.startswith("      run ")]
+    assert len(lines) == len(runs)
+    for ln, r in zip(lines, runs):
+        assert f"{r['duration_ms'] / 1000:.3f} s" in ln and ln.endswith(f"from {r['start_utc']}"), (ln, r)
+
+
+@pytest.mark.parametrize("text,message", [('{"transcodeOptions": ', "not JSON (Expecting value at line 1)"),
+                                          ('{"transcodeOptions": {"audio": {"sampleRate": "x"}}}',
+                                           "bad audio value in transcodeOptions")])
+def test_a_bad_transcode_options_file_is_a_usage_error(text, message, basic_recording, tmp_path):
+    folder, _ = basic_recording
+    bad = tmp_path / "start.json"
+    bad.write_text(text)
+    proc = run_cli("mix", str(folder), "-o", str(tmp_path / "m.m4a"), "--transcode-options", str(bad))
+    assert proc.returncode == 2 and proc.stderr.strip().startswith(f"mediatools: error: {bad}: {message}")
+    assert not (tmp_path / "m.m4a").exists()

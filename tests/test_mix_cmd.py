@@ -202,7 +202,7 @@ def test_transcode_options_agora_does_not_offer_or_contradicting_out_are_refused
     wav = tmp_path / "wav.json"
     wav.write_text(json.dumps({"transcodeOptions": {"container": {"format": "wav"}, "audio": {"sampleRate": "48000"}}}))
     proc = run_cli("mix", str(folder), "-o", str(tmp_path / "x.m4a"), "--transcode-options", str(wav))
-    assert proc.returncode == 1 and "container.format 'wav' is not one Agora's postpone mix offers" in proc.stderr
+    assert proc.returncode == 2 and "container.format 'wav' is not one Agora's postpone mix offers" in proc.stderr
     mp3 = tmp_path / "mp3.json"
     mp3.write_text(json.dumps({"transcodeOptions": {"container": {"format": "mp3"}, "audio": {"sampleRate": "48000"}}}))
     proc = run_cli("mix", str(folder), "-o", str(tmp_path / "x.m4a"), "--transcode-options", str(mp3))

@@ -9,18 +9,20 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import MediatoolsError
+from ..errors import UsageError
 
 
 def read_json(path: str | Path) -> object:
+    """A JSON option file (transcodeOptions, storageConfig, a 1001 fileList): a file that cannot be
+    read or parsed is a usage error naming it (exit 2), like a bad flag."""
     p = Path(path)
     try:
         return json.loads(p.read_text())
     except OSError as exc:
-        raise MediatoolsError(f"cannot read ({exc.strerror})", file=str(p), code="unreadable") from None
+        raise UsageError(f"cannot read ({exc.strerror})", file=str(p), code="unreadable") from None
     except ValueError as exc:
         where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise MediatoolsError(f"not JSON ({getattr(exc, 'msg', 'undecodable text')}{where})", file=str(p),
+        raise UsageError(f"not JSON ({getattr(exc, 'msg', 'undecodable text')}{where})", file=str(p),
                               code="bad_json") from None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import MediatoolsError
+from ..errors import UsageError
 from .documents import find_key, read_json
 
 #: what ``transcodeOptions.container.format`` may say
@@ -24,12 +24,12 @@ def load_transcode_options(path: str | Path) -> TranscodeOptions:
     doc = read_json(p)
     opts = find_key(doc, "transcodeOptions") or doc
     if not isinstance(opts, dict) or not ({"container", "audio"} & set(opts)):
-        raise MediatoolsError("no transcodeOptions (container/audio) found", file=str(p), code="bad_json")
+        raise UsageError("no transcodeOptions (container/audio) found", file=str(p), code="bad_json")
     container = opts.get("container") or {}
     audio = opts.get("audio") or {}
     fmt = container.get("format") or None
     if fmt is not None and (not isinstance(fmt, str) or fmt.lower() not in AGORA_FORMATS):
-        raise MediatoolsError(f"container.format {fmt!r} is not one Agora's postpone mix offers "
+        raise UsageError(f"container.format {fmt!r} is not one Agora's postpone mix offers "
                               f"({', '.join(AGORA_FORMATS)})", file=str(p), code="bad_json")
     try:
         return TranscodeOptions(
@@ -38,4 +38,4 @@ def load_transcode_options(path: str | Path) -> TranscodeOptions:
             bitrate=int(audio["bitrate"]) if audio.get("bitrate") else None,
             channels=int(audio["channels"]) if audio.get("channels") else None)
     except (TypeError, ValueError) as exc:
-        raise MediatoolsError(f"bad audio value in transcodeOptions ({exc})", file=str(p), code="bad_json") from None
+        raise UsageError(f"bad audio value in transcodeOptions ({exc})", file=str(p), code="bad_json") from None

@@ -77,8 +77,14 @@ def render_text(doc: dict) -> str:
             out.append(f"  uid {u['uid']:<12} {fmt:<22} runs {len(u['runs']):<3} talk {clock(u['talk_ms'])}  "
                        f"{clock(u['first_offset_ms'])} → {clock(u['last_offset_ms'])}  "
                        f"({u['first_utc'] or '-'} → {u['last_utc'] or '-'})")
-            for g in u["gaps"]:
-                out.append(f"      gap {clock(g['offset_ms'])} +{g['duration_ms'] / 1000:.3f} s")
+            # runs and the gaps between them, in time order: when each user could be heard
+            lines = [(run["offset_ms"], f"      run {clock(run['offset_ms'])} → {clock(run['end_offset_ms'])}  "
+                                        f"{run['duration_ms'] / 1000:9.3f} s  {len(run['slices']):>4} slice"
+                                        f"{'' if len(run['slices']) == 1 else 's'}  from {run['start_utc']}")
+                     for run in u["runs"]]
+            lines += [(g["offset_ms"], f"      gap {clock(g['offset_ms'])} +{g['duration_ms'] / 1000:.3f} s")
+                      for g in u["gaps"]]
+            out.extend(text for _, text in sorted(lines, key=lambda x: x[0]))
         if r["problems"]:
             out.append(f"  problems ({len(r['problems'])}):")
             for p in r["problems"]:
