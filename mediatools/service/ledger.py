@@ -317,7 +317,8 @@ class Ledger:
 
     def set_location(self, jid: str, owner: str, location: str, cname: str | None) -> None:
         with self._write() as c:
-            c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.lease_owner == owner)
+            c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.lease_owner == owner,
+                                          jobs.c.state == "running")
                       .values(location=location, **({"cname": cname} if cname else {})))
 
     def finish(self, jid: str, owner: str, state: str, *, result: dict | None = None,
