@@ -109,12 +109,18 @@ class Job:
         return d
 
 
-def open_ledger(url: str) -> "Ledger":
-    """``url`` is a path (SQLite file) or an SQLAlchemy URL (``postgresql://…``, ``sqlite:///…``)."""
+def ledger_url(url: str) -> str:
+    """The SQLAlchemy URL of a ``--db`` value: a path is a SQLite file; ``postgresql://`` uses psycopg 3."""
     if "://" not in url:
         url = f"sqlite:///{url}"
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def open_ledger(url: str) -> "Ledger":
+    """``url`` is a path (SQLite file) or an SQLAlchemy URL (``postgresql://…``, ``sqlite:///…``)."""
+    url = ledger_url(url)
     try:
         return Ledger(sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20))
     except (sa.exc.SQLAlchemyError, ImportError, ValueError) as exc:
@@ -404,8 +410,8 @@ class Ledger:
     def add_outgoing(self, notice_id: str, jid: str, body: str) -> None:
         now = now_ms()
         with self._write() as c:
-            c.execute(self._insert_ignore(outbox).values(notice_id=notice_id, job_id=jid, body=body,
-                                                         state="pending", attempts=0, next_ms=now, created_ms=now))
+            c.execute(self._ins_notice_out.values(notice_id=notice_id, job_id=jid, body=body,
+                                                  state="pending", attempts=0, next_ms=now, created_ms=now))
 
     def due_outgoing(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.engine.connect() as c:

@@ -123,14 +123,15 @@ def _fence_engine(db: str) -> Any:
     """An engine on the service's ledger, read-only for SQLite (never creating a file where the
     ledger is not: a worker on another machine); None when this machine has no such file."""
     import sqlalchemy as sa
-    if "://" not in db or db.startswith("sqlite:///"):
-        path = Path(db.removeprefix("sqlite:///"))
+
+    from .ledger import ledger_url
+    url = ledger_url(db)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
         if not path.is_file():
             return None
         return sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true", poolclass=sa.pool.NullPool)
-    if db.startswith("postgresql://"):
-        db = "postgresql+psycopg://" + db[len("postgresql://"):]
-    return sa.create_engine(db, poolclass=sa.pool.NullPool)
+    return sa.create_engine(url, poolclass=sa.pool.NullPool)
 
 
 def process_options(process: dict[str, Any], storage_flags: dict[str, Any]) -> dict[str, Any]:
