@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import listed_entries
 from serve_support import ServeProc, notice, uploaded_details
 from test_mix_cmd import RATE, assert_placed
 
@@ -154,6 +155,43 @@ def test_files_delivered_after_the_manifest_are_mixed_in_by_the_sweeper(tmp_path
         time.sleep(4)                                                # more sweeps: nothing more to do
         assert srv.job(sid)["jobs"][0]["finished_ms"] == j["finished_ms"]
     _check_mix(c, "serve-plate", sid, truth, tmp_path)
+
+
+def test_a_job_given_up_as_incomplete_is_done_by_the_sweeper_when_the_slice_comes(tmp_path, s3_server,
+                                                                                   make_recording):
+    """A listed slice is missing past the incomplete deadline: the job fails ("gave up"). Agora's
+    backup delivers the slice later, and no notification says so; the job used to stay failed
+    for ever (the sweeper skipped every sid with a job). Now files newer than the failed
+    attempt queue it again. (Files up to a minute older than the attempt count as newer, for the
+    store's clock; so here, seconds after the upload, the sweeper may rerun the failed job
+    before the slice comes, and each such rerun fails the same way.)"""
+    sid = "c8b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    folder, truth = _rec(make_recording, sid)
+    c = s3_server.client()
+    c.create_bucket(Bucket="serve-pgone")
+    late = listed_entries(sorted(folder.glob("*.m3u8"))[0])[-1]
+    _upload(c, "serve-pgone", folder, "rec/", skip={late})
+    st = _settings(tmp_path, s3_server.url, "serve-pgone", incomplete_deadline_s=1.0,
+                   sweep_interval_s=1.0, sweep_quiet_s=1.0)
+    with ServeProc(tmp_path, st) as srv:
+        uids = [u["uid"] for u in truth["users"]]
+        srv.post_ncs(notice(31, sid, CNAME, details=uploaded_details(sid, CNAME, uids, "rec/")))
+        job = srv.wait_state(sid, ("done", "failed"), timeout=150)
+        assert job["state"] == "failed" and "gave up" in job["error"], job
+        time.sleep(2)
+        assert f"rec/{sid}_{CNAME}_0.m4a" not in _keys(c, "serve-pgone")
+        c.put_object(Bucket="serve-pgone", Key="rec/" + late, Body=(folder / late).read_bytes())
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            j = srv.job(sid)["jobs"][0]
+            if j["state"] == "done":
+                break
+            time.sleep(0.5)
+        assert j["state"] == "done" and j["result"]["status"] == "processed", j
+        assert j["trigger"] == "sweeper: files came after its failed attempt", j
+        time.sleep(4)                                   # more sweeps: nothing more to do
+        assert srv.job(sid)["jobs"][0]["finished_ms"] == j["finished_ms"]
+    _check_mix(c, "serve-pgone", sid, truth, tmp_path)
 
 
 def test_sigkill_mid_job_leaves_one_set_of_outputs(tmp_path, s3_server, make_recording):

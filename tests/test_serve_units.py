@@ -156,6 +156,10 @@ def test_sweeper_candidates():
         assert c.again and c.newest_ms == old
     assert sweeper.candidates(objs + [man, late], {SID}, old + 1000, 120, lambda k, e: used) == []  # not quiet
     assert sweeper.candidates(objs + [man, late], {SID}, now, 120, lambda k, e: None) == []   # unreadable
+    # a failed job and no manifest: a candidate again (the sweeper compares the ledger's times)
+    (c,) = sweeper.candidates(objs, {SID}, now, 120, failed={SID})
+    assert c.again and c.newest_ms == old
+    assert sweeper.candidates(objs, {SID}, old + 1000, 120, failed={SID}) == []              # not quiet
     # the ENDLIST to wait for: the chosen re-upload, and only the newest (bak) family's
     from mediatools.agora.names import playlist_name
     up, bak = playlist_name(SID, CNAME, "1", tick=5, index=0), playlist_name(SID, CNAME, "1", bak=0)
@@ -272,9 +276,11 @@ def test_serve_with_a_ledger_it_cannot_open_says_so_in_one_line(db, shown, tmp_p
     password hidden), exit 1 (it was "internal error: OperationalError" and a second line)."""
     import subprocess
     import sys
+    from s3support import free_port
     env = {**os.environ, "MEDIATOOLS_API_TOKEN": "t" * 32, "MEDIATOOLS_NCS_SECRET": "s" * 32}
     p = subprocess.run([sys.executable, "-m", "mediatools", "serve", "--db", db.format(tmp=tmp_path),
-                        "--source", "s3://bucket/prefix"], capture_output=True, text=True, env=env, timeout=60)
+                        "--source", "s3://bucket/prefix", "--port", str(free_port())],
+                       capture_output=True, text=True, env=env, timeout=60)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(lines) == 1, p.stderr
     assert lines[0].startswith(f"mediatools: error: {shown.format(tmp=tmp_path)}") and "cannot open the ledger" in lines[0]

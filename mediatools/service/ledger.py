@@ -402,9 +402,13 @@ class Ledger:
         out.update({s: int(n) for s, n in rows})
         return out
 
-    def known_sids(self, kind: str = "process") -> set[str]:
+    def known_sids(self, kind: str = "process", *, state: str | None = None) -> set[str]:
+        """Sids that have a job of ``kind`` (in ``state``, if given)."""
+        q = sa.select(jobs.c.sid).where(jobs.c.kind == kind)
+        if state is not None:
+            q = q.where(jobs.c.state == state)
         with self.engine.connect() as c:
-            return {r[0] for r in c.execute(sa.select(jobs.c.sid).where(jobs.c.kind == kind))}
+            return {r[0] for r in c.execute(q)}
 
     # --- outbox ----------------------------------------------------------------------------
     def add_outgoing(self, notice_id: str, jid: str, body: str) -> None:

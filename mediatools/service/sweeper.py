@@ -1,6 +1,8 @@
 """The sweeper: NCS may never deliver, so the sources are listed every few minutes and
-any finished recording that has no job and no manifest is queued; and one with audio files
-its manifest's run did not use (Agora's backup delivered late) is queued again.
+any finished recording that has no job and no manifest is queued; one with audio files
+its manifest's run did not use (Agora's backup delivered late) is queued again; and so is
+one whose job failed before files came that its last attempt cannot have seen (a recording
+given up as incomplete, whose missing slices Agora's backup delivered hours later).
 
 ``candidates`` is the pure rule over a listing; :class:`Sweeper` does the listing, reads
 the few playlists of each candidate (ENDLIST everywhere = complete) and enqueues.
@@ -49,11 +51,14 @@ InputsOf = Callable[[str, str], "set[tuple[str, int, str]] | None"]
 
 
 def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: float,
-               inputs_of: InputsOf | None = None) -> list[Candidate]:
+               inputs_of: InputsOf | None = None, failed: set[str] | frozenset[str] = frozenset()
+               ) -> list[Candidate]:
     """Recordings whose newest object is older than ``quiet_s``, and that have no job and no
     manifest, or (with ``inputs_of``) audio files their manifest's run did not use (``again``:
     late files; judged by the inputs the manifest lists, not by times, since a file that came
-    while that run was mixing is older than its manifest and still missing from it)."""
+    while that run was mixing is older than its manifest and still missing from it). A sid in
+    ``failed`` (its job failed, no manifest) is a candidate ``again`` too: whether files came
+    after its last attempt started is the caller's judgement, from the ledger's times."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     manifests: dict[tuple[str, str], Listed] = {}
     for o in objects:
@@ -82,6 +87,8 @@ def candidates(objects: Iterable[Listed], known: set[str], now: int, quiet_s: fl
             used = inputs_of(man.key, man.etag) if inputs_of is not None else None
             if used is None or g["objects"] <= used:
                 continue
+            again = True
+        elif sid in failed:
             again = True
         elif sid in known:
             continue
@@ -147,6 +154,7 @@ class Sweeper:
         client = self._make_client()
         queued = []
         known = self.ledger.known_sids("process")
+        failed = self.ledger.known_sids("process", state="failed")
         for loc in self.sources:
             listed = []
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.folder):
@@ -154,7 +162,7 @@ class Sweeper:
                     listed.append(Listed(o["Key"], _modified_ms(o.get("LastModified")), int(o.get("Size", 0)),
                                          str(o.get("ETag", ""))))
             for c in candidates(listed, known, now_ms(), self.quiet_s,
-                                lambda key, etag: self._inputs_of(client, loc.bucket, key, etag)):
+                                lambda key, etag: self._inputs_of(client, loc.bucket, key, etag), failed):
                 if c.again:
                     job = self.ledger.get(job_id("process", c.sid))
                     if job is not None and (job.state in ("queued", "running") or
@@ -163,17 +171,24 @@ class Sweeper:
                 if not all(_has_endlist(client, loc.bucket, k) for k in c.playlists):
                     continue
                 jid, new = self.ledger.enqueue("process", c.sid, c.cname, f"s3://{loc.bucket}/{c.folder}",
-                                               trigger="sweeper: files its manifest does not list" if c.again
-                                               else "sweeper", again=c.again)
+                                               trigger=_why(c, failed), again=c.again)
                 if new:
                     known.add(c.sid)
                     queued.append(jid)
-                    log.info("sweeper queued %s (%s)", jid, "files its manifest does not list" if c.again
-                             else "no notification seen")
+                    log.info("sweeper queued %s (%s)", jid, _why(c, failed) if c.again else "no notification seen")
         self.last_sweep_ms = now_ms()
         if queued and self.on_enqueue:
             self.on_enqueue()
         return queued
+
+
+def _why(c: Candidate, failed: set[str]) -> str:
+    """The job's trigger: ``sweeper``, or why it is queued again."""
+    if not c.again:
+        return "sweeper"
+    if c.sid in failed:
+        return "sweeper: files came after its failed attempt"
+    return "sweeper: files its manifest does not list"
 
 
 def _manifest_inputs(body: bytes) -> set[tuple[str, int, str]] | None:
