@@ -276,6 +276,7 @@ def test_serve_with_a_ledger_it_cannot_open_says_so_in_one_line(db, shown, tmp_p
     password hidden), exit 1 (it was "internal error: OperationalError" and a second line)."""
     import subprocess
     import sys
+
     from s3support import free_port
     env = {**os.environ, "MEDIATOOLS_API_TOKEN": "t" * 32, "MEDIATOOLS_NCS_SECRET": "s" * 32}
     p = subprocess.run([sys.executable, "-m", "mediatools", "serve", "--db", db.format(tmp=tmp_path),
@@ -401,3 +402,20 @@ def test_serve_on_a_busy_port_fails_before_it_takes_any_job(tmp_path):
     led = open_ledger(str(db))
     assert [(j.state, j.attempts) for j in led.list_jobs()] == [("queued", 0)]
     led.close()
+
+
+def test_serve_with_a_source_bucket_that_does_not_exist_says_so_before_any_job(tmp_path, s3_server):
+    """A typo in a source's bucket: every sweep and every job failed with it, while the service
+    answered 200 to every notification. Now the start stops with one line naming the source."""
+    import subprocess
+    import sys
+
+    from s3support import CREDS, free_port
+    env = {**os.environ, **CREDS, "MEDIATOOLS_API_TOKEN": "t" * 32, "MEDIATOOLS_NCS_SECRET": "s" * 32}
+    p = subprocess.run([sys.executable, "-m", "mediatools", "serve", "--db", str(tmp_path / "l.db"),
+                        "--source", "s3://no-such-bucket-here/rec/", "--endpoint-url", s3_server.url,
+                        "--port", str(free_port())], capture_output=True, text=True, env=env, timeout=60)
+    lines = p.stderr.strip().splitlines()   # (before it: the service's own INFO log lines)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert lines[-1] == "mediatools: error: s3://no-such-bucket-here/rec/: source no such bucket (NoSuchBucket)"
+    assert CREDS["AWS_SECRET_ACCESS_KEY"] not in p.stderr

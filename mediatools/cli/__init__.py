@@ -55,7 +55,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Agora Cloud Recording (individual audio) → audio people can use.
 
     fetch, inspect, merge, mix and verify recordings made of per-uid M3U8
-    playlists and ~15 s MPEG-TS slices.
+    playlists and ~15 s MPEG-TS slices; process does it all unattended and
+    publishes the mix under Agora's name, serve does it on Agora's
+    notifications; activity and report say who spoke when. Every command has
+    --help; `mediatools demo` runs the main job on a built-in example.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

@@ -81,6 +81,7 @@ def serve(config_file: str | None, fmt: str | None, transcode_options: str | Non
     sock = _listen(cfg.host, cfg.port)   # before the cluster starts: a busy port runs no job
     svc = Service(cfg)
     try:
+        svc.check_sources()   # a missing bucket or refused keys: one line now, not failed jobs later
         # httptools and uvloop (declared dependencies): the parser and loop that make the receiver fast
         loop = "asyncio" if sys.platform == "win32" else "uvloop"
         server = uvicorn.Server(uvicorn.Config(create_app(svc), host=cfg.host, port=cfg.port, lifespan="on",

@@ -59,6 +59,34 @@ class Service:
                 self.client.register_plugin(LowerPriority(self.cfg.worker_nice), name="mediatools-nice")
         log.info("Dask: %d worker thread(s)", sum(self.client.nthreads().values()))
 
+    #: what a store answers for a source that cannot work until someone changes the settings
+    MISCONFIGURED = {"NoSuchBucket": "no such bucket", "AccessDenied": "access denied",
+                     "InvalidAccessKeyId": "the access key is not known to the store",
+                     "SignatureDoesNotMatch": "the secret key does not match the access key",
+                     "AllAccessDisabled": "access to the bucket is disabled",
+                     "InvalidBucketName": "not a valid bucket name"}
+
+    def check_sources(self) -> None:
+        """Before any job: a source whose bucket is missing or refuses these credentials stops
+        the start with one line (every sweep and job would fail with it, quietly); a store that
+        cannot be reached now is only a warning (it may be back by the first job; /readyz says)."""
+        from botocore.exceptions import ClientError
+
+        from ..errors import MediatoolsError
+        client = self.s3()
+        for loc in self.cfg.locations():
+            url = f"s3://{loc.bucket}/{loc.folder}"
+            try:
+                client.list_objects_v2(Bucket=loc.bucket, Prefix=loc.folder, MaxKeys=1)
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                if code in self.MISCONFIGURED:
+                    raise MediatoolsError(f"source {self.MISCONFIGURED[code]} ({code})", file=url,
+                                          code="source") from None
+                log.warning("source %s: %s: listing failed for now", url, code or type(exc).__name__)
+            except Exception as exc:   # connection refused, timeouts: an outage, not a setting
+                log.warning("source %s: cannot be reached for now (%s)", url, type(exc).__name__)
+
     def start(self) -> None:
         if self.client is None:
             self.connect_cluster()
