@@ -34,9 +34,11 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "path of the ffmpeg to run (encoders, probes, merge, verify, activity; the mix decodes runs in-process by PyAV); "
             "default: ffmpeg on PATH, else the one in the imageio-ffmpeg wheel"),
     Setting("MEDIATOOLS_SPLIT_MIN_S", "600", float,
-            "AAC mixes at least this long (seconds) are encoded by two encoders, one per half"),
+            "AAC mixes at least this long (seconds) are encoded in parts, one encoder per part, all at once"),
+    Setting("MEDIATOOLS_SPLIT_PARTS", "0", int,
+            "how many parts (and encoders) a split mix has; 0: the CPU cores this process may use, at most 8"),
     Setting("MEDIATOOLS_SPOOL_MAX_MB", "1024", int,
-            "cap (MiB) on the disk spool that lets the mix run ahead of the first half's encoder"),
+            "cap (MiB, shared by all parts) on the disk spools that let the mix run ahead of the earlier parts' encoders"),
     Setting("MEDIATOOLS_S3_DIRECT", "1", lambda v: v.strip() != "0",
             "0 sends every S3 GET through botocore instead of presigned URLs over urllib3"),
     Setting("MEDIATOOLS_NCS_SECRET", "", str,

@@ -221,28 +221,36 @@ def test_a_recording_with_no_usable_audio_is_an_error_not_an_empty_file(mixed_re
     assert not (tmp_path / "x.m4a").exists() and stray_temp_files(tmp_path) == []
 
 
-@pytest.mark.parametrize("ext", ["m4a", "aac"])
-def test_two_encoder_split_is_on_time_and_joins_cleanly(ext, mixed_rec, tmp_path):
-    """Long AAC mixes are encoded as two halves at once (MEDIATOOLS_SPLIT_MIN_S lowers the
-    threshold here). Every run still lands to ±2 ms, the length is right to a frame, and the
-    join is no worse than an ordinary frame: the coding error around it stays far below the
-    signal (compared with the same mix rendered to WAV)."""
+@pytest.mark.parametrize("ext,asked,parts", [("m4a", 2, 2), ("aac", 2, 2), ("m4a", 3, 3),
+                                             ("m4a", 8, 3)])   # 40 s: no part under two warm-ups (10 s)
+def test_split_encoders_are_on_time_and_join_cleanly(ext, asked, parts, mixed_rec, tmp_path):
+    """Long AAC mixes are encoded in parts at once, one encoder per part (MEDIATOOLS_SPLIT_MIN_S
+    lowers the threshold here, MEDIATOOLS_SPLIT_PARTS sets the count a machine's cores would).
+    Every run still lands to ±2 ms, the length is right to a frame, and every join is no worse
+    than an ordinary frame: the coding error around it stays far below the signal (compared
+    with the same mix rendered to WAV)."""
     folder, truth = mixed_rec
     out, ref = tmp_path / f"split.{ext}", tmp_path / "ref.wav"
     run_cli("mix", str(folder), "-o", str(ref), check=True)
-    env = {"MEDIATOOLS_SPLIT_MIN_S": "5"}
+    env = {"MEDIATOOLS_SPLIT_MIN_S": "5", "MEDIATOOLS_SPLIT_PARTS": str(asked)}
     if ext == "aac":   # the first encoder's disk spool at its limit: the mix waits for it
         env["MEDIATOOLS_SPOOL_MAX_MB"] = "1"
-    proc = run_cli("mix", str(folder), "-o", str(out), "--json", env=env)
+    proc = run_cli("--debug", "mix", str(folder), "-o", str(out), "--json", env=env)
     assert proc.returncode == 0, proc.stderr
+    assert f"{parts} encoders" in proc.stderr
     x, r = decode_pcm(out, RATE, 1), decode_pcm(ref, RATE, 1)
     assert_placed(x, truth)
     assert abs(len(x) - len(r)) <= 1024
-    join = (len(r) // 2) // 1024 * 1024
-    err = x[join - 4096:join + 4096] - r[join - 4096:join + 4096]
-    sig = r[join - 4096:join + 4096]
-    assert 20 * np.log10(np.sqrt(np.mean(err ** 2)) + 1e-12) < -45
-    assert np.sqrt(np.mean(err ** 2)) < 0.05 * max(np.sqrt(np.mean(sig ** 2)), 1e-3)
+    for j in range(1, parts):
+        join = (len(r) * j // parts) // 1024 * 1024
+        err = x[join - 4096:join + 4096] - r[join - 4096:join + 4096]
+        sig = r[join - 4096:join + 4096]
+        assert 20 * np.log10(np.sqrt(np.mean(err ** 2)) + 1e-12) < -45, j
+        assert np.sqrt(np.mean(err ** 2)) < 0.05 * max(np.sqrt(np.mean(sig ** 2)), 1e-3), j
+    # and nowhere else worse than at a join: no part lost, doubled or shifted by a frame
+    n = min(len(x), len(r))
+    err = x[:n] - r[:n]
+    assert 20 * np.log10(np.sqrt(np.mean(err ** 2)) + 1e-12) < -40
     assert stray_temp_files(tmp_path) == []
     ver = json.loads(run_cli("verify", str(out), str(folder), "--json").stdout)
     assert ver["passed"] is True

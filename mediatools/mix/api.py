@@ -18,7 +18,7 @@ from ..timeline.contract import build_timeline
 from ..timeline.timespec import parse_time
 from .options import NORMALIZE, MixOptions, MixReport
 from .render import render_mix
-from .split import can_split, render_mix_split
+from .split import can_split, render_mix_split, split_parts
 
 if TYPE_CHECKING:
     from ..activity.tap import SpeechTap
@@ -67,10 +67,10 @@ def mix(source: str | Path | Recording, out: str | Path, options: MixOptions | N
     span = (tl.span_ms if end_ms is None else min(end_ms, tl.span_ms)) - start_ms
     if span <= 0:
         raise UsageError(f"--start lies at or past the end of the recording ({tl.span_ms / 1000:.3f} s)")
-    render = render_mix_split if can_split(fmt, o.normalize, int(span * o.sample_rate / 1000), o.sample_rate) \
-        else render_mix
+    samples = int(span * o.sample_rate / 1000)
+    render = render_mix_split if can_split(fmt, o.normalize, samples, o.sample_rate) else render_mix
     log.info("mixing %s: %d users, %.3f s → %s (%s%s)", rec.sid, len(tl.users), span / 1000, out, fmt.name,
-             ", two encoders" if render is render_mix_split else "")
+             f", {split_parts(samples)} encoders" if render is render_mix_split else "")
     res = render(tl, out, fmt=fmt, rate=o.sample_rate, channels=o.channels, bitrate=o.bitrate,
                  gains_db=o.gains_db, normalize=o.normalize, window_start_ms=start_ms,
                  window_end_ms=end_ms, progress=progress, taps=taps)

@@ -42,10 +42,11 @@ class Encoder:
     """One encoding ffmpeg fed from a thread (mixing the next blocks overlaps encoding),
     from memory or, with ``spool``, from chunk files in that folder."""
 
-    def __init__(self, cmd: list[str], out: Path, spool: Path | None = None):
+    def __init__(self, cmd: list[str], out: Path, spool: Path | None = None, spool_limit: int | None = None):
         self.out = out
         self.proc = start(cmd, stdin=True, big_pipes=True)
-        self.feed: Writer | Spool = Writer(self.proc.stdin) if spool is None else Spool(self.proc.stdin, spool)
+        self.feed: Writer | Spool = (Writer(self.proc.stdin) if spool is None
+                                     else Spool(self.proc.stdin, spool, spool_limit))
 
     @property
     def fed(self) -> int:
@@ -136,10 +137,11 @@ class Spool(Writer):
 
     CHUNK = 8 << 20
 
-    def __init__(self, stream, folder: Path):  # noqa: ANN001
+    def __init__(self, stream, folder: Path, limit: int | None = None):  # noqa: ANN001
         self.folder, self.file, self.size, self.count, self.written = folder, None, 0, 0, 0
         from .. import settings
-        self.limit = int(settings.get("MEDIATOOLS_SPOOL_MAX_MB")) << 20   # read per mix, not per process
+        # read per mix, not per process; ``limit`` (bytes): this spool's share when there are several
+        self.limit = limit if limit is not None else int(settings.get("MEDIATOOLS_SPOOL_MAX_MB")) << 20
         super().__init__(stream, depth=0)
 
     def _feed(self, path: Path) -> None:  # type: ignore[override]

@@ -7,8 +7,8 @@ channel count, lazily as the mix asks for samples. Python places the runs
 sample-exactly in fixed-size blocks — silence costs nothing, channel conversion is
 explicit (a mono user at its own level in every channel, stereo → mono as (L+R)/2) —
 applies per-user gains with numpy and feeds one ffmpeg *encoder* that limits or
-normalizes and writes under a temporary name. Long AAC mixes feed two encoders, one per
-half (:func:`mediatools.mix.split.render_mix_split`): the encoder is the slowest stage.
+normalizes and writes under a temporary name. Long AAC mixes feed one encoder per
+part, a part per core (:func:`mediatools.mix.split.render_mix_split`): the encoder is the slowest stage.
 """
 from __future__ import annotations
 
