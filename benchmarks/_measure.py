@@ -17,6 +17,7 @@ class Measure:
     wall_s: float
     cpu_s: float
     peak_rss_mb: float
+    root_cpu_s: float = 0.0    # the command's own process, without its children (last sample)
 
     def row(self, ref: "Measure | None" = None) -> str:
         ratio = f"  ×{self.wall_s / ref.wall_s:5.2f} wall  ×{self.cpu_s / ref.cpu_s:5.2f} cpu" if ref else ""
@@ -52,11 +53,18 @@ def measure(name: str, cmd: list[str], env: dict | None = None) -> Measure:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     peak = [0]
+    root = [0.0]
     stop = threading.Event()
+    tick = os.sysconf("SC_CLK_TCK")
 
     def sample() -> None:
         while not stop.is_set():
             peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                root[0] = max(root[0], (int(fields[11]) + int(fields[12])) / tick)   # utime + stime
+            except (OSError, ValueError, IndexError):
+                pass
             stop.wait(0.05)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -68,4 +76,4 @@ def measure(name: str, cmd: list[str], env: dict | None = None) -> Measure:
     err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed: {err.strip().splitlines()[-1:] or err}")
-    return Measure(name, wall, ru.ru_utime + ru.ru_stime, peak[0] / 1024.0)
+    return Measure(name, wall, ru.ru_utime + ru.ru_stime, peak[0] / 1024.0, root[0])
