@@ -47,8 +47,9 @@ POLICY: tuple[FaultPolicy, ...] = (
     FaultPolicy("EXTINF negative, zero, absurd (> 1 h) or not a number", "bad_extinf",
                 "the slice's duration is measured by decoding it"),
     FaultPolicy("impossible file-name UTC (e.g. month 13)", "bad_utc", "file skipped"),
-    FaultPolicy("file-name UTC more than 12 h from every other slice of the user (a lone misnamed file; "
-                "a user back after a long absence is kept)", "utc_outlier", "slice skipped"),
+    FaultPolicy("file-name UTC more than 12 h from every other slice of the user, and the playlist does "
+                "not open a run with it (a lone misnamed file; a user back after a long absence, even for one "
+                "slice, is kept)", "utc_outlier", "slice skipped"),
     FaultPolicy("bak<n> failover playlist overlapping the original", "overlap_cut",
                 "joined to the user; the earlier run is cut so each instant plays once"),
     FaultPolicy("bak<n> failover playlist leaving a gap", "failover_joined",

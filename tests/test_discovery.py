@@ -136,3 +136,35 @@ def test_a_user_back_after_a_day_is_kept_and_a_lone_misnamed_slice_is_not(tmp_pa
     rec = load_recording(tmp_path / "rec")
     assert [(p.code, p.file) for p in rec.problems] == [("utc_outlier", lone[0])]
     assert "60.0 h from the nearest other slice" in rec.problems[0].message
+
+
+def test_a_user_back_after_13_h_for_one_slice_is_kept_when_the_playlist_opens_a_run_with_it(tmp_path):
+    """A one-slice run 13 h after the user's others, opened by DISCONTINUITY and a TRACK-EVENT
+    whose TIME is its file-name time, was dropped as a misnamed file (found by a review
+    session): any run under ~15 s is one slice. The playlist vouches for it; a misnamed slice
+    inside a run, or one whose event TIME disagrees with its name, is still skipped."""
+    from mediatools.agora.names import format_utc, parse_name
+    from mediatools.synth.generate import plan, synthesize
+    spec = plan(2, 60.0, seed=4, gaps=0, late_join=False)
+    synthesize(spec, tmp_path / "rec")
+    uid = spec.users[0].uid
+    n = len(load_recording(tmp_path / "rec").user(uid).slices)
+    (new,) = _shift_slices(tmp_path / "rec", uid, [n - 1], 13.0)
+    pl = next(p for p in (tmp_path / "rec").glob(f"*__uid_s_{uid}__*.m3u8"))
+    text = pl.read_text()
+    entry = next(line for line in text.splitlines() if line.endswith(new))
+    i = text.splitlines().index(entry)
+    lines = text.splitlines()
+    t = parse_name(new).utc_ms
+    marked = lines[:i - 1] + ["#EXT-X-DISCONTINUITY",
+                              f"#EXT-X-AGORA-TRACK-EVENT:EVENT=START,TRACK_TYPE=AUDIO,TIME={format_utc(t)}"] + lines[i - 1:]
+    pl.write_text("\n".join(marked) + "\n")
+    rec = load_recording(tmp_path / "rec")
+    assert [p.code for p in rec.problems] == [], rec.problems
+    assert rec.user(uid).runs[-1].start_ms == t and rec.user(uid).runs[-1].slices[0].name == new
+    # the same marker with an event TIME that disagrees with the name (by 13 h): a misnamed file
+    pl.write_text("\n".join(lines[:i - 1] + [
+        "#EXT-X-DISCONTINUITY", f"#EXT-X-AGORA-TRACK-EVENT:EVENT=START,TRACK_TYPE=AUDIO,TIME={format_utc(t - 13 * 3600_000)}"]
+        + lines[i - 1:]) + "\n")
+    rec = load_recording(tmp_path / "rec")
+    assert [(p.code, p.file) for p in rec.problems] == [("utc_outlier", new)]

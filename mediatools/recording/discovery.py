@@ -149,6 +149,20 @@ def lone_slices(times: list[int], far_ms: float = OUTLIER_MS) -> dict[int, float
     return out
 
 
+#: how far a run start's TRACK-EVENT TIME may lie from its slice's file-name time and still vouch for it
+EVENT_AGREES_MS = 60_000
+
+
+def _marked_start(s: Slice) -> bool:
+    """The playlist opens a run with this slice (DISCONTINUITY or TRACK-EVENT), and an event
+    TIME, if given, agrees with its file name: a user back for one short slice after a long
+    absence (kept), not a misnamed file sitting inside a run (whose event time, if any, is
+    the run's real start)."""
+    if not s.discontinuity:
+        return False
+    return s.event_ms is None or abs(s.event_ms - s.utc_ms) <= EVENT_AGREES_MS
+
+
 def _held_ms(path: Path, measure: Measure | None) -> tuple[float, float] | None:
     """(ms of audio a TS slice holds, the slack to allow against its EXTINF): its frames counted
     (:mod:`mediatools.media.ts_audio`), or, when the slice is damaged inside (a decoder then loses
@@ -230,7 +244,8 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
             last_utc = n.utc_ms if last_utc is None else max(last_utc, n.utc_ms)
             dur = e.extinf_s * 1000.0 if e.extinf_s is not None else None
             listed[name] = Slice(name=name, utc_ms=n.utc_ms, duration_ms=dur, source=n.source,
-                                 playlist=pl.name, discontinuity=e.discontinuity or e.event_time_ms is not None)
+                                 playlist=pl.name, discontinuity=e.discontinuity or e.event_time_ms is not None,
+                                 event_ms=e.event_time_ms)
 
     if not t.playlists:
         add(Problem("no_playlist", f"{sid}_{cname}__uid_s_{uid}__uid_e_{ttype}.m3u8",
@@ -261,7 +276,7 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
         if why:
             add(Problem(s.status, s.name, why, "skipped"))
             continue
-        if s.utc_ms in lone:
+        if s.utc_ms in lone and not _marked_start(s):
             s.status = "utc_outlier"
             add(Problem("utc_outlier", s.name, f"file-name time is {lone[s.utc_ms] / 3.6e6:.1f} h from the "
                         "nearest other slice of the user", "skipped"))

@@ -27,6 +27,7 @@ class Slice:
     source: str = "original"    # playlist family: "original", "bak0", ...
     playlist: str | None = None  # the playlist file that listed it; None for orphans
     discontinuity: bool = False  # opened an #EXT-X-DISCONTINUITY
+    event_ms: int | None = None  # the TIME of the #EXT-X-AGORA-TRACK-EVENT attached to it, if any
     path: Path | None = None     # local file, when present
     size: int | None = None
     status: str = SLICE_OK
