@@ -283,3 +283,31 @@ def test_a_user_who_says_one_word_is_not_silent(tmp_path):
     rep = verify_api(part, rec)
     brief = next(r for r in rep.runs if r["uid"] == "brief")
     assert not brief["silent"] and brief["present"] is False and not rep.passed
+
+
+@pytest.mark.parametrize("kind", ["tone", "speech"])
+def test_a_mix_missing_one_slice_of_a_long_run_fails_and_says_where(kind, recordings, tmp_path):
+    """A mix without a slice's 15 s of a run passed (found by a review session): presence was
+    one score over the whole run, and two thirds of it still scored over 0.5. Each 5 s stretch
+    where the user is heard is now judged too; the report says which part is missing."""
+    import shutil
+    folder, truth = recordings[kind]
+    uid, i, run = max(((u["uid"], i, r) for u in truth["users"] for i, r in enumerate(u["runs"])),
+                      key=lambda x: len(x[2]["slices"]))
+    assert len(run["slices"]) >= 3
+    holed = tmp_path / "holed"
+    shutil.copytree(folder, holed)
+    gone = run["slices"][1]
+    (holed / gone).unlink()
+    out = tmp_path / "holed.m4a"
+    run_cli("mix", str(holed), "-o", str(out), check=True)
+    code, doc, err = verify(out, folder)
+    assert code == 1 and failed(doc) == {"runs_present"}, (failed(doc), err)
+    (bad,) = [r for r in doc["runs"] if r["present"] is False]
+    assert (bad["uid"], bad["run"]) == (uid, i)
+    from mediatools.agora.names import parse_name
+    hole = (parse_name(gone).utc_ms - parse_name(run["slices"][0]).utc_ms) / 1000   # s into the run
+    assert all(hole - 5 <= a / 1000 and b / 1000 <= hole + 20 for a, b in bad["missing_ms"]), (hole, bad)
+    assert f"uid {uid} run {i} at" in err
+    if bad["presence"] >= 0.5:   # present as a whole: only the stretches can tell (the tone's case)
+        assert "of it missing, between" in err and bad["missing_ms"], err

@@ -173,15 +173,7 @@ def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
     scale = 1.0 / gain if gain > 0 else 1.0
 
     def window(t0: int, t1: int) -> np.ndarray:
-        """Rows t0..t1 of (mix/gain − expected + this run), in the run's bands; zero off the grid."""
-        w = np.zeros((t1 - t0, len(bands)), np.float32)
-        a, b = max(t0, 0), min(t1, n)
-        if b > a:
-            w[a - t0:b - t0] = mix.rows(a + lag, b + lag, bands) * np.float32(scale) - ref.rows(a, b, bands)
-        ra, rb = max(t0, at), min(t1, at + frames)
-        if rb > ra:
-            w[ra - t0:rb - t0] += run.stream.rows(ra - at, rb - at, bands)
-        return w
+        return _residual(mix, ref, run, lag, scale, n, t0, t1)
 
     # ‖segment at lag k‖²: the window's row energies over [at − context − search + k, … + frames + 2·context)
     w0 = at - context - search
@@ -224,6 +216,52 @@ def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
         d = by_edges[i - 1] - 2 * by_edges[i] + by_edges[i + 1]
         frac = 0.5 * (by_edges[i - 1] - by_edges[i + 1]) / d if d < 0 else 0.0
     return i - search + float(frac), max(float(scores[i]), 0.0) ** 2
+
+
+def _residual(mix: Stream, ref: Stream, run: Placed, lag: int, scale: float, n: int, t0: int, t1: int) -> np.ndarray:
+    """Rows t0..t1 of (mix/gain − expected + this run), in the run's bands; zero off the grid."""
+    bands, at, frames = run.bands, run.at, run.frames
+    w = np.zeros((t1 - t0, len(bands)), np.float32)
+    a, b = max(t0, 0), min(t1, n)
+    if b > a:
+        w[a - t0:b - t0] = mix.rows(a + lag, b + lag, bands) * np.float32(scale) - ref.rows(a, b, bands)
+    ra, rb = max(t0, at), min(t1, at + frames)
+    if rb > ra:
+        w[ra - t0:rb - t0] += run.stream.rows(ra - at, rb - at, bands)
+    return w
+
+
+#: stretches of a run judged on their own (5 s): a mix missing a slice's worth of a long run
+#: still scored over 0.5 on the whole run, and passed
+STRETCH = 500
+#: frames louder than this (Hann-window energy over all bands, ≈ −60 dBFS) make a stretch judgeable;
+#: a stretch needs STRETCH_LOUD of them (0.5 s) to be judged at all: where the user says nothing,
+#: the mix has nothing of theirs to find
+LOUD_POWER = 10 ** (-60 / 10) * (256 * 96)
+STRETCH_LOUD = 50
+
+
+def stretches(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, shift: int
+              ) -> list[tuple[int, int, float]]:
+    """(first frame, end frame, presence) of each judgeable STRETCH of ``run`` with the mix at
+    global ``lag`` plus the run's own ``shift``: presence as :func:`place_run` measures it,
+    over that stretch alone. A run shorter than two stretches is not cut (its whole-run
+    presence says it all); a short tail joins the stretch before it."""
+    frames = run.frames
+    if frames < 2 * STRETCH or not len(run.bands):
+        return []
+    scale = 1.0 / gain if gain > 0 else 1.0
+    cuts = list(range(0, frames - STRETCH // 2, STRETCH))[1:] + [frames]
+    out = []
+    for j, e in zip([0] + cuts[:-1], cuts):
+        loud = int((run.stream.rows(j, e).sum(axis=1) > LOUD_POWER).sum())
+        if loud < STRETCH_LOUD:
+            continue
+        r = run.stream.rows(j, e, run.bands).astype(np.float64)
+        w = _residual(mix, ref, run, lag, scale, n, run.at + j + shift, run.at + e + shift).astype(np.float64)
+        c = _cosines(np.array([np.vdot(w, r)]), float(np.vdot(r, r)), np.array([float(np.vdot(w, w))]))[0]
+        out.append((j, e, max(float(c), 0.0) ** 2))
+    return out
 
 
 def _cosines(dot: np.ndarray, rn2: float, seg2: np.ndarray) -> np.ndarray:

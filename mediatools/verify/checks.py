@@ -26,7 +26,17 @@ from ..recording.discovery import load_recording
 from ..recording.model import Recording
 from ..recording.probe import run_channels
 from ..timeline.contract import PlacedRun, Timeline, build_timeline
-from .align import Placed, dominant_bands, envelope, expected_sum, global_lag, loud_frames, place_run, quiet_level_db
+from .align import (
+    Placed,
+    dominant_bands,
+    envelope,
+    expected_sum,
+    global_lag,
+    loud_frames,
+    place_run,
+    quiet_level_db,
+    stretches,
+)
 from .features import HOP_MS, file_features, run_features, run_frames
 from .options import Check, VerifyOptions, VerifyReport
 from .reference import Reference, grid_place
@@ -35,6 +45,8 @@ from .store import FeatureStore
 log = logging.getLogger(__name__)
 
 PRESENCE_MIN = 0.5          # correlation a run must reach to count as present
+STRETCH_MIN = 0.2           # and each 5 s stretch of it where the user is heard (correct mixes of voices
+                            # score 0.4 and more in their busiest stretches; a stretch left out scores ~0)
 MATCH_MIN = 0.45            # band-amplitude correlation for "this mix is of this recording"
 SEARCH_S = 30.0             # global offset search range, ±
 RUN_SEARCH_MS = 1000.0      # per-run search range around the global offset, ±
@@ -157,6 +169,7 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
     gain = cross / rr if rr > 0 else 1.0     # the mix's level against the expected sum's
     search = int(RUN_SEARCH_MS / HOP_MS)
     placed_runs = [(uid, pr, *place_run(mix, ref, p, lag, gain, n, search, CONTEXT)) for uid, pr, p in runs]
+    runs_by_key = {(uid, pr.index): p for uid, pr, p in runs}
     local = [off for _, _, off, pres in placed_runs if off is not None and pres >= PRESENCE_MIN]
     fine = float(np.median(local)) if local else 0.0
     offset_ms = (lag + fine) * HOP_MS
@@ -178,12 +191,23 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
             continue
         err = None if off is None else (off - fine) * HOP_MS
         present = bool(pres >= PRESENCE_MIN)
+        # a long run present as a whole may still lack a stretch (a slice's worth left out)
+        lost = [] if not present or off is None else \
+            [x for x in stretches(mix, ref, runs_by_key[(uid, pr.index)], lag, gain, n, int(round(off)))
+             if x[2] < STRETCH_MIN]
+        present = present and not lost
         placed = bool(present and err is not None and abs(err) <= tolerance_ms)
         rep.runs.append({"uid": uid, "run": pr.index, "offset_ms": round(pr.offset_ms, 1),
                          "duration_ms": round(pr.duration_ms, 1), "presence": round(float(pres), 3),
                          "error_ms": None if err is None else round(float(err), 1), "present": present,
-                         "placed": placed, "silent": False})
-        if not present:
+                         "placed": placed, "silent": False,
+                         "missing_ms": [[round(a * HOP_MS), round(b * HOP_MS)] for a, b, _ in lost]})
+        if lost:
+            a, b, worst = lost[0][0], lost[-1][1], min(x[2] for x in lost)
+            missing.append(f"uid {uid} run {pr.index} at {pr.offset_ms / 1000:.3f} s: "
+                           f"{sum(y - x for x, y, _ in lost) * HOP_MS / 1000:.0f} s of it missing, between "
+                           f"{a * HOP_MS / 1000:.1f} and {b * HOP_MS / 1000:.1f} s into it (presence {worst:.2f})")
+        elif not present:
             missing.append(f"uid {uid} run {pr.index} at {pr.offset_ms / 1000:.3f} s (presence {pres:.2f})")
         elif not placed:
             misplaced.append(f"uid {uid} run {pr.index} at {pr.offset_ms / 1000:.3f} s off by {err:+.0f} ms")
