@@ -54,6 +54,9 @@ POLICY: tuple[FaultPolicy, ...] = (
                 "joined to the user; the earlier run is cut so each instant plays once"),
     FaultPolicy("bak<n> failover playlist leaving a gap", "failover_joined",
                 "joined to the user; the gap is silence"),
+    FaultPolicy("the sender's AAC format (rate, channels, profile) changes between two slices of a run",
+                "format_change", "a new run starts at the change, at its place: the mix decodes each part with "
+                "its own decoder, merge copies a user only when all its runs share one format"),
     FaultPolicy("re-uploaded playlist versions (_<tick>_<index>.m3u8)", "reuploaded_playlist",
                 "the larger of the unsuffixed and the highest-index version is used (Agora's rule)"),
     FaultPolicy("slices in storage listed in no playlist", "orphan_slice",

@@ -168,3 +168,35 @@ def test_a_user_back_after_13_h_for_one_slice_is_kept_when_the_playlist_opens_a_
         + lines[i - 1:]) + "\n")
     rec = load_recording(tmp_path / "rec")
     assert [(p.code, p.file) for p in rec.problems] == [("utc_outlier", new)]
+
+
+def test_a_format_change_inside_a_run_starts_a_new_run_and_merge_stays_decodable(tmp_path):
+    """Slices 2… of a run at AAC 32 kHz after 48 kHz, with no DISCONTINUITY: the format was probed
+    from the run's first slice only, and merge copied 32 kHz frames into a 48 kHz m4a (127 decode
+    errors, 1.5× pitch; found by a review session). The run now splits at the change."""
+    import shutil
+    import subprocess
+
+    from mediatools.media.ffmpeg import ffmpeg_path
+    from mediatools.synth.generate import plan, synthesize
+    for rate in (48000, 32000):
+        synthesize(plan(1, 60.0, seed=5, gaps=0, late_join=False, sample_rates=[rate]), tmp_path / str(rate))
+    a, b = load_recording(tmp_path / "48000"), load_recording(tmp_path / "32000")
+    names, other = [s.name for s in a.users[0].slices], [s.name for s in b.users[0].slices]
+    assert len(names) == len(other) >= 4
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tmp_path / "48000", mixed)
+    for n, o in zip(names[2:], other[2:]):   # the same audio at 32 kHz, under the 48 kHz run's names
+        shutil.copy(tmp_path / "32000" / o, mixed / n)
+    rec = load_recording(mixed)
+    (p,) = [p for p in rec.problems if p.code == "format_change"]
+    assert p.file == names[2] and "48000 Hz" in p.message and "32000 Hz" in p.message
+    runs = rec.users[0].runs
+    assert [r.slices[0].name for r in runs] == [names[0], names[2]]
+    assert abs(runs[1].start_ms - (runs[0].start_ms + runs[0].duration_ms)) < 40.0    # back to back
+    out = tmp_path / "merged"
+    run_cli("merge", str(mixed), "-o", str(out), check=True)
+    (m4a,) = out.glob("*.m4a")
+    dec = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(m4a), "-f", "null", "-"], capture_output=True,
+                         text=True)
+    assert dec.returncode == 0 and dec.stderr.strip() == "", dec.stderr[:500]

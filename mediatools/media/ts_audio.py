@@ -30,6 +30,9 @@ class Held:
     ms: float
     intact: bool
     frame_ms: float
+    #: the first AAC frame's (profile, sampling-frequency index, channel configuration): a sender
+    #: that changes its audio profile mid-run changes it (None for Opus and what is not counted)
+    aac_format: tuple[int, int, int] | None = None
 
 
 NO_AUDIO = Held(0.0, False, 0.0)
@@ -49,6 +52,8 @@ def held(data: bytes) -> Held | None:
         if counted is None:
             return None
         ms, clean, frame = counted
+        fmt = (payload[2] >> 6, (payload[2] >> 2) & 0xF, ((payload[2] & 1) << 2) | (payload[3] >> 6))
+        return Held(ms, intact and clean, frame, fmt)
     else:
         return None
     return Held(ms, intact and clean, frame)

@@ -163,19 +163,22 @@ def _marked_start(s: Slice) -> bool:
     return s.event_ms is None or abs(s.event_ms - s.utc_ms) <= EVENT_AGREES_MS
 
 
-def _held_ms(path: Path, measure: Measure | None) -> tuple[float, float] | None:
+def _held_ms(path: Path, measure: Measure | None, into: Slice | None = None) -> tuple[float, float] | None:
     """(ms of audio a TS slice holds, the slack to allow against its EXTINF): its frames counted
     (:mod:`mediatools.media.ts_audio`), or, when the slice is damaged inside (a decoder then loses
     more than the missing frames), measured by decoding it. The slack is 50 ms or 1.5 frames,
     whichever is more (an encoder's EXTINF can be a frame off: 64 ms for AAC at 16 kHz). None
     for what cannot be counted or read (taken at its EXTINF). A slice whose audio is not
-    countable is decoded; one a decoder gets no audio from holds 0 ms."""
+    countable is decoded; one a decoder gets no audio from holds 0 ms. ``into`` gets the AAC
+    format of its first frame."""
     if path.suffix != ".ts":
         return None
     try:
         h = held(path.read_bytes())
     except OSError:
         return None
+    if into is not None and h is not None:
+        into.aac_format = h.aac_format
     if h is None:
         if measure is None:
             return None
@@ -281,7 +284,7 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
             add(Problem("utc_outlier", s.name, f"file-name time is {lone[s.utc_ms] / 3.6e6:.1f} h from the "
                         "nearest other slice of the user", "skipped"))
             continue
-        counted = _held_ms(s.path, measure)
+        counted = _held_ms(s.path, measure, s)
         holds, slack = counted if counted is not None else (None, 0.0)
         if holds is not None and holds <= 0:
             s.status = SLICE_GARBAGE
@@ -316,12 +319,34 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
     runs = []
     for src in sorted({s.source for s in slices}):
         runs += split_runs([s for s in slices if s.source == src], tolerance_ms)
+    problems += _format_changes(runs, uid)
     runs, probs = resolve_overlaps(runs, uid)
     problems += probs
     problems += _failover_notes(runs, uid)
     if slices and not runs:
         add(Problem("no_audio", f"uid {uid}", "no usable slice: user has no audio", "reported"))
     return UserTrack(uid=uid, track_type=ttype, runs=runs, playlists=used_playlists, slices=slices), problems
+
+
+def _aac_words(fmt: tuple[int, int, int]) -> str:
+    from ..media.adts import ADTS_RATES
+    profile, sri, ch = fmt
+    rate = ADTS_RATES[sri] if sri < len(ADTS_RATES) else "?"
+    return f"AAC {['Main', 'LC', 'SSR', 'LTP'][profile]} {rate} Hz {ch} ch"
+
+
+def _format_changes(runs: list, uid: str) -> list[Problem]:
+    """Where a run was split because the sender's AAC format changed between two slices that
+    play back to back (one decoder, or one copied file, cannot take both)."""
+    notes = []
+    for prev, r in zip(runs, runs[1:]):
+        a, b = prev.slices[-1], r.slices[0]
+        if (a.source == b.source and a.aac_format and b.aac_format and a.aac_format != b.aac_format
+                and not b.discontinuity and abs(b.utc_ms - a.end_ms) <= DEFAULT_TOLERANCE_MS):
+            notes.append(Problem("format_change", b.name, f"the audio changes from {_aac_words(a.aac_format)} to "
+                                 f"{_aac_words(b.aac_format)} inside a run of uid {uid}: a new run starts here",
+                                 "repaired", uid))
+    return notes
 
 
 def _failover_notes(runs: list, uid: str) -> list[Problem]:

@@ -32,6 +32,7 @@ class Slice:
     size: int | None = None
     status: str = SLICE_OK
     recounted: float = 0.0       # held other than its EXTINF (duration_ms is what it holds): the slack allowed
+    aac_format: tuple[int, int, int] | None = None   # (profile, rate index, channels) of its first AAC frame
 
     @property
     def end_ms(self) -> float:

@@ -43,8 +43,9 @@ def split_runs(slices: list[Slice], tolerance_ms: float = DEFAULT_TOLERANCE_MS) 
             # after a slice taken at what it holds (not its EXTINF), the next slice must start
             # where that audio ends: played on as one stream, the rest would be that much off
             limit = min(tolerance_ms, prev.recounted) if prev.recounted else tolerance_ms
-            if s.discontinuity or abs(s.utc_ms - prev.end_ms) > limit:
-                close()
+            changed = s.aac_format is not None and prev.aac_format is not None and s.aac_format != prev.aac_format
+            if s.discontinuity or abs(s.utc_ms - prev.end_ms) > limit or changed:
+                close()   # (a new AAC format: another decoder, another copy; see discovery's format_change)
         cur.append(s)
     close()
     return runs
