@@ -266,3 +266,32 @@ def test_an_output_replaced_or_deleted_behind_its_manifest(make_recording, tmp_p
     assert mix.read_bytes() == b"Agora's own postpone mix"
     forced = process(str(src), ProcessOptions(all=True, workers=0, verify=False, force=True)).recordings[0]
     assert forced.status == "processed" and mix.read_bytes() != b"Agora's own postpone mix"
+
+
+def test_named_users_must_have_a_playlist_and_what_never_comes_is_given_up_after_lost_after():
+    """A 32 named two users' playlists while one was still in Agora's backup: nothing asked for
+    it, and the mix went out without that user (found by a review session). An unreadable
+    playlist, or slices with no playlist, kept a recording incomplete even past --lost-after."""
+    t0 = 1_773_480_413_589
+    times = [t0, t0 + 15_000]
+    texts = {playlist_name(SID, CN, "1"): _pl("1", times)}
+    objs = [ObjectInfo(k, len(v), "e") for k, v in texts.items()] + [
+        ObjectInfo(slice_name(SID, CN, "1", t), 1000, "e") for t in times]
+    rec = group(objs)[0]
+    assert assess(rec, texts) == (True, [])
+    ok, why = assess(rec, texts, expected_uids=["1", "2"])
+    assert not ok and why == ["uid 2: named by Agora's notification, no playlist in the store yet"]
+    assert not assess(rec, texts, expected_uids=["2"], lost_before_ms=times[-1])[0]    # not old enough
+    ok, why = assess(rec, texts, expected_uids=["2"], lost_before_ms=times[-1] + 1)
+    assert ok and why == ["given up as lost: uid 2: named by Agora's notification, no playlist in the store yet"]
+    # uid 3: slices but no playlist; uid 1's playlist unreadable: incomplete, then given up as lost
+    objs3 = objs + [ObjectInfo(slice_name(SID, CN, "3", t0), 1000, "e")]
+    rec3 = group(objs3)[0]
+    bad = {playlist_name(SID, CN, "1"): b"\x00garbage"}
+    ok, why = assess(rec3, bad)
+    assert not ok and len(why) == 2 and why[0] == "uid 3: slices but no playlist yet"
+    ok, why = assess(rec3, bad, lost_before_ms=times[-1] + 1)
+    assert ok and len(why) == 2 and all(w.startswith("given up as lost: ") for w in why)
+    # with a playlist still open, nothing is given up
+    open_ = {playlist_name(SID, CN, "1"): _pl("1", times, endlist=False)}
+    assert not assess(rec3, open_, lost_before_ms=times[-1] + 10**9)[0]

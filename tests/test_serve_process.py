@@ -114,6 +114,36 @@ def test_32_is_processed_once_the_late_slices_arrive(tmp_path, s3_server, make_r
     _check_mix(c, "serve-p32", sid, truth, tmp_path)
 
 
+def test_a_32_waits_for_a_user_it_names_whose_files_are_still_in_agoras_backup(tmp_path, s3_server,
+                                                                              make_recording):
+    """A 32 names both users' playlists while one user's files are all still in Agora's backup:
+    the mix went out at once without that user, notified as total_success (found by a review
+    session). The named user's playlist is now waited for."""
+    sid = "c9b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    folder, truth = _rec(make_recording, sid)
+    c = s3_server.client()
+    c.create_bucket(Bucket="serve-p32u")
+    uids = [u["uid"] for u in truth["users"]]
+    backed_up = {p.name for p in folder.iterdir() if f"__uid_s_{uids[1]}__" in p.name}
+    _upload(c, "serve-p32u", folder, "rec/", skip=backed_up)
+    with ServeProc(tmp_path, _settings(tmp_path, s3_server.url, "serve-p32u")) as srv:
+        srv.post_ncs(notice(32, sid, CNAME, details=uploaded_details(sid, CNAME, uids, "rec/")))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            j = srv.job(sid)["jobs"][0]
+            if j["result"] and j["result"].get("status") == "incomplete":
+                break
+            time.sleep(0.3)
+        assert j["state"] in ("queued", "running") and j["result"]["status"] == "incomplete", j
+        assert any(f"uid {uids[1]}: named by Agora's notification" in r for r in j["result"]["reasons"]), j
+        assert f"rec/{sid}_{CNAME}_0.m4a" not in _keys(c, "serve-p32u")
+        for n in sorted(backed_up):
+            c.put_object(Bucket="serve-p32u", Key="rec/" + n, Body=(folder / n).read_bytes())
+        job = srv.wait_state(sid, ("done", "failed"), timeout=150)
+        assert job["state"] == "done" and job["result"]["status"] == "processed", job
+    _check_mix(c, "serve-p32u", sid, truth, tmp_path)
+
+
 def test_files_delivered_after_the_manifest_are_mixed_in_by_the_sweeper(tmp_path, s3_server, make_recording):
     """Agora's backup delivers a slice (and the playlist that lists it) after the job is done: no
     notification says so, and serve kept the mix without it for ever (found by a review session).

@@ -18,7 +18,7 @@ import logging
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from ..agora.names import NameError_, iso_utc, parse_name
 from ..agora.playlist import PlaylistError, entry_name, parse_playlist
@@ -134,30 +134,41 @@ def endlist_keys(playlists: list[ObjectInfo]) -> list[str]:
 
 
 def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
-           lost_before_ms: int | None = None) -> tuple[bool, list[str]]:
+           lost_before_ms: int | None = None, expected_uids: Iterable[str] = ()) -> tuple[bool, list[str]]:
     """(complete, reasons) from the chosen playlists' text (``texts[key]`` None when unreadable).
+    ``expected_uids`` (the users a notification names) must each have a playlist.
 
-    With ``lost_before_ms`` (Unix ms), listed slices still missing when nothing else is amiss
-    and the last listed slice started before that time are given up as lost: (True, [a reason
-    naming them])."""
+    With ``lost_before_ms`` (Unix ms), when the recording's last slice started before that
+    time, what is still missing is given up: listed slices that never arrived (mixed as
+    silence), and playlists that never came or cannot be read (their users rebuilt from the
+    slice names, as inspect and mix do; a named user with nothing at all is left out):
+    (True, [reasons naming them])."""
     reasons: list[str] = []
-    missing: list[str] = []
+    missing: list[str] = []      # listed slices not in the store
+    unlisted: list[str] = []     # what a rebuild from slice names, or leaving a user out, gets past
     present = {posixpath.basename(s.key) for s in rec.slices}
     chosen = choose_versions(rec.playlists)
     old = superseded(chosen)
     with_playlist = {uid for uid, _ in chosen}
-    for uid in sorted({parse_name(posixpath.basename(s.key)).uid for s in rec.slices} - with_playlist):
+    orphaned = {parse_name(posixpath.basename(s.key)).uid for s in rec.slices} - with_playlist
+    for uid in sorted(orphaned):
         reasons.append(f"uid {uid}: slices but no playlist yet")
+        unlisted.append(reasons[-1])
+    for uid in sorted(set(expected_uids) - with_playlist - orphaned):
+        reasons.append(f"uid {uid}: named by Agora's notification, no playlist in the store yet")
+        unlisted.append(reasons[-1])
     for (uid, bak), p in sorted(chosen.items(), key=lambda kv: kv[1].key):
         name = posixpath.basename(p.key)
         text = texts.get(p.key)
         if text is None:
             reasons.append(f"{name}: could not be read")
+            unlisted.append(reasons[-1])
             continue
         try:
             pl = parse_playlist(text, name)
         except PlaylistError as exc:
             reasons.append(f"{name}: {exc.message}")
+            unlisted.append(reasons[-1])
             continue
         if not pl.endlist and (uid, bak) not in old:
             reasons.append(f"{name}: no #EXT-X-ENDLIST (still recording, or cut off)")
@@ -168,10 +179,13 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
                 reasons.append(f"{entry}: listed by {name} but not in the store yet")
     if not rec.playlists and not rec.slices:
         reasons.append(f"{rec.sid}: no files")
-    if missing and len(missing) == len(reasons) and lost_before_ms is not None and \
-            _last_listed_ms(rec, missing) < lost_before_ms:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        return True, [f"{len(missing)} listed slice(s) never arrived, given up as lost (mixed as silence): {shown}"]
+    if (missing or unlisted) and len(missing) + len(unlisted) == len(reasons) and lost_before_ms is not None \
+            and (rec.slices or missing) and _last_listed_ms(rec, missing) < lost_before_ms:
+        given = [f"given up as lost: {r}" for r in unlisted]
+        if missing:
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            given.append(f"{len(missing)} listed slice(s) never arrived, given up as lost (mixed as silence): {shown}")
+        return True, given
     return not reasons, reasons
 
 

@@ -14,7 +14,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
 from ..allocator import adaptive_malloc
@@ -121,17 +121,19 @@ def sweep_scratch(root: Path) -> None:
 
 
 def process_recording(source: str, sid: str, options: ProcessOptions, *,
-                      gate: Callable[[], None] | None = None) -> RecordingResult:
+                      gate: Callable[[], None] | None = None, expect_uids: Iterable[str] = ()) -> RecordingResult:
     """Process recording ``sid`` found under ``source``; never raises for a per-recording failure.
     ``gate``: called before publishing writes anything, and before the manifest; it raises
-    :class:`MediatoolsError` to stop (see :func:`mediatools.storage.publish.publish`)."""
+    :class:`MediatoolsError` to stop (see :func:`mediatools.storage.publish.publish`).
+    ``expect_uids``: users that must have a playlist in the store before the recording counts
+    as complete (the ones Agora's notification names)."""
     t0 = time.monotonic()
     adaptive_malloc()   # a Dask worker inherits a fixed malloc threshold: +30 % on the mix
     result = RecordingResult(sid=sid, source=source, worker=worker_name())
     stage = _stage_reporter(sid, result)
     try:
         check_sid(sid)
-        _run(source, sid, options.with_transcode_file(), result, stage, gate)
+        _run(source, sid, options.with_transcode_file(), result, stage, gate, tuple(expect_uids))
     except KeyboardInterrupt:
         raise
     except MediatoolsError as exc:
@@ -156,7 +158,7 @@ def _timed(result: RecordingResult, name: str, t: float) -> float:
 
 
 def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stage: Callable[[str], None],
-         gate: Callable[[], None] | None = None) -> None:
+         gate: Callable[[], None] | None = None, expect_uids: tuple[str, ...] = ()) -> None:
     source, settings = source_settings(source, o)
     result.source = source
     store, prefix = open_store(source, settings, retries=o.request_attempts)
@@ -198,7 +200,8 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
             result.verify = old.get("verify")
             _timed(result, "check", t)
             return
-        complete, reasons = assess(rec, _texts(store, rec), lost_before_ms=o.lost_before_ms())
+        complete, reasons = assess(rec, _texts(store, rec), lost_before_ms=o.lost_before_ms(),
+                                   expected_uids=expect_uids)
         if complete:
             break
         if time.monotonic() + o.poll_s > deadline:

@@ -74,7 +74,8 @@ def run_job(kind: str, sid: str, location: str | None, sources: list[str], optio
     try:
         if kind == "process":
             gate = lease_gate(extra["fence"]) if extra.get("fence") else None
-            out = _process(sid, location, options, float(extra.get("wait_s") or 0), gate)
+            out = _process(sid, location, options, float(extra.get("wait_s") or 0), gate,
+                           expect_uids=named_uids(sid, list(extra.get("agora_files") or [])))
         elif kind == "verify":
             out = _verify_agora(sid, location, storage, mixes)
         else:
@@ -147,13 +148,27 @@ def process_options(process: dict[str, Any], storage_flags: dict[str, Any]) -> d
     return out
 
 
+def named_uids(sid: str, files: list[str]) -> tuple[str, ...]:
+    """The audio uids whose playlists a 31/32/11 ``fileList`` names for ``sid``."""
+    from ..agora.names import NameError_, parse_name
+    out = []
+    for f in files:
+        try:
+            n = parse_name(posixpath.basename(f))
+        except NameError_:
+            continue
+        if n.kind == "playlist" and n.sid == sid and n.track_type == "audio":
+            out.append(n.uid)
+    return tuple(sorted(set(out)))
+
+
 def _process(sid: str, location: str, options: dict[str, Any], wait_s: float,
-             gate: Callable[[], None] | None = None) -> dict[str, Any]:
+             gate: Callable[[], None] | None = None, expect_uids: tuple[str, ...] = ()) -> dict[str, Any]:
     from ..pipeline import ProcessOptions, process_recording
     opts = dict(options)
     if wait_s:
         opts["wait_s"] = wait_s
-    result = process_recording(location, sid, ProcessOptions.from_dict(opts), gate=gate)
+    result = process_recording(location, sid, ProcessOptions.from_dict(opts), gate=gate, expect_uids=expect_uids)
     out = result.to_dict()
     out["retryable"] = bool(getattr(result, "retryable", True))
     if isinstance(out.get("error"), dict):      # {"code", "message"}: one line for the ledger

@@ -113,9 +113,12 @@ def decide(doc: dict[str, Any], notice: Notice) -> Decision:
         return Decision("verify", "Agora's postpone mix finished", sid, cname, folder,
                         agora_result=result if result in ("total_success", "partial_success", "failed") else None,
                         agora_files=tuple(f for f in files if _plain_key(f)))
+    # the playlists the notification names: their uids must be in the store before the mix (a
+    # 32's backed-up user may not be listed at all yet, and the mix went out without them)
     return Decision("process", {UPLOADED: "uploaded", BACKUPED: "uploaded, some slices via backup",
                                 SESSION_EXIT: "session exited normally"}[et],
-                    sid, cname, folder, wait=et == BACKUPED)
+                    sid, cname, folder, wait=et == BACKUPED,
+                    agora_files=tuple(f for f in files if _plain_key(f) and f.endswith(".m3u8")))
 
 
 def file_list(details: dict[str, Any]) -> list[str]:
