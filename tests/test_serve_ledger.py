@@ -220,3 +220,23 @@ def test_a_run_whose_lease_passed_on_may_not_publish(ledger, tmp_path):
     # a ledger this worker cannot see (a SQLite file on another machine) fails open
     assert still_held({"db": str(tmp_path / "elsewhere.db"), "job_id": "j", "owner": "a", "attempts": 1}) is None
     assert not (tmp_path / "elsewhere.db").exists()
+
+
+def test_instances_starting_at_once_on_a_fresh_postgresql_ledger_all_open_it(pg):
+    """Several serve instances opening a new shared ledger at the same moment: create_all's
+    check-then-create raced and some failed with a duplicate pg_type entry (5 of 15 in a
+    review session's runs). The tables are now created under an advisory lock."""
+    import subprocess
+    import sys
+
+    from mediatools.service.ledger import meta
+    code = ("import sys; from mediatools.service.ledger import open_ledger; "
+            "led = open_ledger(sys.argv[1]); print(sorted(led.counts().items())); led.close()")
+    for _ in range(3):
+        led = open_ledger(pg.url)
+        meta.drop_all(led.engine)
+        led.close()
+        procs = [subprocess.Popen([sys.executable, "-c", code, pg.url], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert all(p.returncode == 0 for p in procs), [e for _, e in outs]

@@ -157,11 +157,25 @@ class Ledger:
                 # a write takes the lock up front (IMMEDIATE), so it waits instead of failing
                 # when it turns from reading to writing; reads stay deferred and never block
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if getattr(self._tl, "write", False) else "BEGIN")
-        meta.create_all(engine)
+        self._create_tables()
         # built once: constructing a statement costs more than running it
         self._ins_notice = self._insert_ignore(notifications)
         self._ins_job = self._insert_ignore(jobs)
         self._ins_notice_out = self._insert_ignore(outbox)
+
+    #: the PostgreSQL advisory lock the instances starting at once take to create the tables
+    CREATE_LOCK = 0x6D656469   # "medi"
+
+    def _create_tables(self) -> None:
+        """The tables, if missing. PostgreSQL's check-then-create is not atomic: two instances
+        starting on a fresh ledger at once failed (duplicate pg_type entry), so there it runs
+        under a transaction-scoped advisory lock; SQLite's writes are serialized already."""
+        if self.sqlite:
+            meta.create_all(self.engine)
+            return
+        with self.engine.begin() as c:
+            c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.CREATE_LOCK})
+            meta.create_all(c)
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
