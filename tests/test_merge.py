@@ -167,6 +167,20 @@ def test_gaps_drop_and_align_session(rec, tmp_path):
             assert abs(e) <= (_quantum_ms(tu) / 2 + 2.0 if u["mode"] == "copy" else 2.0)
 
 
+def test_one_user_merged_alone_is_aligned_to_the_session_not_to_itself(rec, tmp_path):
+    """`merge --uid X --align session` took X's own first instant as t = 0 (a late joiner's file
+    started 9 s late against the session's and was shorter; found by a review session)."""
+    folder, truth = rec
+    tu = max(truth["users"], key=lambda u: u["runs"][0]["offset_ms"])     # the latest joiner
+    assert tu["runs"][0]["offset_ms"] > 1000
+    doc = _merge(folder, tmp_path / "one", "--uid", tu["uid"], "--align", "session")
+    (u,) = doc["users"]
+    path = tmp_path / "one" / u["file"]
+    assert abs(len(decode_pcm(path, 48000)) / 48.0 - truth["span_ms"]) <= _frame_ms(tu) / 2 + 0.1
+    for e in _onset_errors(path, tu, 0.0):
+        assert abs(e) <= (_quantum_ms(tu) / 2 + 2.0 if u["mode"] == "copy" else 2.0)
+
+
 def test_reencode_is_exact_and_says_so(rec, tmp_path):
     folder, truth = rec
     doc = _merge(folder, tmp_path, "--reencode", "--uid", truth["users"][0]["uid"])

@@ -64,6 +64,10 @@ def test_timeline_offsets_gaps_origin_and_span():
     assert [(r.offset_ms, r.duration_ms) for r in u1.runs] == [(0.0, 5000.0), (10000.0, 5000.0)]
     assert [(g.offset_ms, g.duration_ms) for g in u1.gaps] == [(5000.0, 5000.0)]
     assert u1.talk_ms == 10000.0
-    # selecting users moves the origin to the earliest selected run; a given origin wins
-    assert build_timeline(rec, ["2"]).origin_ms == 12_000
+    # selecting users keeps the session's origin and span (one user's file lines up with the
+    # full mix and lasts as long); a given origin wins
+    one = build_timeline(rec, ["2"])
+    assert one.origin_ms == 10_000 and one.span_ms == 22_000 and one.user("2").runs[0].offset_ms == 2000.0
+    one = build_timeline(rec, ["1"])
+    assert one.origin_ms == 10_000 and one.span_ms == 22_000   # uid 2 ends last
     assert build_timeline(rec, ["2"], origin_ms=0).user("2").runs[0].offset_ms == 12_000

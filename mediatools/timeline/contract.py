@@ -6,7 +6,7 @@
   UTC differs from the previous slice's end by more than ``tolerance_ms``.
 * Overlapping runs (failover ``bak<n>`` copies) keep one copy of each instant: the
   earlier run is cut where the later one starts.
-* The session origin is the earliest run start among the selected users, unless given.
+* The session origin is the earliest run start of any user (whichever are selected), unless given.
 """
 from __future__ import annotations
 
@@ -137,11 +137,12 @@ class Timeline:
     origin_ms: int
     users: list[UserTimeline]
     problems: list[Problem] = field(default_factory=list)
+    session_span_ms: float = 0.0   # the whole recording's, when only some users are placed
 
     @property
     def span_ms(self) -> float:
-        """From the origin to the last instant anyone was recorded."""
-        return max((u.last_offset_ms for u in self.users), default=0.0)
+        """From the origin to the last instant anyone in the recording was recorded."""
+        return max(max((u.last_offset_ms for u in self.users), default=0.0), self.session_span_ms)
 
     def user(self, uid: str) -> UserTimeline:
         for u in self.users:
@@ -169,15 +170,20 @@ def select_users(recording: Recording, uids: list[str] | None = None,
 
 def build_timeline(recording: Recording, uids: list[str] | None = None, *,
                    exclude: list[str] | None = None, origin_ms: int | None = None) -> Timeline:
-    """Place every run of the selected users against one origin."""
+    """Place every run of the selected users against one origin: the session's (the earliest
+    run start of *any* user), so one user's file, stem or mix lines up with everybody's, and
+    lasts as long (a review session found ``merge --uid X --align session`` starting at X's
+    own first word, 9 s late against the session's)."""
     users = [u for u in select_users(recording, uids, exclude)]
-    starts = [r.start_ms for u in users for r in u.runs]
+    everyone = [r for u in recording.users for r in u.runs]
     if origin_ms is None:
-        origin_ms = min(starts) if starts else 0
+        origin_ms = min((r.start_ms for r in everyone), default=0)
+    end = max((r.start_ms + r.duration_ms for r in everyone), default=origin_ms)
     out: list[UserTimeline] = []
     for u in users:
         placed = [PlacedRun(i, r.start_ms, float(r.start_ms - origin_ms), r.duration_ms, r)
                   for i, r in enumerate(u.runs)]
         gaps = [Gap(g.start, g.duration) for g in span_gaps(p.span for p in placed)]
         out.append(UserTimeline(u.uid, placed, gaps, u))
-    return Timeline(origin_ms=origin_ms, users=out, problems=list(recording.problems))
+    return Timeline(origin_ms=origin_ms, users=out, problems=list(recording.problems),
+                    session_span_ms=max(0.0, float(end - origin_ms)))
