@@ -432,3 +432,20 @@ def test_a_cut_off_last_frame_is_not_counted(make_recording, tmp_path):
     run = Run(0, 60_000.0, [Slice(cut.name, 0, 60_000.0, path=cut)])
     n = adts.run_adts(run, rate, written.append)
     assert n == len(starts) - 1 == len(adts.split_adts(b"".join(written))) and n < whole
+
+
+@pytest.mark.parametrize("frame_ms", [20, 40, 60])
+def test_opus_copy_knows_how_far_a_runs_last_packet_can_overhang(frame_ms, tmp_path):
+    """Opus copy stopped a run half of a fixed 20 ms packet before the next run: with 40 or 60 ms
+    packets the last one overhung it, and a failover run cut into the original landed 29 or
+    49 ms late (found by a review session). The margin is now the run's own packet length."""
+    import subprocess
+
+    from mediatools.media.ffmpeg import ffmpeg_path
+    from mediatools.merge.opus_copy import _packet_ms
+    from mediatools.recording.model import Run, Slice
+    ts = tmp_path / "x.ts"
+    subprocess.run([ffmpeg_path(), "-v", "error", "-f", "lavfi", "-i", "sine=f=440:r=48000:d=2", "-c:a", "libopus",
+                    "-b:a", "32k", "-frame_duration", str(frame_ms), "-f", "mpegts", str(ts)], check=True)
+    run = Run(start_ms=0, duration_ms=2000.0, slices=[Slice(name=ts.name, utc_ms=0, duration_ms=2000.0, path=ts)])
+    assert _packet_ms(run) == frame_ms

@@ -58,8 +58,9 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
             # -t keeps every packet that starts before it: the last one may overhang the run's
             # end. Where that would push the next run (or the file's end) off its place, stop
             # half a packet early so the overhang rounds instead.
-            room = limit - f0 - pos - PACKET_MS / 2
-            keep_ms = max(PACKET_MS / 2, min(duration_ms, room))
+            packet = _packet_ms(run)
+            room = limit - f0 - pos - packet / 2
+            keep_ms = max(packet / 2, min(duration_ms, room))
             ogg = work / f"run{i}.ogg"
             ffmpeg.run(base_cmd() + ["-i", concat_url([s.path for s in run.slices if s.path is not None]), "-map", "0:a:0",
                         "-c", "copy", "-t", f"{keep_ms / 1000.0:.6f}", "-f", "ogg", str(ogg)],
@@ -96,6 +97,19 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
             ffmpeg.run(base_cmd() + ["-f", "concat", "-safe", "0", "-i", str(work / "list.txt"), "-c", "copy",
                         "-f", MUXERS[fmt], "-y", str(tmp)], error="joining Opus runs failed: {last}", file=out.name)
     return {"duration_ms": round(pos, 3), "runs": placed}
+
+
+def _packet_ms(run: Run) -> float:
+    """The run's longest packet (its last slice's TOCs; 20 ms, the usual, where they cannot be
+    read): how far its last packet can overhang its end. A fixed 20 ms let a run of 40 or 60 ms
+    packets overhang the next run, which then landed up to 49 ms late."""
+    from ..media.ts_audio import held
+    last = run.slices[-1].path
+    try:
+        h = held(last.read_bytes()) if last is not None else None
+    except OSError:
+        h = None
+    return h.frame_ms if h is not None and h.frame_ms > 0 else PACKET_MS
 
 
 def _silence(pieces: list[tuple[str | float, int | Path]], gap_ms: float) -> float:
