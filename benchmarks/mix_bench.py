@@ -155,7 +155,12 @@ def main() -> None:
             results["pydub m4a"] = measure("pydub overlay (m4a)", [py, str(script), str(folder), str(t / "pd.m4a"),
                                                                   "ipod"])
     ref = results["reference m4a"]
+    import av
+
+    from mediatools.media.ffmpeg import ffmpeg_version
     print(f"\n8 users × {a.minutes:g} min, AAC 48 kHz mono with gaps → stereo 48 kHz {BITRATE}")
+    print(f"reference, floor and mediatools' encoders: ffmpeg {ffmpeg_version()} ({ffmpeg_path()}); "
+          f"mediatools' decoding: PyAV {av.__version__}, FFmpeg libraries {av.ffmpeg_version_info}")
     for k, m in results.items():
         r = results["reference mp3"] if k.endswith("mp3") else ref
         print(m.row(None if k.startswith("reference") else r))
