@@ -99,7 +99,7 @@ def test_32_is_processed_once_the_late_slices_arrive(tmp_path, s3_server, make_r
     late = sorted(p.name for p in folder.glob("*.ts"))[1]
     _upload(c, "serve-p32", folder, "rec/", skip={late})
     with ServeProc(tmp_path, _settings(tmp_path, s3_server.url, "serve-p32")) as srv:
-        srv.post_ncs(notice(32, sid, CNAME, details=uploaded_details(sid, CNAME, ["1"], "rec/")))
+        srv.post_ncs(notice(32, sid, CNAME, details=uploaded_details(sid, CNAME, [u["uid"] for u in truth["users"]], "rec/")))
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:     # looked at, found incomplete, queued for later
             j = srv.job(sid)["jobs"][0]
@@ -232,7 +232,7 @@ def test_sigkill_mid_job_leaves_one_set_of_outputs(tmp_path, s3_server, make_rec
     _upload(c, "serve-pkill", folder, "rec/")
     st = _settings(tmp_path, s3_server.url, "serve-pkill")
     srv = ServeProc(tmp_path, st).start()
-    srv.post_ncs(notice(31, sid, CNAME, details=uploaded_details(sid, CNAME, ["1"], "rec/")))
+    srv.post_ncs(notice(31, sid, CNAME, details=uploaded_details(sid, CNAME, [u["uid"] for u in truth["users"]], "rec/")))
     srv.wait_state(sid, ("running",), timeout=60)
     time.sleep(1.5)
     srv.kill()
@@ -257,7 +257,7 @@ def test_storage_down_for_a_while_then_done(tmp_path, make_recording):
     st = _settings(tmp_path, later.url, "serve-pdown", max_attempts=20, backoff_base_s=2.0, backoff_max_s=2.0)
     with ServeProc(tmp_path, st) as srv:
         assert srv.http.get("/readyz").status_code == 503
-        srv.post_ncs(notice(31, sid, CNAME, details=uploaded_details(sid, CNAME, ["1"], "rec/")))
+        srv.post_ncs(notice(31, sid, CNAME, details=uploaded_details(sid, CNAME, [u["uid"] for u in truth["users"]], "rec/")))
         time.sleep(5)
         j = srv.job(sid)["jobs"][0]
         assert j["state"] in ("queued", "running") and j["attempts"] <= 1 and j["error"], j
