@@ -319,7 +319,7 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
     runs = []
     for src in sorted({s.source for s in slices}):
         runs += split_runs([s for s in slices if s.source == src], tolerance_ms)
-    problems += _format_changes(runs, uid)
+    problems += _format_changes(runs, uid, tolerance_ms)
     runs, probs = resolve_overlaps(runs, uid)
     problems += probs
     problems += _failover_notes(runs, uid)
@@ -335,14 +335,14 @@ def _aac_words(fmt: tuple[int, int, int]) -> str:
     return f"AAC {['Main', 'LC', 'SSR', 'LTP'][profile]} {rate} Hz {ch} ch"
 
 
-def _format_changes(runs: list, uid: str) -> list[Problem]:
+def _format_changes(runs: list, uid: str, tolerance_ms: float) -> list[Problem]:
     """Where a run was split because the sender's AAC format changed between two slices that
     play back to back (one decoder, or one copied file, cannot take both)."""
     notes = []
     for prev, r in zip(runs, runs[1:]):
         a, b = prev.slices[-1], r.slices[0]
         if (a.source == b.source and a.aac_format and b.aac_format and a.aac_format != b.aac_format
-                and not b.discontinuity and abs(b.utc_ms - a.end_ms) <= DEFAULT_TOLERANCE_MS):
+                and not b.discontinuity and abs(b.utc_ms - a.end_ms) <= tolerance_ms):
             notes.append(Problem("format_change", b.name, f"the audio changes from {_aac_words(a.aac_format)} to "
                                  f"{_aac_words(b.aac_format)} inside a run of uid {uid}: a new run starts here",
                                  "repaired", uid))

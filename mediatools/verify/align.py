@@ -234,19 +234,24 @@ def _residual(mix: Stream, ref: Stream, run: Placed, lag: int, scale: float, n: 
 #: stretches of a run judged on their own (5 s): a mix missing a slice's worth of a long run
 #: still scored over 0.5 on the whole run, and passed
 STRETCH = 500
-#: frames louder than this (Hann-window energy over all bands, ≈ −60 dBFS) make a stretch judgeable;
-#: a stretch needs STRETCH_LOUD of them (0.5 s) to be judged at all: where the user says nothing,
-#: the mix has nothing of theirs to find
-LOUD_POWER = 10 ** (-60 / 10) * (256 * 96)
+#: a stretch needs this many frames (0.5 s) louder than the caller's level to be judged at all:
+#: where the user says nothing, the mix has nothing of theirs to find
 STRETCH_LOUD = 50
 
 
-def stretches(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, shift: int
-              ) -> list[tuple[int, int, float]]:
-    """(first frame, end frame, presence) of each judgeable STRETCH of ``run`` with the mix at
-    global ``lag`` plus the run's own ``shift``: presence as :func:`place_run` measures it,
-    over that stretch alone. A run shorter than two stretches is not cut (its whole-run
-    presence says it all); a short tail joins the stretch before it."""
+def _frame_power(level_db: float) -> float:
+    """A frame's band-energy sum at ``level_db`` dBFS (approximately: Hann-window energy)."""
+    return 10 ** (level_db / 10) * (256 * 96)
+
+
+def stretches(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, shift: int,
+              level_db: float) -> list[tuple[int, int, float]]:
+    """(first frame, end frame, presence) of each judgeable STRETCH of ``run`` (STRETCH_LOUD
+    frames louder than ``level_db``) with the mix at global ``lag`` plus the run's own
+    ``shift``: presence as :func:`place_run` measures it, over that stretch alone. A run
+    shorter than two stretches is not cut (its whole-run presence says it all); a short tail
+    joins the stretch before it."""
+    power = _frame_power(level_db)
     frames = run.frames
     if frames < 2 * STRETCH or not len(run.bands):
         return []
@@ -254,7 +259,7 @@ def stretches(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
     cuts = list(range(0, frames - STRETCH // 2, STRETCH))[1:] + [frames]
     out = []
     for j, e in zip([0] + cuts[:-1], cuts):
-        loud = int((run.stream.rows(j, e).sum(axis=1) > LOUD_POWER).sum())
+        loud = int((run.stream.rows(j, e).sum(axis=1) > power).sum())
         if loud < STRETCH_LOUD:
             continue
         r = run.stream.rows(j, e, run.bands).astype(np.float64)
@@ -274,7 +279,7 @@ def loud_frames(run: Placed, level_db: float) -> int:
     :func:`quiet_level_db` measures): a run with (almost) none holds nothing to find in a mix.
     Counted, not averaged: a listener who says one word in ten minutes has a mean level as low
     as silence, and is not silent."""
-    power = 10 ** (level_db / 10) * (256 * 96)
+    power = _frame_power(level_db)
     return int(sum(int((rows.sum(axis=1) > power).sum()) for _, rows in run.stream.blocks(BLOCK)))
 
 

@@ -193,7 +193,7 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
         present = bool(pres >= PRESENCE_MIN)
         # a long run present as a whole may still lack a stretch (a slice's worth left out)
         lost = [] if not present or off is None else \
-            [x for x in stretches(mix, ref, runs_by_key[(uid, pr.index)], lag, gain, n, int(round(off)))
+            [x for x in stretches(mix, ref, runs_by_key[(uid, pr.index)], lag, gain, n, int(round(off)), SILENT_RUN_DB)
              if x[2] < STRETCH_MIN]
         present = present and not lost
         placed = bool(present and err is not None and abs(err) <= tolerance_ms)
