@@ -87,16 +87,36 @@ def test_strict_fails_and_writes_nothing(mixed_rec, tmp_path):
     assert not out.exists() and stray_temp_files(tmp_path) == []
 
 
-def test_mono_user_sits_at_its_own_level_in_both_channels(mixed_rec, tmp_path):
+@pytest.mark.parametrize("normalize,ext", [("none", "wav"), ("limit", "wav"), ("limit", "m4a")])
+def test_mono_user_sits_at_its_own_level_in_both_channels(normalize, ext, mixed_rec, tmp_path):
+    """A mix of mono runs only is fed to the encoder once and copied to both channels: at
+    unity (not -ac's -3 dB upmix), and the same in both."""
     folder, truth = mixed_rec
     u = truth["users"][0]  # AAC mono
-    out = tmp_path / "u.wav"
-    run_cli("mix", str(folder), "-o", str(out), "--uid", u["uid"], "--normalize", "none", check=True)
+    out = tmp_path / f"u.{ext}"
+    run_cli("mix", str(folder), "-o", str(out), "--uid", u["uid"], "--normalize", normalize, check=True)
     x = decode_pcm(out, RATE, 2)
     r = u["runs"][0]
     a, b = int((r["offset_ms"] + 100) * 48), int((r["offset_ms"] + r["duration_ms"] - 100) * 48)
     for ch in (0, 1):
         assert level_db(x[a:b, ch], RATE, u["freq"]) == pytest.approx(20 * np.log10(0.25), abs=0.3)
+    if ext == "wav":   # (AAC codes two equal channels nearly, not exactly, equal)
+        assert np.array_equal(x[:, 0], x[:, 1])
+
+
+def test_ebu_normalizes_what_is_written(mixed_rec, tmp_path):
+    """--normalize ebu reaches -16 LUFS in the stereo file, also when the mix is fed as one
+    channel (loudness sums the channels: measured before the copy it would be 3 LU loud)."""
+    import subprocess
+
+    from mediatools.media.ffmpeg import ffmpeg_path
+    folder, truth = mixed_rec
+    out = tmp_path / "e.wav"
+    run_cli("mix", str(folder), "-o", str(out), "--uid", truth["users"][0]["uid"], "--normalize", "ebu", check=True)
+    err = subprocess.run([ffmpeg_path(), "-hide_banner", "-nostats", "-i", str(out), "-af", "ebur128",
+                          "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
+    integrated = float(err.rsplit("I:", 1)[1].split("LUFS")[0])
+    assert integrated == pytest.approx(-16.0, abs=1.0)
 
 
 def test_stereo_user_becomes_mean_in_mono_mix(mixed_rec, tmp_path):

@@ -113,16 +113,20 @@ def _aac_ms(adts: bytes) -> tuple[float, bool, float] | None:
 
     frames = i = 0
     clean = True
+    length = header_at(0)
     while i + 7 <= end:
-        length = header_at(i)
-        if length and (i + length == end or header_at(i + length)):
-            frames += 1
-            i += length
-            continue
+        if length:   # a frame counts when the stream ends or a next header begins where it ends
+            nxt = i + length
+            after = 0 if nxt == end else header_at(nxt)   # (that header is the next frame's)
+            if nxt == end or after:
+                frames += 1
+                i, length = nxt, after
+                continue
         clean = False
         i = adts.find(b"\xff", i + 1)   # lost: look for the next frame
         if i < 0:
             break
+        length = header_at(i)
     frame_ms = FRAME * 1000.0 / ADTS_RATES[sri]
     return frames * frame_ms, clean, frame_ms
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import MediatoolsError
+from ..media.decode import LAYOUTS
 from ..media.ffmpeg import base_cmd, start
 from ..media.formats import OutputFormat
 
@@ -16,12 +17,22 @@ if TYPE_CHECKING:
 
 
 def encoder_cmd(fmt: OutputFormat, rate: int, channels: int, bitrate: str | None, normalize: str,
-                out: Path, loudness: float = -16.0) -> list[str]:
-    args = base_cmd() + ["-f", "f32le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0"]
-    if normalize == "limit":
-        args += ["-af", "alimiter=limit=0.944:level=false:latency=true:attack=5:release=50"]
-    elif normalize == "ebu":
-        args += ["-af", f"loudnorm=I={loudness}:TP=-1.5:LRA=11,aresample={rate}"]
+                out: Path, loudness: float = -16.0, fed: int | None = None) -> list[str]:
+    """The encoding ffmpeg, reading f32le at ``rate`` from stdin. ``fed``: the channels fed, when
+    fewer than the output's (1 for 2: a mix of mono users is the same in both channels, so it
+    is fed once and copied to both at unity, ``pan``, not ``-ac``'s −3 dB upmix)."""
+    fed = fed or channels
+    args = base_cmd() + ["-f", "f32le", "-ar", str(rate), "-ac", str(fed), "-i", "pipe:0"]
+    spread = [f"pan={LAYOUTS[channels]}|" + "|".join(f"c{c}=c0" for c in range(channels))] if fed < channels else []
+    chain: list[str] = []
+    if normalize == "limit":   # the limiter's gain follows the loudest channel: same on one copy
+        chain = ["alimiter=limit=0.944:level=false:latency=true:attack=5:release=50"] + spread
+    elif normalize == "ebu":   # loudness sums the channels' power: measured on what is written
+        chain = spread + [f"loudnorm=I={loudness}:TP=-1.5:LRA=11", f"aresample={rate}"]
+    else:
+        chain = spread
+    if chain:
+        args += ["-af", ",".join(chain)]
     args += ["-c:a", fmt.codec]
     if fmt.bitrate or bitrate:
         if fmt.codec not in ("pcm_s16le", "flac"):

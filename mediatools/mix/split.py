@@ -17,7 +17,7 @@ from ..media.adts import FRAME, adts_output, copy_adts_frames
 from ..media.formats import FORMATS, OutputFormat
 from ..timeline.contract import Timeline
 from .encode import Encoder, encoder_cmd
-from .render import BLOCK, MixResult, _Mixer, _result, _window
+from .render import BLOCK, MixResult, _Mixer, _result, _window, fed_channels
 
 if TYPE_CHECKING:
     from ..media.tap import MixTap
@@ -97,13 +97,14 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
     plan = part_plan(total, parts)
     gains = gains_db or {}
     adts = FORMATS["aac"]
-    frame_bytes = 4 * channels
+    fed = fed_channels(users, channels)
+    frame_bytes = 4 * fed
     owed = sum(b - a for a, b, _, _ in plan) * frame_bytes
     spool_limit = (int(settings.get("MEDIATOOLS_SPOOL_MAX_MB")) << 20) // (parts - 1)
 
     with tempfile.TemporaryDirectory(dir=out.parent if str(out.parent) else ".", prefix=".mediatools-tmp-") as td:
         paths = [Path(td) / f"part{j}.aac" for j in range(parts)]
-        cmds = [encoder_cmd(adts, rate, channels, bitrate or fmt.bitrate, normalize, p) for p in paths]
+        cmds = [encoder_cmd(adts, rate, channels, bitrate or fmt.bitrate, normalize, p, fed=fed) for p in paths]
         spools: list[Path | None] = [Path(td) / f"spool{j}" for j in range(parts - 1)] + [None]
         encoders: list[Encoder] = []
 
@@ -118,7 +119,7 @@ def render_mix_split(tl: Timeline, out: str | Path, *, fmt: OutputFormat, rate: 
                     spool.mkdir()
                 with deferred():   # not cut between starting an encoder and holding it
                     encoders.append(Encoder(cmd, out, spool=spool, spool_limit=spool_limit))
-            mixer = _Mixer(users, gains, rate, channels, taps, tl.span_ms)
+            mixer = _Mixer(users, gains, rate, fed, taps, tl.span_ms)
             done = 0
             while done < total:
                 n = min(BLOCK, total - done)
