@@ -185,11 +185,11 @@ class Decoder:
         at the rate and layout asked for is only interleaved, in numpy: that is all
         libswresample would do with it (float to float, no rematrixing), and a filter graph
         per frame cost more than decoding it."""
-        import numpy as np
-        dtype, ch, layout = np.float32, self.channels, LAYOUTS.get(self.channels, self.channels)
-        resampler, template, plain = None, None, False
+        ch, layout = self.channels, LAYOUTS.get(self.channels, self.channels)
+        resampler, template, plain, packed = None, None, False, True
         batch: list = []     # frames to resample in one call (libswresample's output does not
         held = 0             # depend on how its input is cut; the graph costs per call)
+        views: list[list[memoryview]] = [[] for _ in range(ch)]   # plain frames' samples, by plane
         for frame in self._frames():
             fmt = frame.format.name
             key = (fmt, frame.layout.name, frame.sample_rate)
@@ -197,29 +197,39 @@ class Decoder:
                 if batch:
                     yield from self._arrays(resampler.resample(_joined(batch)))
                     batch, held = [], 0
+                if views[0]:
+                    yield _plain_block(views, packed)
+                    held = 0
                 if resampler is not None:
                     yield from self._arrays(resampler.resample(None))
                 template = key
                 plain = fmt in ("flt", "fltp") and frame.layout.name == layout and frame.sample_rate == self.rate
+                packed = fmt == "flt" or ch == 1
                 resampler = None if plain else self._resampler()
+            n = frame.samples
             if not plain:
                 batch.append(frame)
-                held += frame.samples
+                held += n
                 if held >= _BATCH or fmt not in ("flt", "fltp"):
                     yield from self._arrays(resampler.resample(_joined(batch)))
                     batch, held = [], 0
                 continue
-            n = frame.samples
+            # a plain frame's samples are gathered, in _BATCH-sample blocks: per frame,
+            # an array, a trim and a join cost more than the copy
             if not n:
                 continue
             planes = frame.planes
-            if fmt == "flt" or ch == 1:
-                yield np.frombuffer(planes[0], dtype, n * ch).reshape(n, ch)
+            if packed:
+                views[0].append(memoryview(planes[0])[:n * ch * 4])
             else:
-                x = np.empty((n, ch), dtype)
                 for c in range(ch):
-                    x[:, c] = np.frombuffer(planes[c], dtype, n)
-                yield x
+                    views[c].append(memoryview(planes[c])[:n * 4])
+            held += n
+            if held >= _BATCH:
+                yield _plain_block(views, packed)
+                held = 0
+        if views[0]:
+            yield _plain_block(views, packed)
         if batch:
             yield from self._arrays(resampler.resample(_joined(batch)))
         if resampler is not None:
@@ -306,6 +316,23 @@ class Decoder:
 
 
 _BATCH = 8192   # samples resampled per call
+
+
+def _plain_block(views: list[list[memoryview]], packed: bool) -> np.ndarray:
+    """The gathered float samples as one (frames, channels) block; empties ``views``.
+    ``packed``: one interleaved plane (or mono); else a plane per channel."""
+    import numpy as np
+    ch = len(views)
+    if packed:
+        x = np.frombuffer(b"".join(views[0]), np.float32).reshape(-1, ch)
+    else:
+        cols = [np.frombuffer(b"".join(v), np.float32) for v in views]
+        x = np.empty((len(cols[0]), ch), np.float32)
+        for c, col in enumerate(cols):
+            x[:, c] = col
+    for v in views:
+        v.clear()
+    return x
 
 
 def _joined(frames: list):  # noqa: ANN202
