@@ -145,11 +145,42 @@ def test_a_playlist_a_failover_superseded_is_not_waited_for():
     # its playlist (written by the dead server) never ends either (found by a review session)
     rec, texts = rec_of(False, True)
     gone = playlist_name(SID, CN, "2")
-    texts[gone] = _bak_pl("2", first[:1], None, endlist=False)
+    texts[gone] = _bak_pl("2", [t0 - 60_000], None, endlist=False)   # left 45 s before the server died
     rec = group(rec.playlists + rec.slices + [ObjectInfo(gone, len(texts[gone]), "e"),
-                                              ObjectInfo(slice_name(SID, CN, "2", t0), 1000, "e")])[0]
+                                              ObjectInfo(slice_name(SID, CN, "2", t0 - 60_000), 1000, "e")])[0]
     assert assess(rec, texts) == (True, [])
     assert endlist_keys(rec.playlists) == [playlist_name(SID, CN, "1", bak=0)]
+
+
+def test_a_user_still_recorded_when_the_server_died_waits_for_its_bak_playlist():
+    """Two users recorded until the server died; user 1's bak0 family is in the store, user 2's
+    not yet (Agora uploads each user's files on its own). The recording is not complete yet
+    (a mix then was published without user 2's second part, as total_success); once user 2's
+    bak0 arrives it is; past --lost-after it is given up as lost."""
+    t0 = 1_773_480_413_589
+    died = t0 + 45_000
+
+    def pl(uid, starts, bak, end):
+        return playlist_name(SID, CN, uid, bak=bak), _bak_pl(uid, starts, bak, endlist=end)
+
+    texts = dict([pl("1", [t0, t0 + 15_000, t0 + 30_000], None, False), pl("1", [died + 60_000], 0, True),
+                  pl("2", [t0 + 8_000, t0 + 23_000], None, False)])   # user 2's last slice ends 7 s before
+    slices = [slice_name(SID, CN, "1", t) for t in (t0, t0 + 15_000, t0 + 30_000)] + \
+        [slice_name(SID, CN, "1", died + 60_000, bak=0)] + [slice_name(SID, CN, "2", t) for t in (t0 + 8_000, t0 + 23_000)]
+
+    def rec(texts, slices):
+        return group([ObjectInfo(k, len(v), "e") for k, v in texts.items()] + [ObjectInfo(k, 1000, "e") for k in slices])[0]
+
+    ok, why = assess(rec(texts, slices), texts)
+    assert not ok and why == ["uid 2: still being recorded when the server of its original playlist died "
+                              "(it stops 7 s before the latest there); no bak0 playlist in the store yet"]
+    ok, why = assess(rec(texts, slices), texts, lost_before_ms=died + 10 * 3600_000)
+    assert ok and why == ["given up as lost: " + (
+        "uid 2: still being recorded when the server of its original playlist died "
+        "(it stops 7 s before the latest there); no bak0 playlist in the store yet")]
+    k, v = pl("2", [died + 61_000], 0, True)
+    texts[k] = v
+    assert assess(rec(texts, slices + [slice_name(SID, CN, "2", died + 61_000, bak=0)]), texts) == (True, [])
 
 
 def test_manifest_is_current_only_for_the_same_inputs_and_options():

@@ -125,6 +125,49 @@ def superseded(chosen: dict[tuple[str, int | None], ObjectInfo]) -> set[tuple[st
     return {k for k, r in rank.items() if r < newest}
 
 
+def _listed_span(pl: Any) -> tuple[float, float] | None:
+    """(Unix ms where the playlist's last listed slice ends, its longest EXTINF in ms), from the
+    names and EXTINFs; None when no entry names a time."""
+    longest = max((e.extinf_s or 0.0 for e in pl.entries), default=0.0) * 1000.0
+    for e in reversed(pl.entries):
+        try:
+            return parse_name(entry_name(e.uri)).utc_ms + (e.extinf_s or 0.0) * 1000.0, longest
+        except NameError_:
+            continue
+    return None
+
+
+def awaiting_failover(chosen: dict[tuple[str, int | None], ObjectInfo],
+                      spans: dict[tuple[str, int | None], tuple[float, float]]) -> list[tuple[str, str, float]]:
+    """Users whose newest family is older than the recording's, and who were still being
+    recorded when that family's server died: their next family (``bak<n+1>``) is on its way.
+    ``spans``: the chosen playlists without ENDLIST (see :func:`_listed_span`).
+
+    A dead server's playlists all stop where it died, at their last uploaded slice; a user
+    recorded until then ends within one slice of the family's latest end, and one who had left
+    earlier ends before that (then no later family is due). → (uid, family, seconds between
+    the user's end and the family's latest end)."""
+    rank = {k: -1 if k[1] is None else k[1] for k in chosen}
+    newest = max(rank.values(), default=-1)
+    per_uid: dict[str, int] = {}
+    for (uid, _), r in rank.items():
+        per_uid[uid] = max(per_uid.get(uid, -1), r)
+    out = []
+    for uid, r in sorted(per_uid.items()):
+        if r >= newest:
+            continue
+        key = (uid, None if r < 0 else r)
+        family = [spans[k] for k in spans if rank[k] == r]
+        if key not in spans or not family:
+            continue
+        died = max(end for end, _ in family)          # where that server's playlists stop
+        slice_ms = max(longest for _, longest in family) + 2000.0
+        gap = died - spans[key][0]
+        if gap <= slice_ms:
+            out.append((uid, "original" if r < 0 else f"bak{r}", gap / 1000.0))
+    return out
+
+
 def endlist_keys(playlists: list[ObjectInfo]) -> list[str]:
     """The playlists that must end with ``#EXT-X-ENDLIST`` before the recording is complete:
     the chosen version of each playlist of the recording's newest family."""
@@ -157,6 +200,7 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
     for uid in sorted(set(expected_uids) - with_playlist - orphaned):
         reasons.append(f"uid {uid}: named by Agora's notification, no playlist in the store yet")
         unlisted.append(reasons[-1])
+    spans: dict[tuple[str, int | None], tuple[float, float]] = {}   # open playlists: (last end, longest EXTINF) ms
     for (uid, bak), p in sorted(chosen.items(), key=lambda kv: kv[1].key):
         name = posixpath.basename(p.key)
         text = texts.get(p.key)
@@ -172,11 +216,19 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
             continue
         if not pl.endlist and (uid, bak) not in old:
             reasons.append(f"{name}: no #EXT-X-ENDLIST (still recording, or cut off)")
+        span = _listed_span(pl)
+        if span is not None and not pl.endlist:   # (a playlist that ended was not cut by a failover)
+            spans[(uid, bak)] = span
         for e in pl.entries:
             entry = entry_name(e.uri)
             if entry not in present:
                 missing.append(entry)
                 reasons.append(f"{entry}: listed by {name} but not in the store yet")
+    for uid, family, gap_s in awaiting_failover(chosen, spans):
+        nxt = 0 if family == "original" else int(family[3:]) + 1
+        reasons.append(f"uid {uid}: still being recorded when the server of its {family} playlist died (it stops "
+                       f"{gap_s:.0f} s before the latest there); no bak{nxt} playlist in the store yet")
+        unlisted.append(reasons[-1])
     if not rec.playlists and not rec.slices:
         reasons.append(f"{rec.sid}: no files")
     if (missing or unlisted) and len(missing) + len(unlisted) == len(reasons) and lost_before_ms is not None \
