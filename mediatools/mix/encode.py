@@ -24,7 +24,6 @@ def encoder_cmd(fmt: OutputFormat, rate: int, channels: int, bitrate: str | None
     fed = fed or channels
     args = base_cmd() + ["-f", "f32le", "-ar", str(rate), "-ac", str(fed), "-i", "pipe:0"]
     spread = [f"pan={LAYOUTS[channels]}|" + "|".join(f"c{c}=c0" for c in range(channels))] if fed < channels else []
-    chain: list[str] = []
     if normalize == "limit":   # the limiter's gain follows the loudest channel: same on one copy
         chain = ["alimiter=limit=0.944:level=false:latency=true:attack=5:release=50"] + spread
     elif normalize == "ebu":   # loudness sums the channels' power: measured on what is written

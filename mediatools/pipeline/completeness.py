@@ -120,9 +120,17 @@ def superseded(chosen: dict[tuple[str, int | None], ObjectInfo]) -> set[tuple[st
     A failover is the recording server's, not a user's: every playlist the dead server wrote
     stays without ENDLIST, that of a user who had left before it died (and so has no bak
     family at all) as much as any other's."""
-    rank = {k: -1 if k[1] is None else k[1] for k in chosen}
-    newest = max(rank.values(), default=-1)
-    return {k for k, r in rank.items() if r < newest}
+    newest = max(map(_rank, chosen), default=-1)
+    return {k for k in chosen if _rank(k) < newest}
+
+
+def _rank(key: tuple[str, int | None]) -> int:
+    """A (uid, bak) family's order: the original -1, then bak0, bak1..."""
+    return -1 if key[1] is None else key[1]
+
+
+def _family(rank: int) -> str:
+    return "original" if rank < 0 else f"bak{rank}"
 
 
 def _listed_span(pl: Any) -> tuple[float, float] | None:
@@ -138,33 +146,30 @@ def _listed_span(pl: Any) -> tuple[float, float] | None:
 
 
 def awaiting_failover(chosen: dict[tuple[str, int | None], ObjectInfo],
-                      spans: dict[tuple[str, int | None], tuple[float, float]]) -> list[tuple[str, str, float]]:
+                      spans: dict[tuple[str, int | None], tuple[float, float]]) -> list[tuple[str, int, float]]:
     """Users whose newest family is older than the recording's, and who were still being
     recorded when that family's server died: their next family (``bak<n+1>``) is on its way.
     ``spans``: the chosen playlists without ENDLIST (see :func:`_listed_span`).
 
     A dead server's playlists all stop where it died, at their last uploaded slice; a user
     recorded until then ends within one slice of the family's latest end, and one who had left
-    earlier ends before that (then no later family is due). → (uid, family, seconds between
-    the user's end and the family's latest end)."""
-    rank = {k: -1 if k[1] is None else k[1] for k in chosen}
-    newest = max(rank.values(), default=-1)
-    per_uid: dict[str, int] = {}
-    for (uid, _), r in rank.items():
-        per_uid[uid] = max(per_uid.get(uid, -1), r)
+    earlier ends before that (then no later family is due). → (uid, the family's rank, seconds
+    between the user's end and the family's latest end)."""
+    newest = max(map(_rank, chosen), default=-1)
+    last: dict[str, int] = {}                          # each user's newest family
+    for k in chosen:
+        last[k[0]] = max(last.get(k[0], -1), _rank(k))
+    died: dict[int, float] = {}                        # where each family's open playlists stop
+    slice_ms: dict[int, float] = {}                    # and its longest slice, with 2 s to spare
+    for k, (end, longest) in spans.items():
+        r = _rank(k)
+        died[r] = max(died.get(r, end), end)
+        slice_ms[r] = max(slice_ms.get(r, 0.0), longest + 2000.0)
     out = []
-    for uid, r in sorted(per_uid.items()):
-        if r >= newest:
-            continue
-        key = (uid, None if r < 0 else r)
-        family = [spans[k] for k in spans if rank[k] == r]
-        if key not in spans or not family:
-            continue
-        died = max(end for end, _ in family)          # where that server's playlists stop
-        slice_ms = max(longest for _, longest in family) + 2000.0
-        gap = died - spans[key][0]
-        if gap <= slice_ms:
-            out.append((uid, "original" if r < 0 else f"bak{r}", gap / 1000.0))
+    for uid, r in sorted(last.items()):
+        span = spans.get((uid, None if r < 0 else r))
+        if r < newest and span is not None and died[r] - span[0] <= slice_ms[r]:
+            out.append((uid, r, (died[r] - span[0]) / 1000.0))
     return out
 
 
@@ -216,18 +221,17 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
             continue
         if not pl.endlist and (uid, bak) not in old:
             reasons.append(f"{name}: no #EXT-X-ENDLIST (still recording, or cut off)")
-        span = _listed_span(pl)
-        if span is not None and not pl.endlist:   # (a playlist that ended was not cut by a failover)
+        span = None if pl.endlist else _listed_span(pl)   # (a playlist that ended was not cut by a failover)
+        if span is not None:
             spans[(uid, bak)] = span
         for e in pl.entries:
             entry = entry_name(e.uri)
             if entry not in present:
                 missing.append(entry)
                 reasons.append(f"{entry}: listed by {name} but not in the store yet")
-    for uid, family, gap_s in awaiting_failover(chosen, spans):
-        nxt = 0 if family == "original" else int(family[3:]) + 1
-        reasons.append(f"uid {uid}: still being recorded when the server of its {family} playlist died (it stops "
-                       f"{gap_s:.0f} s before the latest there); no bak{nxt} playlist in the store yet")
+    for uid, rank, gap_s in awaiting_failover(chosen, spans):
+        reasons.append(f"uid {uid}: still being recorded when the server of its {_family(rank)} playlist died (it "
+                       f"stops {gap_s:.0f} s before the latest there); no {_family(rank + 1)} playlist in the store yet")
         unlisted.append(reasons[-1])
     if not rec.playlists and not rec.slices:
         reasons.append(f"{rec.sid}: no files")
