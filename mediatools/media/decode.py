@@ -106,14 +106,15 @@ class Decoder:
     """A run's first audio track as float32 numpy blocks shaped (frames, channels), at ``rate``,
     decoded lazily as :meth:`read` asks.
 
-    ``source``: the run's TS slices (one stream, :class:`SliceChain`, demuxed as MPEG-TS).
+    ``source``: the run's TS slices (one stream, :class:`SliceChain`, demuxed as MPEG-TS), or
+    with ``container=None`` one file of any format FFmpeg recognises (a mix, for verify).
     ``skip`` and ``length`` keep samples ``[skip, length)`` of
     the converted stream (``atrim=start_sample=skip:end_sample=length``); ``length`` None keeps
     everything. Use as a context manager, or call :meth:`close`.
     """
 
     def __init__(self, source: list[str | Path], rate: int, channels: int, *,
-                 skip: int = 0, length: int | None = None):
+                 skip: int = 0, length: int | None = None, container: str | None = "mpegts"):
         import av  # lazily: importing mediatools does not load FFmpeg's libraries
 
         self.channels, self.rate = channels, rate
@@ -130,7 +131,7 @@ class Decoder:
         self.name = Path(str(source[0])).name
         try:
             self._chain = SliceChain(list(source))
-            self._container = av.open(self._chain, format="mpegts")
+            self._container = av.open(self._chain, format=container)
             audio = self._container.streams.audio
             if not audio:
                 raise DecodeError("Stream map '0:a:0' matches no streams (no audio)", file=self.name,

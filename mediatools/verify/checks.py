@@ -11,8 +11,7 @@ the length.
 from __future__ import annotations
 
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +36,11 @@ from .align import (
     quiet_level_db,
     stretches,
 )
-from .features import HOP_MS, file_features, run_features, run_frames
+from .features import HOP_MS, run_frames
 from .options import Check, VerifyOptions, VerifyReport
 from .reference import Reference, grid_place
-from .store import FeatureStore
+from .runs import RunDecoders
+from .store import FeatureStore, Stream
 
 log = logging.getLogger(__name__)
 
@@ -75,55 +75,36 @@ def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyO
     if not mixfile.is_file():
         raise MediatoolsError("no such file", file=str(mixfile), code="not_found")
     log.info("verifying %s", mixfile)
-    rec = source if isinstance(source, Recording) else load_recording(source, sid=sid)
-    tl = build_timeline(rec)
-    rep = VerifyReport(mix=str(mixfile), sid=rec.sid)
     info, _ = probe(mixfile)
+    # decoding dominates: the mix file and the runs, in worker processes (:mod:`.runs`), the
+    # mix file's from the start, while the recording is read (a second of an 8-user hour)
+    with FeatureStore() as store, RunDecoders(processes=reference is None) as decoders:
+        mw = store.writer("mix")
+        mix_job = decoders.file(str(mixfile), min(2, info.channels or 1), str(mw.stream.path))
+        rec = source if isinstance(source, Recording) else load_recording(source, sid=sid)
+        tl = build_timeline(rec)
+        rep = VerifyReport(mix=str(mixfile), sid=rec.sid)
 
-    # 1. format, rate, channels
-    if expected:
-        for name, got, want in [("format", info.codec, _CODEC_OF.get(expected.format or "", expected.format)),
-                                ("sample_rate", info.sample_rate, expected.sample_rate),
-                                ("channels", info.channels, expected.channels)]:
-            if want is not None:
-                rep.checks.append(Check(name, got == want, got, want,
-                                        f"{name} is {got}, expected {want}" if got != want else f"{name} {got}"))
-    else:
-        rep.checks.append(Check("format", True, f"{info.codec} {info.sample_rate} Hz {info.channels} ch", None,
-                                "no transcodeOptions given: format not checked"))
-
-    with FeatureStore() as store:
-        _compare(rep, mixfile, tl, store, tolerance_ms, expected, progress, reference, info.channels or 1)
+        # 1. format, rate, channels
+        if expected:
+            for name, got, want in [("format", info.codec, _CODEC_OF.get(expected.format or "", expected.format)),
+                                    ("sample_rate", info.sample_rate, expected.sample_rate),
+                                    ("channels", info.channels, expected.channels)]:
+                if want is not None:
+                    rep.checks.append(Check(name, got == want, got, want,
+                                            f"{name} is {got}, expected {want}" if got != want else f"{name} {got}"))
+        else:
+            rep.checks.append(Check("format", True, f"{info.codec} {info.sample_rate} Hz {info.channels} ch", None,
+                                    "no transcodeOptions given: format not checked"))
+        _compare(rep, mix_job, tl, store, decoders, tolerance_ms, expected, progress, reference)
     return rep
 
 
-def _compare(rep: VerifyReport, mixfile: Path, tl: Timeline, store: FeatureStore, tolerance_ms: float,
-             expected: TranscodeOptions | None, progress: Progress | None, reference: Reference | None,
-             mix_channels: int = 1) -> None:
-    """Checks 2-5, on band energies spooled to ``store`` (memory flat in the length)."""
-    # decoding dominates: one ffmpeg per core, the mix file's beside the runs'
-    pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1)))
-    try:
-        _compare_on(pool, rep, mixfile, tl, store, tolerance_ms, expected, progress, reference, mix_channels)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: Timeline, store: FeatureStore,
-                tolerance_ms: float, expected: TranscodeOptions | None, progress: Progress | None,
-                reference: Reference | None, mix_channels: int = 1) -> None:
-    mw = store.writer("mix")
-    mix_job = pool.submit(file_features, mixfile, mw, channels=mix_channels)
-
-    # every run's features at its place: from the mix's own decoding where a Reference has
-    # them, else decoded here; each spooled to disk as it streams
-    def features_of(pr: PlacedRun) -> Placed:
-        at, lead = grid_place(pr.offset_ms)
-        w = store.writer(f"run{pr.index}", limit=run_frames(pr.duration_ms))
-        run_features([s.path for s in pr.run.slices], pr.duration_ms, lead, sink=w, channels=run_channels(pr.run))
-        s = w.close()
-        return Placed(s, at, dominant_bands(s))
-
+def _compare(rep: VerifyReport, mix_job: Future, tl: Timeline, store: FeatureStore, decoders: RunDecoders,
+             tolerance_ms: float, expected: TranscodeOptions | None, progress: Progress | None,
+             reference: Reference | None) -> None:
+    """Checks 2-5, on band energies spooled to ``store`` (memory flat in the length); the mix
+    file's are on their way from ``mix_job``."""
     if reference is not None:
         reference.finish()   # the mix's last runs may still be on their way
     runs, todo = [], []
@@ -134,16 +115,46 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
                 todo.append((ut.uid, pr))
             else:
                 runs.append((ut.uid, pr, hit))
+    _compare_on(decoders, rep, mix_job, tl, store, tolerance_ms, expected, progress, runs, todo)
+
+
+def judge_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, search: int
+              ) -> tuple[float | None, float, int, list[tuple[int, int, float]]]:
+    """What verify measures of one run once the mix's global lag and gain are known: its best
+    place (frames) and presence (:func:`place_run`), how many of its frames are loud, and the
+    stretches of it that a mix holding it as a whole still lacks. Pure reads of the spooled
+    streams: it runs on verify's workers."""
+    off, pres = place_run(mix, ref, run, lag, gain, n, search, CONTEXT)
+    loud = loud_frames(run, SILENT_RUN_DB)
+    lost = []
+    if loud >= SILENT_RUN_FRAMES and off is not None and pres >= PRESENCE_MIN:
+        lost = [x for x in stretches(mix, ref, run, lag, gain, n, int(round(off)), SILENT_RUN_DB)
+                if x[2] < STRETCH_MIN]
+    return off, pres, loud, lost
+
+
+def _compare_on(decoders: RunDecoders, rep: VerifyReport, mix_job: Future, tl: Timeline, store: FeatureStore,
+                tolerance_ms: float, expected: TranscodeOptions | None, progress: Progress | None, runs: list,
+                todo: list) -> None:
+
+    # every run's features at its place, from the mix's own decoding where a Reference has
+    # them, else decoded here; each spooled to disk as it streams
+    def submit(pr: PlacedRun) -> Future:
+        _, lead = grid_place(pr.offset_ms)
+        w = store.writer(f"run{pr.index}", limit=run_frames(pr.duration_ms))
+        return decoders.run([str(s.path) for s in pr.run.slices if s.path is not None], pr.duration_ms, lead,
+                            min(2, run_channels(pr.run)), str(w.stream.path), w.limit)
+
     rep.reference = "mix" if not todo else "recording" if not runs else "mix+recording"
-    jobs = [(uid, pr, pool.submit(features_of, pr)) for uid, pr in todo]
+    jobs = [(uid, pr, submit(pr)) for uid, pr in todo]
     for i, (uid, pr, job) in enumerate(jobs):
         if mix_job.done() and mix_job.exception() is not None:
             break                      # the mix file does not decode: say so now, not after every run
-        runs.append((uid, pr, job.result()))
+        s = job.result()
+        runs.append((uid, pr, Placed(s, grid_place(pr.offset_ms)[0], dominant_bands(s))))
         if progress:
             progress(i + 1, len(jobs))
-    _, samples = mix_job.result()
-    mix = mw.close()
+    mix, samples = mix_job.result()
     dur_ms = samples * 1000.0 / RATE_IN
     # 2. duration
     d = dur_ms - tl.span_ms
@@ -153,7 +164,7 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
 
     if expected and expected.bitrate and dur_ms > 0:
         # average over the file: encoders are VBR or padded, so ask for the right ballpark only
-        got = int(mixfile.stat().st_size * 8 / (dur_ms / 1000))
+        got = int(Path(rep.mix).stat().st_size * 8 / (dur_ms / 1000))
         ok = abs(got - expected.bitrate) <= BITRATE_TOLERANCE * expected.bitrate
         rep.checks.append(Check("bitrate", ok, got, expected.bitrate,
                                 f"bitrate is {got / 1000:.0f} kb/s, expected {expected.bitrate / 1000:.0f} kb/s"
@@ -168,8 +179,13 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
     lag, score, cross = global_lag(mix, envelope(mix), ref, ref_env, int(SEARCH_S * 1000 / HOP_MS), n)
     gain = cross / rr if rr > 0 else 1.0     # the mix's level against the expected sum's
     search = int(RUN_SEARCH_MS / HOP_MS)
-    placed_runs = [(uid, pr, *place_run(mix, ref, p, lag, gain, n, search, CONTEXT)) for uid, pr, p in runs]
-    runs_by_key = {(uid, pr.index): p for uid, pr, p in runs}
+    # each run's place, presence, loudness and stretches, on the workers (a second and a half
+    # of an 8-user hour here, after every decode)
+    judged = [decoders.submit(judge_run, mix, ref, p, lag, gain, n, search) for _, _, p in runs]
+    placed_runs, loud, lost_of = [], {}, {}
+    for (uid, pr, _), job in zip(runs, judged):
+        off, pres, loud[(uid, pr.index)], lost_of[(uid, pr.index)] = job.result()
+        placed_runs.append((uid, pr, off, pres))
     local = [off for _, _, off, pres in placed_runs if off is not None and pres >= PRESENCE_MIN]
     fine = float(np.median(local)) if local else 0.0
     offset_ms = (lag + fine) * HOP_MS
@@ -181,7 +197,6 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
     # 4. every run present at its place (relative to the mix's own start); a silent run (a
     # listener who never spoke) cannot be found in any mix: it is reported, not "missing"
     missing, misplaced, silent = [], [], 0
-    loud = {(uid, pr.index): loud_frames(p, SILENT_RUN_DB) for uid, pr, p in runs}
     for uid, pr, off, pres in placed_runs:
         if loud[(uid, pr.index)] < SILENT_RUN_FRAMES:
             silent += 1
@@ -192,9 +207,7 @@ def _compare_on(pool: ThreadPoolExecutor, rep: VerifyReport, mixfile: Path, tl: 
         err = None if off is None else (off - fine) * HOP_MS
         present = bool(pres >= PRESENCE_MIN)
         # a long run present as a whole may still lack a stretch (a slice's worth left out)
-        lost = [] if not present or off is None else \
-            [x for x in stretches(mix, ref, runs_by_key[(uid, pr.index)], lag, gain, n, int(round(off)), SILENT_RUN_DB)
-             if x[2] < STRETCH_MIN]
+        lost = lost_of[(uid, pr.index)] if present else []
         present = present and not lost
         placed = bool(present and err is not None and abs(err) <= tolerance_ms)
         rep.runs.append({"uid": uid, "run": pr.index, "offset_ms": round(pr.offset_ms, 1),

@@ -6,11 +6,11 @@ has just decoded the very same runs. :class:`Reference` is handed to ``mix`` and
 ``verify``: the mix feeds each run's samples, as it reads them, through a :class:`RunBands`
 (downmixed to mono, resampled to 16 kHz by libswresample, lead-delayed onto the 10 ms
 grid, reduced to band energies as they stream, on a thread of its own, spooled to disk as
-verify's own decoding would spool them) and verify takes them from here instead of decoding
+verify's own decoding would spool them: :mod:`.runs`) and verify takes them from here instead of decoding
 the recording again.
 
 What stays independent: the runs' places come from the timing contract, not from where
-the mix put them, and the mix file is decoded by ffmpeg on its own; so a run placed
+the mix put them, and the mix file is decoded on its own (:mod:`.runs`); so a run placed
 wrongly, missing or damaged in the written file is found as before. What is shared is
 the decoder, so this is what ``process`` uses right after its own mix; ``mediatools
 verify`` on any file (Agora's included) decodes the recording itself.

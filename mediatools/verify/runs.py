@@ -1,0 +1,131 @@
+"""The band energies of a mix file and, when verify decodes the recording itself, of every
+run, in worker processes.
+
+On its own, verify decodes every run of every user: most of its work. One ffmpeg per run
+piping 48 kHz floats into this process spent a third of the CPU moving bytes (11 s of
+system time for 8 user-hours, the pipes' writes and reads) and left every run's averaging
+and FFTs on this process's one interpreter, where they waited for each other. Here a few
+worker processes each decode a run (or the mix file) in-process (the mix's own :class:`~mediatools.media.decode.Decoder`,
+through :class:`~mediatools.media.tap.Mono16k` as the mix feeds verify's Reference, so a
+run's features are the same whichever way verify got them), reduce it to band energies as
+it streams and spool them into the store's folder; only the spooled stream's path and sums
+come back.
+
+Where processes cannot be started (a daemonic process, such as a Dask worker), the same
+work runs on one thread here: PyAV hands the interpreter over around every frame it
+decodes, and two decoding threads took 1.6 times as long as one.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import MediatoolsError
+from ..media.decode import DecodeError, Decoder
+from ..media.tap import Mono16k
+from ..media.thirds import RATE_IN
+from ..mix.split import usable_cores
+from .features import BandStream
+from .store import Stream, StreamWriter
+
+__all__ = ["RunDecoders", "file_stream", "run_stream"]
+
+_BLOCK = 8 * 8192        # 48 kHz samples read at a time (~1.4 s)
+
+
+def run_stream(slices: list[str], duration_ms: float, lead: int, channels: int, path: str, limit: int) -> Stream:
+    """Decode one run (its slices as one stream, ``duration_ms`` of it) to band energies,
+    delayed by ``lead`` 16 kHz samples onto the mix's 10 ms grid, keeping ``limit`` rows,
+    spooled to ``path``. Runs in a worker process: everything it takes and returns pickles."""
+    writer = StreamWriter(Stream(Path(path)), limit)
+    with Decoder(slices, RATE_IN, channels, length=int(round(duration_ms * RATE_IN / 1000.0))) as dec:
+        _reduce(dec, writer, lead)
+    return writer.close()
+
+
+def file_stream(file: str, channels: int, path: str) -> tuple[Stream, int]:
+    """A mix file's band energies, spooled to ``path``, and how many 48 kHz samples it decoded
+    to (its duration). The file is decoded on its own: a run placed wrongly, missing or damaged
+    in it is found whatever decoded the runs."""
+    writer = StreamWriter(Stream(Path(path)))
+    try:
+        with Decoder([file], RATE_IN, channels, container=None) as dec:
+            samples = _reduce(dec, writer)
+    except DecodeError as exc:
+        raise MediatoolsError(f"cannot decode {Path(file).name}: {exc.message}", file=Path(file).name,
+                              code="unreadable") from None
+    return writer.close(), samples
+
+
+def _reduce(dec: Decoder, writer: StreamWriter, lead: int = 0) -> int:
+    """Everything ``dec`` decodes, as 16 kHz mono band energies into ``writer``; → samples decoded."""
+    bands, mono, samples = BandStream(writer), Mono16k(RATE_IN), 0
+    if lead:
+        bands.feed(np.zeros(lead, np.float32))
+    while True:
+        x = dec.read(_BLOCK)
+        if not len(x):
+            break
+        samples += len(x)
+        for b in mono(x):
+            bands.feed(b)
+    for b in mono.flush():
+        bands.feed(b)
+    bands.finish()
+    return samples
+
+
+def _quiet_worker() -> None:
+    """A worker leaves Ctrl-C to its parent, which stops it (the whole process group gets it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class RunDecoders:
+    """Where :func:`run_stream` and :func:`file_stream` run: one process per core (at most 4;
+    spawned, as verify may run among threads, where a fork is unsafe), or, without
+    ``processes`` (a verify whose runs the mix decoded: the mix file is all there is) or in a
+    daemonic process, one thread here. Leaving the block with an error stops the workers at
+    once instead of waiting for their runs."""
+
+    def __init__(self, *, processes: bool = True) -> None:
+        workers = min(4, usable_cores())
+        self.processes = processes and workers > 1 and not multiprocessing.current_process().daemon
+        self.pool: Executor = (
+            ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_quiet_worker)
+            if self.processes else ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-decode"))
+
+    def run(self, *args: object) -> Future:
+        """:func:`run_stream` (``args``), on a worker."""
+        return self.pool.submit(run_stream, *args)
+
+    def file(self, *args: object) -> Future:
+        """:func:`file_stream` (``args``), on a worker."""
+        return self.pool.submit(file_stream, *args)
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future:
+        """Any other work of verify's (a module-level function of picklable arguments)."""
+        return self.pool.submit(fn, *args)
+
+    def __enter__(self) -> RunDecoders:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None and self.processes:
+            _stop_workers(self.pool)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    stop = getattr(pool, "terminate_workers", None)   # Python 3.14
+    if stop is not None:
+        stop()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
