@@ -52,7 +52,7 @@ class Run16k(Protocol):
 class TapThread:
     """One worker thread running submitted calls in order; ``error`` is the first failure."""
 
-    QUEUE = 32   # blocks in flight (about a second of audio each)
+    QUEUE = 32   # batches in flight (two seconds of a run's audio each: :class:`_OwnThread`)
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -173,19 +173,38 @@ class Tap16k:
 
 
 class _OwnThread:
-    """A run's samples resampled once, on ``worker``, and handed to every (tap thread, run) in ``runs``."""
+    """A run's samples resampled once, on ``worker``, and handed to every (tap thread, run) in ``runs``.
+
+    The mix reads a run ~8192 samples at a time; they go to the worker in batches of
+    :data:`BATCH_S`: per block of 2730 samples at 16 kHz, the numpy calls' fixed costs were a
+    third of what the speech detector (1.36 against 0.80 s per stream-hour with 3 s blocks) and
+    verify's band energies (1.33 against 0.95 s) cost; what they compute does not depend on
+    how the stream is cut."""
+
+    BATCH_S = 2.0
 
     def __init__(self, worker: TapThread, mono: Mono16k, runs: list[tuple[TapThread, Run16k]]):
         self.worker, self.mono, self.runs = worker, mono, runs
+        self.pending: list[np.ndarray] = []
+        self.held, self.batch = 0, int(mono.rate * self.BATCH_S)
 
     def feed(self, x: np.ndarray) -> None:
-        self.worker.submit(self._put, x)
+        self.pending.append(x)
+        self.held += len(x)
+        if self.held >= self.batch:
+            self._submit()
 
     def close(self) -> None:
+        self._submit()
         self.worker.submit(self._end)
 
-    def _put(self, x: np.ndarray) -> None:
-        self._hand(self.mono(x), end=False)
+    def _submit(self) -> None:
+        if self.pending:
+            self.worker.submit(self._put, self.pending)
+            self.pending, self.held = [], 0
+
+    def _put(self, blocks: list[np.ndarray]) -> None:
+        self._hand(self.mono(blocks[0] if len(blocks) == 1 else np.concatenate(blocks)), end=False)
 
     def _end(self) -> None:
         self._hand(self.mono.flush(), end=True)
