@@ -1,6 +1,6 @@
 """Shared benchmark plumbing: run a command, sample the whole process tree's memory
 (proportional set size, so a binary shared by several processes counts once), report
-wall time, CPU seconds (user+sys of the tree) and the peak."""
+wall time, CPU seconds (user+sys of the tree: as reaped, or as sampled where more) and the peak."""
 from __future__ import annotations
 
 import os
@@ -24,15 +24,20 @@ class Measure:
         return f"{self.name:<34} wall {self.wall_s:7.2f} s  cpu {self.cpu_s:7.2f} s  peak {self.peak_rss_mb:7.1f} MB{ratio}"
 
 
-def _tree_rss_kb(root: int) -> int:
+def _tree_rss_kb(root: int, cpu: dict[int, float] | None = None) -> int:
+    """The tree's PSS now; ``cpu`` gets each process's own user + system seconds so far."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
+    own: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
             stat = (d / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            fields = stat.rsplit(")", 1)[1].split()
+            ppid = int(fields[1])
+            own[int(d.name)] = (int(fields[11]) + int(fields[12])) / tick
             # PSS: shared pages (the same ffmpeg binary in many processes) counted once
             for line in (d / "smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -44,6 +49,8 @@ def _tree_rss_kb(root: int) -> int:
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
+        if cpu is not None and pid in own:
+            cpu[pid] = max(cpu.get(pid, 0.0), own[pid])
         todo += [c for c, p in parents.items() if p == pid]
     return total
 
@@ -54,12 +61,13 @@ def measure(name: str, cmd: list[str], env: dict | None = None) -> Measure:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     peak = [0]
     root = [0.0]
+    seen: dict[int, float] = {}   # every process of the tree: its own CPU, last sampled
     stop = threading.Event()
     tick = os.sysconf("SC_CLK_TCK")
 
     def sample() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+            peak[0] = max(peak[0], _tree_rss_kb(proc.pid, seen))
             try:
                 fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
                 root[0] = max(root[0], (int(fields[11]) + int(fields[12])) / tick)   # utime + stime
@@ -76,4 +84,6 @@ def measure(name: str, cmd: list[str], env: dict | None = None) -> Measure:
     err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed: {err.strip().splitlines()[-1:] or err}")
-    return Measure(name, wall, ru.ru_utime + ru.ru_stime, peak[0] / 1024.0, root[0])
+    # the reaped tree's CPU (exact), or the sampled sum where processes were not reaped by the
+    # command (verify's workers are forked by multiprocessing's fork server, which is not waited for)
+    return Measure(name, wall, max(ru.ru_utime + ru.ru_stime, sum(seen.values())), peak[0] / 1024.0, root[0])

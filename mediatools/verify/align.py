@@ -13,6 +13,7 @@ grow with the recording's length:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -46,30 +47,69 @@ def dominant_bands(s: Stream) -> np.ndarray:
     return np.flatnonzero(prof >= 0.1 * prof.max())
 
 
-def envelope(s: Stream, n: int | None = None) -> np.ndarray:
-    """Mean band amplitude per 100 ms (steps × 24), over ``n`` frames (default: the stream's)."""
+class Envelope:
+    """A stream's mean band amplitude per 100 ms (steps × 24), kept band-major: the coarse
+    offset search reads one band's whole envelope at a time. With a ``path`` it is spooled
+    there (3.5 MB per stream-hour: a 3-hour verify's two were 20 MB of its peak), else held
+    in memory."""
+
+    def __init__(self, steps: int, path: Path | None = None) -> None:
+        self.steps = steps
+        self._mem = np.zeros((BANDS, steps), np.float32) if path is None else None
+        self._fh = None
+        if path is not None:
+            self._fh = open(path, "w+b")  # noqa: SIM115 - closed by close()
+            self._fh.truncate(steps * BANDS * 4)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def put(self, k: int, block: np.ndarray) -> None:
+        """Steps ``k``… of every band (``block``: steps × bands)."""
+        if self._mem is not None:
+            self._mem[:, k:k + len(block)] = block.T
+            return
+        for j in range(BANDS):
+            self._fh.seek((j * self.steps + k) * 4)
+            self._fh.write(np.ascontiguousarray(block[:, j], np.float32).tobytes())
+
+    def band(self, j: int) -> np.ndarray:
+        if self._mem is not None:
+            return self._mem[j]
+        self._fh.seek(j * self.steps * 4)
+        return np.fromfile(self._fh, np.float32, self.steps)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def envelope(s: Stream, n: int | None = None, store: FeatureStore | None = None) -> Envelope:
+    """Mean band amplitude per 100 ms over ``n`` frames (default: the stream's), spooled to
+    ``store`` if given."""
     n = s.frames if n is None else n
-    out = np.zeros(((n + COARSE - 1) // COARSE, BANDS), np.float32)
+    out = Envelope((n + COARSE - 1) // COARSE, store.path("envelope") if store is not None else None)
     for a in range(0, n, BLOCK):
         _envelope_into(out, a, s.rows(a, min(a + BLOCK, n)))
     return out
 
 
-def _envelope_into(out: np.ndarray, a: int, rows: np.ndarray) -> None:
+def _envelope_into(out: Envelope, a: int, rows: np.ndarray) -> None:
     amp = np.sqrt(np.maximum(rows, 0))
     whole = len(amp) // COARSE * COARSE
-    k = a // COARSE
+    parts = []
     if whole:
-        out[k:k + whole // COARSE] = amp[:whole].reshape(-1, COARSE, BANDS).mean(axis=1)
+        parts.append(amp[:whole].reshape(-1, COARSE, BANDS).mean(axis=1))
     if whole < len(amp):
-        out[k + whole // COARSE] = amp[whole:].sum(axis=0) / COARSE
+        parts.append(amp[whole:].sum(axis=0, keepdims=True) / COARSE)
+    out.put(a // COARSE, parts[0] if len(parts) == 1 else np.concatenate(parts))
 
 
-def expected_sum(runs: list[Placed], n: int, store: FeatureStore) -> tuple[Stream, np.ndarray, float]:
-    """The sum of every run at its place over ``n`` frames, spooled; with its 100 ms envelope and
-    its total squared energy (the gain's denominator)."""
+def expected_sum(runs: list[Placed], n: int, store: FeatureStore) -> tuple[Stream, Envelope, float]:
+    """The sum of every run at its place over ``n`` frames, spooled; with its 100 ms envelope
+    (spooled too) and its total squared energy (the gain's denominator)."""
     w = store.writer("expected")
-    env = np.zeros(((n + COARSE - 1) // COARSE, BANDS), np.float32)
+    env = Envelope((n + COARSE - 1) // COARSE, store.path("expected-envelope"))
     rr = 0.0
     for a in range(0, n, BLOCK):
         b = min(n, a + BLOCK)
@@ -84,14 +124,13 @@ def expected_sum(runs: list[Placed], n: int, store: FeatureStore) -> tuple[Strea
     return w.close(), env, rr
 
 
-def _coarse_peaks(a: np.ndarray, b: np.ndarray, max_lag: int, k: int) -> list[int]:
+def _coarse_peaks(a: Envelope, b: Envelope, max_lag: int, k: int) -> list[int]:
     """The ``k`` best lags (in envelope steps, ≥ 3 apart) of the mean-removed per-band correlation."""
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
     size = 1 << (len(a) + len(b) - 1).bit_length()
     spec = np.zeros(size // 2 + 1, np.complex128)
-    for j in range(a.shape[1]):
-        spec += np.fft.rfft(a[:, j], size) * np.conj(np.fft.rfft(b[:, j], size))
+    for j in range(BANDS):   # a band at a time
+        x, y = a.band(j), b.band(j)
+        spec += np.fft.rfft(x - x.mean(), size) * np.conj(np.fft.rfft(y - y.mean(), size))
     c = np.fft.irfft(spec, size)
     lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
     vals = c[lags % size].copy()
@@ -105,7 +144,7 @@ def _coarse_peaks(a: np.ndarray, b: np.ndarray, max_lag: int, k: int) -> list[in
     return peaks
 
 
-def global_lag(mix: Stream, mix_env: np.ndarray, ref: Stream, ref_env: np.ndarray, max_lag: int,
+def global_lag(mix: Stream, mix_env: Envelope, ref: Stream, ref_env: Envelope, max_lag: int,
                n: int) -> tuple[int, float, float]:
     """(lag L in frames, correlation, raw cross energy at L): L maximises the correlation of
     band amplitudes mix[t+L] with ref[t], per band and mean-removed, normalised by both

@@ -176,7 +176,10 @@ def _compare_on(decoders: RunDecoders, rep: VerifyReport, mix_job: Future, tl: T
     # 3. global offset: where the mix's band amplitudes best match the expected sum's
     n = max(mix.frames, int(tl.span_ms / HOP_MS) + 1)
     ref, ref_env, rr = expected_sum([p for _, _, p in runs], n, store)
-    lag, score, cross = global_lag(mix, envelope(mix), ref, ref_env, int(SEARCH_S * 1000 / HOP_MS), n)
+    mix_env = envelope(mix, store=store)
+    lag, score, cross = global_lag(mix, mix_env, ref, ref_env, int(SEARCH_S * 1000 / HOP_MS), n)
+    mix_env.close()
+    ref_env.close()
     gain = cross / rr if rr > 0 else 1.0     # the mix's level against the expected sum's
     search = int(RUN_SEARCH_MS / HOP_MS)
     # each run's place, presence, loudness and stretches, on the workers (a second and a half

@@ -93,9 +93,13 @@ class FeatureStore:
         self._n = 0
 
     def writer(self, name: str, limit: int | None = None) -> StreamWriter:
+        return StreamWriter(Stream(self.path(name)), limit)
+
+    def path(self, name: str) -> Path:
+        """A new file's path in the store, named after ``name``."""
         self._n += 1
         safe = "".join(c if c.isalnum() else "_" for c in name)[:40]
-        return StreamWriter(Stream(self.dir / f"{self._n:05d}-{safe}.f32"), limit)
+        return self.dir / f"{self._n:05d}-{safe}.f32"
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
