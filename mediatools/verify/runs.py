@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import MediatoolsError
 from ..media.decode import DecodeError, Decoder
-from ..media.tap import Mono16k
+from ..media.tap import Mono16k, TapThread
 from ..media.thirds import RATE_IN
 from ..mix.split import usable_cores
 from .features import BandStream
@@ -66,19 +66,35 @@ def file_stream(file: str, channels: int, path: str) -> tuple[Stream, int]:
 
 
 def _reduce(dec: Decoder, writer: StreamWriter, lead: int = 0) -> int:
-    """Everything ``dec`` decodes, as 16 kHz mono band energies into ``writer``; → samples decoded."""
+    """Everything ``dec`` decodes, as 16 kHz mono band energies into ``writer``; → samples decoded.
+
+    Outside a worker (one thread for verify: inside a Dask worker, where that is the mix file
+    alone) the band energies are computed on a thread of their own while the next blocks decode,
+    as the ffmpeg decoder of the mix file used to run beside them."""
     bands, mono, samples = BandStream(writer), Mono16k(RATE_IN), 0
+    side = None if _IN_WORKER else TapThread("verify-bands")
+    feed = bands.feed
+    if side is not None:
+        side.start()
+        def feed(b: np.ndarray) -> None:  # noqa: E306
+            side.submit(bands.feed, b)
     if lead:
-        bands.feed(np.zeros(lead, np.float32))
-    while True:
-        x = dec.read(_BLOCK)
-        if not len(x):
-            break
-        samples += len(x)
-        for b in mono(x):
-            bands.feed(b)
-    for b in mono.flush():
-        bands.feed(b)
+        feed(np.zeros(lead, np.float32))
+    try:
+        while True:
+            x = dec.read(_BLOCK)
+            if not len(x):
+                break
+            samples += len(x)
+            for b in mono(x):
+                feed(b)
+        for b in mono.flush():
+            feed(b)
+    finally:
+        if side is not None:
+            side.finish()
+    if side is not None and side.error is not None:
+        raise side.error
     bands.finish()
     return samples
 
