@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from ..media.probe import probe
 from ..media.thirds import RATE_IN
 from ..progress import Progress
 from ..recording.discovery import load_recording
-from ..recording.model import Recording
+from ..recording.model import MediaInfo, Recording
 from ..recording.probe import run_channels
 from ..timeline.contract import PlacedRun, Timeline, build_timeline
 from .align import (
@@ -70,7 +71,6 @@ def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyO
     there are not decoded again. The report passes when every check does.
     """
     o = options or VerifyOptions()
-    sid, tolerance_ms, expected = o.sid, o.tolerance_ms, o.expected
     mixfile = Path(mixfile)
     if not mixfile.is_file():
         raise MediatoolsError("no such file", file=str(mixfile), code="not_found")
@@ -78,6 +78,16 @@ def verify(mixfile: str | Path, source: str | Path | Recording, options: VerifyO
     info, _ = probe(mixfile)
     # decoding dominates: the mix file and the runs, in worker processes (:mod:`.runs`), the
     # mix file's from the start, while the recording is read (a second of an 8-user hour)
+    try:
+        return _verify(mixfile, source, o, info, progress, reference)
+    except BrokenProcessPool:
+        raise MediatoolsError("a decoding worker of verify stopped unexpectedly (killed, or out of memory)",
+                              file=mixfile.name, code="worker_died") from None
+
+
+def _verify(mixfile: Path, source: str | Path | Recording, o: VerifyOptions, info: MediaInfo,
+            progress: Progress | None, reference: Reference | None) -> VerifyReport:
+    sid, tolerance_ms, expected = o.sid, o.tolerance_ms, o.expected
     with FeatureStore() as store, RunDecoders(processes=reference is None) as decoders:
         mw = store.writer("mix")
         mix_job = decoders.file(str(mixfile), min(2, info.channels or 1), str(mw.stream.path))
