@@ -28,7 +28,6 @@ from ..recording.probe import run_channels
 from ..timeline.contract import PlacedRun, Timeline, build_timeline
 from .align import (
     Placed,
-    dominant_bands,
     envelope,
     expected_sum,
     global_lag,
@@ -39,8 +38,8 @@ from .align import (
 )
 from .features import HOP_MS, run_frames
 from .options import Check, VerifyOptions, VerifyReport
-from .reference import Reference, grid_place
-from .runs import RunDecoders
+from .reference import Reference, grid_place, placed_at
+from .runs import RunDecoders, file_stream, run_stream
 from .store import FeatureStore, Stream
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,7 @@ def _verify(mixfile: Path, source: str | Path | Recording, o: VerifyOptions, inf
     sid, tolerance_ms, expected = o.sid, o.tolerance_ms, o.expected
     with FeatureStore() as store, RunDecoders(processes=reference is None) as decoders:
         mw = store.writer("mix")
-        mix_job = decoders.file(str(mixfile), min(2, info.channels or 1), str(mw.stream.path))
+        mix_job = decoders.submit(file_stream, str(mixfile), min(2, info.channels or 1), str(mw.stream.path))
         rec = source if isinstance(source, Recording) else load_recording(source, sid=sid)
         tl = build_timeline(rec)
         rep = VerifyReport(mix=str(mixfile), sid=rec.sid)
@@ -110,24 +109,6 @@ def _verify(mixfile: Path, source: str | Path | Recording, o: VerifyOptions, inf
     return rep
 
 
-def _compare(rep: VerifyReport, mix_job: Future, tl: Timeline, store: FeatureStore, decoders: RunDecoders,
-             tolerance_ms: float, expected: TranscodeOptions | None, progress: Progress | None,
-             reference: Reference | None) -> None:
-    """Checks 2-5, on band energies spooled to ``store`` (memory flat in the length); the mix
-    file's are on their way from ``mix_job``."""
-    if reference is not None:
-        reference.finish()   # the mix's last runs may still be on their way
-    runs, todo = [], []
-    for ut in tl.users:
-        for pr in ut.runs:
-            hit = reference.get(ut.uid, pr.index, pr.offset_ms) if reference is not None else None
-            if hit is None:
-                todo.append((ut.uid, pr))
-            else:
-                runs.append((ut.uid, pr, hit))
-    _compare_on(decoders, rep, mix_job, tl, store, tolerance_ms, expected, progress, runs, todo)
-
-
 def judge_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, search: int
               ) -> tuple[float | None, float, int, list[tuple[int, int, float]]]:
     """What verify measures of one run once the mix's global lag and gain are known: its best
@@ -143,17 +124,29 @@ def judge_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
     return off, pres, loud, lost
 
 
-def _compare_on(decoders: RunDecoders, rep: VerifyReport, mix_job: Future, tl: Timeline, store: FeatureStore,
-                tolerance_ms: float, expected: TranscodeOptions | None, progress: Progress | None, runs: list,
-                todo: list) -> None:
-
+def _compare(rep: VerifyReport, mix_job: Future, tl: Timeline, store: FeatureStore, decoders: RunDecoders,
+             tolerance_ms: float, expected: TranscodeOptions | None, progress: Progress | None,
+             reference: Reference | None) -> None:
+    """Checks 2-5, on band energies spooled to ``store`` (memory flat in the length); the mix
+    file's are on their way from ``mix_job``."""
     # every run's features at its place, from the mix's own decoding where a Reference has
     # them, else decoded here; each spooled to disk as it streams
+    if reference is not None:
+        reference.finish()   # the mix's last runs may still be on their way
+    runs, todo = [], []
+    for ut in tl.users:
+        for pr in ut.runs:
+            hit = reference.get(ut.uid, pr.index, pr.offset_ms) if reference is not None else None
+            if hit is None:
+                todo.append((ut.uid, pr))
+            else:
+                runs.append((ut.uid, pr, hit))
+
     def submit(pr: PlacedRun) -> Future:
         _, lead = grid_place(pr.offset_ms)
         w = store.writer(f"run{pr.index}", limit=run_frames(pr.duration_ms))
-        return decoders.run([str(s.path) for s in pr.run.slices if s.path is not None], pr.duration_ms, lead,
-                            min(2, run_channels(pr.run)), str(w.stream.path), w.limit)
+        return decoders.submit(run_stream, [str(s.path) for s in pr.run.slices if s.path is not None],
+                               pr.duration_ms, lead, min(2, run_channels(pr.run)), str(w.stream.path), w.limit)
 
     rep.reference = "mix" if not todo else "recording" if not runs else "mix+recording"
     jobs = [(uid, pr, submit(pr)) for uid, pr in todo]
@@ -161,7 +154,7 @@ def _compare_on(decoders: RunDecoders, rep: VerifyReport, mix_job: Future, tl: T
         if mix_job.done() and mix_job.exception() is not None:
             break                      # the mix file does not decode: say so now, not after every run
         s = job.result()
-        runs.append((uid, pr, Placed(s, grid_place(pr.offset_ms)[0], dominant_bands(s))))
+        runs.append((uid, pr, placed_at(s, pr.offset_ms)))
         if progress:
             progress(i + 1, len(jobs))
     mix, samples = mix_job.result()

@@ -4,7 +4,7 @@ verify compares a mix with the sum of every run's band energies at its place. On
 own it decodes every run of every user for that sum, which is most of its time; a mix
 has just decoded the very same runs. :class:`Reference` is handed to ``mix`` and then to
 ``verify``: the mix feeds each run's samples, as it reads them, through a :class:`RunBands`
-(downmixed to mono, resampled to 16 kHz by libswresample, lead-delayed onto the 10 ms
+(downmixed to mono, averaged in threes to 16 kHz, lead-delayed onto the 10 ms
 grid, reduced to band energies as they stream, on a thread of its own, spooled to disk as
 verify's own decoding would spool them: :mod:`.runs`) and verify takes them from here instead of decoding
 the recording again.
@@ -24,9 +24,9 @@ import numpy as np
 from ..media.tap import Tap16k
 from .align import Placed, dominant_bands
 from .features import HOP_MS, RATE, BandStream, run_frames
-from .store import FeatureStore, StreamWriter
+from .store import FeatureStore, Stream, StreamWriter
 
-__all__ = ["Reference", "RunBands", "grid_place"]
+__all__ = ["Reference", "RunBands", "grid_place", "placed_at"]
 
 
 def grid_place(offset_ms: float) -> tuple[int, int]:
@@ -34,6 +34,11 @@ def grid_place(offset_ms: float) -> tuple[int, int]:
     in 16 kHz samples (the run's features are computed that much delayed, on the mix's grid)."""
     at = int(offset_ms // HOP_MS)
     return at, int(round((offset_ms - at * HOP_MS) * RATE / 1000.0))
+
+
+def placed_at(s: Stream, offset_ms: float) -> Placed:
+    """A run's spooled features as verify places them: at the 10 ms frame the run starts in."""
+    return Placed(s, grid_place(offset_ms)[0], dominant_bands(s))
 
 
 class Reference(Tap16k):
@@ -89,9 +94,7 @@ class Reference(Tap16k):
         return hit[1]
 
     def _add(self, key: tuple[str, int], offset_ms: float, w: StreamWriter) -> None:
-        at, _ = grid_place(offset_ms)
-        s = w.close()
-        self.runs[key] = (offset_ms, Placed(s, at, dominant_bands(s)))
+        self.runs[key] = (offset_ms, placed_at(w.close(), offset_ms))
 
 
 class RunBands:

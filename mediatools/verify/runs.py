@@ -122,7 +122,7 @@ def _give_back() -> None:
 
 class RunDecoders:
     """Where :func:`run_stream` and :func:`file_stream` run: one process per core (at most 4;
-    spawned, as verify may run among threads, where a fork is unsafe), or, without
+    from a fork server, :func:`_context`), or, without
     ``processes`` (a verify whose runs the mix decoded: the mix file is all there is) or in a
     daemonic process, one thread here. Leaving the block with an error stops the workers at
     once instead of waiting for their runs."""
@@ -134,16 +134,9 @@ class RunDecoders:
             ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_quiet_worker)
             if self.processes else ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-decode"))
 
-    def run(self, *args: object) -> Future:
-        """:func:`run_stream` (``args``), on a worker."""
-        return self.pool.submit(run_stream, *args)
-
-    def file(self, *args: object) -> Future:
-        """:func:`file_stream` (``args``), on a worker."""
-        return self.pool.submit(file_stream, *args)
-
     def submit(self, fn: Callable[..., object], *args: object) -> Future:
-        """Any other work of verify's (a module-level function of picklable arguments)."""
+        """``fn(*args)`` on a worker (a module-level function of picklable arguments:
+        :func:`run_stream`, :func:`file_stream`, verify's judging of a run)."""
         return self.pool.submit(fn, *args)
 
     def __enter__(self) -> RunDecoders:
