@@ -119,13 +119,16 @@ def dominant_bands_of(f: np.ndarray) -> np.ndarray:
     return np.flatnonzero(prof >= 0.1 * prof.max())
 
 
-def test_verify_leaves_no_spool_behind(tmp_path):
+@pytest.mark.parametrize("tmp_name", ["tmp", "t" * 110], ids=["short-tmpdir", "tmpdir-too-long-for-a-socket"])
+def test_verify_leaves_no_spool_behind(tmp_path, tmp_name):
+    """Also under a TMPDIR too long for the fork server's socket (107 bytes): workers are
+    spawned instead, not "internal error: AF_UNIX path too long"."""
     from mediatools.synth import plan, synthesize
     folder = tmp_path / "rec"
     synthesize(plan(2, 20.0, seed=3, gaps=1), folder, measure_onsets=False)
     out = tmp_path / "mix.m4a"
     run_cli("mix", str(folder), "-o", str(out), "-q", check=True)
-    tmp = tmp_path / "tmp"
+    tmp = tmp_path / tmp_name
     tmp.mkdir()
     proc = run_cli("verify", str(out), str(folder), "--json", env={**os.environ, "TMPDIR": str(tmp)})
     assert proc.returncode == 0, proc.stderr
