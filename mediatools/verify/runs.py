@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import signal
-import tempfile
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -153,29 +152,19 @@ def _context() -> multiprocessing.context.BaseContext:
     """Workers forked from a server that has numpy, PyAV and this module loaded: they start at
     once and share those pages (a spawned worker imported them itself, 43 MB each). Not forked
     from here: verify may run among threads, where a fork is unsafe."""
-    if "forkserver" not in multiprocessing.get_all_start_methods() or not _server_socket_fits():
+    if "forkserver" not in multiprocessing.get_all_start_methods():   # pragma: no cover - not POSIX
         return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["numpy", "av", __name__])
+    try:
+        forkserver.ensure_running()
+    except OSError:
+        # Its socket lives under TMPDIR, and a socket's path holds at most 107 bytes: under a
+        # long TMPDIR (a CI work tree, pytest's tmp_path) "AF_UNIX path too long". Spawned
+        # workers are slower to start and import numpy and PyAV each; the results are the same.
+        return multiprocessing.get_context("spawn")
     return ctx
-
-
-# The fork server listens on <tmp>/pymp-XXXXXXXX/listener-XXXXXXXX; a socket's path holds at most
-# 107 bytes (Linux; 103 on macOS), and a long TMPDIR (CI work trees, pytest's tmp_path) passes it.
-_PYMP_DIR = len("/pymp-12345678")
-_LISTENER = len("/listener-12345678")
-_SOCKET_PATH_MAX = 103
-
-
-def _server_socket_fits() -> bool:
-    """Whether the fork server's socket can be made under this TMPDIR; if not, workers are
-    spawned (slower to start, same results) instead of failing with "AF_UNIX path too long"."""
-    from multiprocessing import forkserver
-    if getattr(getattr(forkserver, "_forkserver", None), "_forkserver_address", None):
-        return True   # already listening
-    made = multiprocessing.current_process()._config.get("tempdir")   # multiprocessing's own
-    length = len(made) if made else len(tempfile.gettempdir()) + _PYMP_DIR
-    return length + _LISTENER <= _SOCKET_PATH_MAX
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
