@@ -3,30 +3,29 @@
 The library call behind ``mediatools activity``. Each run is decoded as one stream and
 judged frame by frame (:mod:`.detect`), bursts become turns (:mod:`.smooth`), turns give
 the figures (:mod:`.figures`) and the exports (:mod:`.exports`). Runs are decoded side by
-side on a small pool (one ffmpeg and one Python reader each), so memory is flat in length.
+side on worker processes (:mod:`.runs`), each streaming, so memory is flat in length.
 """
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..agora.names import iso_utc
 from ..errors import MediatoolsError, UsageError
+from ..media.processes import RunDecoders
 from ..progress import Progress
 from ..recording.model import Recording
 from ..recording.prepare import prepare_recording
 from ..recording.probe import run_channels
 from ..timeline.contract import PlacedRun, Timeline, build_timeline
 from ..timeline.span import Span
-from ..workers import as_completed
-from .detect import RATE, speech_spans
+from .detect import RATE
 from .exports import write_exports
 from .figures import figures
 from .options import ActivityOptions, ActivityReport
+from .runs import run_speech
 from .smooth import place, smooth
 
 if TYPE_CHECKING:
@@ -113,32 +112,28 @@ def detect_timeline(tl: Timeline, o: ActivityOptions, *, progress: Progress | No
                 judged[(u.uid, pr.index)] = raw
     jobs = [(u.uid, pr) for u in tl.users for pr in u.runs if (u.uid, pr.index) not in judged]
     total = int(sum(pr.duration_ms for _, pr in jobs)) or 1
-    lock, done = threading.Lock(), {}   # run → ms judged so far
-    stop = threading.Event()
-
-    def tick(key: int, ms: float) -> None:
-        with lock:
-            done[key] = ms
-            if progress:
-                progress(int(sum(done.values())), total)
-
-    def one(job: tuple[str, PlacedRun]) -> list[Span]:
-        uid, pr = job
-        paths = [s.path for s in pr.run.slices if s.path is not None]
-        raw = speech_spans(paths, pr.duration_ms, detector=o.detector, aggressiveness=o.aggressiveness,
-                           frame_ms=o.frame_ms, channels=run_channels(pr.run), stop=stop.is_set, progress=lambda ms: tick(id(job), ms))
-        return _turns(raw, pr, o)
-
     turns: dict[str, list[Span]] = {u.uid: [] for u in tl.users}
     runs = {(u.uid, pr.index): pr for u in tl.users for pr in u.runs}
     for (uid, index), raw in judged.items():
         turns[uid].extend(_turns(raw, runs[(uid, index)], o))
-    workers = o.parallel or min(4, os.cpu_count() or 1)
-    log.info("speech activity: %d users, %d runs (%d judged by the mix), %.1f s of audio to decode, %d at once",
-             len(tl.users), len(jobs) + len(judged), len(judged), total / 1000, workers)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mediatools-activity") as pool:
-        for (uid, _), spans in as_completed(pool, one, jobs, stop=stop):
-            turns[uid].extend(spans)
+    if not jobs:
+        return {u: sorted(ts) for u, ts in turns.items()}
+    with RunDecoders(workers=o.parallel or None, name="activity-decode") as pool:
+        log.info("speech activity: %d users, %d runs (%d judged by the mix), %.1f s of audio to decode, %s",
+                 len(tl.users), len(jobs) + len(judged), len(judged), total / 1000,
+                 "in worker processes" if pool.processes else "on one thread")
+        # the longest runs first: the last to finish is then a short one
+        order = sorted(jobs, key=lambda j: -j[1].duration_ms)
+        futures = {pool.submit(run_speech, [str(s.path) for s in pr.run.slices if s.path is not None],
+                               pr.duration_ms, min(2, run_channels(pr.run)), o.detector, o.aggressiveness,
+                               o.frame_ms): (uid, pr) for uid, pr in order}
+        done = 0.0
+        for fut in as_completed(futures):
+            uid, pr = futures[fut]
+            turns[uid].extend(_turns(fut.result(), pr, o))
+            done += pr.duration_ms
+            if progress:
+                progress(int(done), total)
     return {u: sorted(ts) for u, ts in turns.items()}
 
 

@@ -1,8 +1,9 @@
-"""Speech frames of one run: decoded as one stream by ffmpeg, judged frame by frame.
+"""Speech frames of one run, judged frame by frame.
 
-A run (slices played back to back, see the timing contract) is decoded at 16 kHz mono
-16-bit — what webrtcvad takes — and read in one-second blocks, so memory is flat in the
-run's length. Each frame is speech or not; consecutive speech frames come back as raw
+A run (slices played back to back, see the timing contract) is decoded as one stream and
+brought to 16 kHz mono, converted to 16 bits — what webrtcvad takes — by the mix's speech
+tap or by activity's own workers (:mod:`.runs`), and fed here in pieces, so memory is flat
+in the run's length. Each frame is speech or not; consecutive speech frames come back as raw
 spans (ms from the run's start), which :mod:`mediatools.activity.smooth` turns into turns.
 
 Frames quieter than ``GATE_DBFS`` are never speech. webrtcvad still hears the quiet frames
@@ -13,11 +14,7 @@ sender's noise suppression is mostly that), which costs no detector call (:class
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable
-
-from ..errors import MediatoolsError
-from ..media.ffmpeg import base_cmd, concat_url, mono_filter, raw_to_stdout, start
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,16 +25,6 @@ RATE = 16000
 GATE_DBFS = -60.0          # frames below this RMS are silence for every detector
 ENERGY_DBFS = -42.0        # the energy detector's speech threshold
 BLOCK_FRAMES = 100
-
-
-def decode_cmd(paths: list[Path], duration_ms: float, channels: int = 1) -> list[str]:
-    """One ffmpeg decoding a run as one stream: 16 kHz mono s16le (channels averaged, as the
-    mix and its speech tap average them), trimmed to the run's length (a failover overlap may
-    have cut its end)."""
-    end = int(round(duration_ms * RATE / 1000.0))
-    chain = ",".join(f for f in (mono_filter(channels), f"aresample={RATE}", f"atrim=end_sample={end}") if f)
-    return base_cmd() + ["-threads", "1", "-filter_threads", "1", "-i", concat_url(paths), "-map", "0:a:0",
-                         "-af", chain, "-ac", "1", "-ar", str(RATE)] + raw_to_stdout("s16le")
 
 
 def _frame_judge(detector: str, aggressiveness: int, frame_ms: int
@@ -284,26 +271,6 @@ class SpeechFrames:
             frames = data[:whole].reshape(-1, self.spf)
             db = _dbfs(frames)
             self.edges.push_many(self.judge(frames, db), db)
-
-
-def speech_spans(paths: list[Path], duration_ms: float, *, detector: str = "webrtc", aggressiveness: int = 3,
-                 frame_ms: int = 10, channels: int = 1, stop: Callable[[], bool] | None = None,
-                 progress: Callable[[float], None] | None = None) -> list[tuple[float, float]]:
-    """Raw speech spans (start, end) in ms from the run's start: runs of speech frames, edges on the energy."""
-    frames = SpeechFrames(detector, aggressiveness, frame_ms)
-    with start(decode_cmd(paths, duration_ms, channels), stdout=True, bufsize=0, big_pipes=True) as proc:
-        while True:
-            chunk = proc.stdout.read(frames.want)
-            if not chunk:
-                break
-            frames.feed(chunk)
-            if progress:
-                progress(frames.judged_ms)
-            if stop and stop():
-                return frames.finish()
-        if proc.wait() != 0:
-            raise MediatoolsError(f"decoding failed: {proc.last_line()}", file=paths[0].name, code="decode_failed")
-    return frames.finish()
 
 
 def _dbfs(frames: np.ndarray) -> np.ndarray:

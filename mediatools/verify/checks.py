@@ -20,6 +20,7 @@ import numpy as np
 from ..agora.transcode import TranscodeOptions
 from ..errors import MediatoolsError
 from ..media.probe import probe
+from ..media.processes import RunDecoders
 from ..media.thirds import RATE_IN
 from ..progress import Progress
 from ..recording.discovery import load_recording
@@ -39,7 +40,7 @@ from .align import (
 from .features import HOP_MS, run_frames
 from .options import Check, VerifyOptions, VerifyReport
 from .reference import Reference, grid_place, placed_at
-from .runs import RunDecoders, file_stream, run_stream
+from .runs import file_stream, run_stream
 from .store import FeatureStore, Stream
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,54 @@
+"""One run's raw speech spans, decoded in-process, on :class:`~mediatools.media.processes.RunDecoders`' workers.
+
+The same audio path as the mix's :class:`~mediatools.activity.SpeechTap`: the mix's own
+:class:`~mediatools.media.decode.Decoder` at 48 kHz, :class:`~mediatools.media.tap.Mono16k`
+(channels averaged, then averaged in threes to 16 kHz), :class:`~.detect.SpeechFrames` fed
+floats. So ``activity`` on its own and ``process --activity`` give the same turns for the
+same run, and no ffmpeg pipes 16 kHz samples into one interpreter per run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MediatoolsError
+from ..media.decode import DecodeError, Decoder
+from ..media.processes import give_back
+from ..media.tap import RATE, Mono16k
+from ..media.thirds import RATE_IN
+from .detect import SpeechFrames
+
+__all__ = ["run_speech"]
+
+_BLOCK = 8 * 8192        # 48 kHz samples read at a time (~1.4 s)
+
+
+def run_speech(slices: list[str], duration_ms: float, channels: int, detector: str, aggressiveness: int,
+               frame_ms: int) -> list[tuple[float, float]]:
+    """Raw speech spans (start, end: ms from the run's start) of one run, its slices decoded
+    as one stream, ``duration_ms`` of it. Everything it takes and returns pickles."""
+    frames = SpeechFrames(detector, aggressiveness, frame_ms)
+    mono = Mono16k(RATE_IN)
+    left = int(round(duration_ms * RATE / 1000.0))   # as the tap trims (ffmpeg's atrim=end_sample)
+
+    def feed(x) -> None:  # noqa: ANN001
+        nonlocal left
+        x = x[: max(0, left)]
+        if len(x):
+            left -= len(x)
+            frames.feed_float(x)
+
+    try:
+        with Decoder(slices, RATE_IN, channels, length=int(round(duration_ms * RATE_IN / 1000.0))) as dec:
+            while True:
+                x = dec.read(_BLOCK)
+                if not len(x):
+                    break
+                for b in mono(x):
+                    feed(b)
+            for b in mono.flush():
+                feed(b)
+    except DecodeError as exc:
+        raise MediatoolsError(f"decoding failed: {exc.message}", file=exc.file or Path(slices[0]).name,
+                              code="decode_failed") from None
+    give_back()
+    return frames.finish()

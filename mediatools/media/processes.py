@@ -1,0 +1,106 @@
+"""Worker processes for decoding runs in-process (PyAV), shared by verify and activity.
+
+Standalone ``verify`` and ``activity`` decode every run of every user: most of their work.
+One ffmpeg per run piping samples into this process spent a third of the CPU moving bytes
+and left every run's numpy work on this process's one interpreter. Here a few worker
+processes each decode a run with the mix's own :class:`~mediatools.media.decode.Decoder`
+and reduce it as it streams (band energies, speech frames); only small results come back.
+
+Workers are forked from a fork server that has numpy, PyAV and the worker modules loaded:
+they start at once and share those pages (a spawned worker imported them itself, 43 MB
+each). Where processes cannot be started (a daemonic process, such as a Dask worker) the
+same work runs on one thread here.
+"""
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import signal
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Callable
+
+from ..mix.split import usable_cores
+
+__all__ = ["RunDecoders", "give_back", "in_worker"]
+
+#: modules every worker has loaded before its first job (the fork server imports them once)
+PRELOAD = ["numpy", "av", "mediatools.verify.runs", "mediatools.activity.runs"]
+
+_IN_WORKER = False
+
+
+def in_worker() -> bool:
+    """Whether this is one of :class:`RunDecoders`' worker processes."""
+    return _IN_WORKER
+
+
+def _quiet_worker() -> None:
+    """A worker leaves Ctrl-C to its parent, which stops it (the whole process group gets it)."""
+    global _IN_WORKER
+    _IN_WORKER = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def give_back() -> None:
+    """In a worker, hand the heap freed by a decode back to the system: glibc keeps it, and a
+    3-hour mix file's index (~30 MB, freed when its container closed) stayed with the worker
+    while verify's own alignment grew beside it. (malloc_trim is glibc's; elsewhere, nothing.)"""
+    if _IN_WORKER:
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):   # pragma: no cover - not glibc
+            pass
+
+
+class RunDecoders:
+    """Where runs are decoded: one process per core (at most 4, or ``workers``; from a fork
+    server, :func:`_context`), or, without ``processes`` (a verify whose runs the mix decoded:
+    the mix file is all there is) or in a daemonic process, one thread here. Leaving the block
+    with an error stops the workers at once instead of waiting for their runs."""
+
+    def __init__(self, *, processes: bool = True, workers: int | None = None, name: str = "decode") -> None:
+        workers = workers or min(4, usable_cores())
+        self.processes = processes and workers > 1 and not multiprocessing.current_process().daemon
+        self.pool: Executor = (
+            ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_quiet_worker)
+            if self.processes else ThreadPoolExecutor(max_workers=1, thread_name_prefix=name))
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future:
+        """``fn(*args)`` on a worker (a module-level function of picklable arguments)."""
+        return self.pool.submit(fn, *args)
+
+    def __enter__(self) -> RunDecoders:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None and self.processes:
+            _stop_workers(self.pool)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a server that has numpy, PyAV and the worker modules loaded. Not
+    forked from here: verify and activity may run among threads, where a fork is unsafe."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():   # pragma: no cover - not POSIX
+        return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    try:
+        forkserver.ensure_running()
+    except OSError:
+        # Its socket lives under TMPDIR, and a socket's path holds at most 107 bytes: under a
+        # long TMPDIR (a CI work tree, pytest's tmp_path) "AF_UNIX path too long". Spawned
+        # workers are slower to start and import numpy and PyAV each; the results are the same.
+        return multiprocessing.get_context("spawn")
+    return ctx
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    stop = getattr(pool, "terminate_workers", None)   # Python 3.14
+    if stop is not None:
+        stop()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
