@@ -189,3 +189,53 @@ def test_webrtcvad_hears_the_pauses_so_its_verdicts_are_its_own(codec, tmp_path)
     quiet = db <= detect.GATE_DBFS
     assert quiet.sum() > 20 and (~quiet).sum() > 500          # pauses to skip, speech to judge
     assert np.array_equal(ours, full)
+
+
+@pytest.mark.parametrize("command", ["activity", "verify"])
+def test_sigterm_stops_the_decoding_workers_and_leaves_nothing(make_recording, tmp_path, command):
+    """activity's and verify's runs are decoded on worker processes (mediatools.media.processes):
+    SIGTERM mid-way is "interrupted", exit 130, no worker left running, no export written."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from mediatools.mix.split import usable_cores
+    if usable_cores() < 2:
+        pytest.skip("one core: the runs are decoded on one thread, not on worker processes")
+    folder, _ = make_recording("interrupt_4x8", users=4, duration_s=480.0, seed=5, gaps=1)
+    out = tmp_path / "out"
+    if command == "activity":
+        args = ["activity", str(folder), "-o", str(out)]
+    else:
+        mix = tmp_path / "mix.m4a"
+        run_cli("mix", str(folder), "-o", str(mix), "-q", check=True)
+        args = ["verify", str(mix), str(folder)]
+    proc = subprocess.Popen([sys.executable, "-m", "mediatools", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    me = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    workers: list[psutil.Process] = []
+
+    def children() -> list[psutil.Process]:
+        try:
+            return me.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+    # the fork server, multiprocessing's resource tracker and the decoding workers (2 cores here)
+    while len(workers) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        workers = children()
+    time.sleep(0.3)   # decoding
+    workers = children()
+    assert len(workers) >= 3 and proc.poll() is None, "the workers never ran"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "mediatools: interrupted", err
+    assert "Traceback" not in err
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, alive
+    assert not out.exists() or list(out.iterdir()) == []
