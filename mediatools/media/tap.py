@@ -54,8 +54,9 @@ class TapThread:
 
     QUEUE = 32   # batches in flight (two seconds of a run's audio each: :class:`_OwnThread`)
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, warn: bool = True) -> None:
         self.name = name
+        self.warn = warn   # a tap's failure is only logged; a side thread's owner raises it instead
         self.error: BaseException | None = None
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
@@ -85,7 +86,8 @@ class TapThread:
     def fail(self, exc: BaseException) -> None:
         """Note the first failure (later work is skipped; never the mix's failure)."""
         if self.error is None:
-            log.warning("%s dropped (the stage after the mix decodes for itself): %s", self.name, exc)
+            if self.warn:
+                log.warning("%s dropped (the stage after the mix decodes for itself): %s", self.name, exc)
             self.error = exc
 
     def run(self, fn: Callable[..., None], *args: object) -> None:

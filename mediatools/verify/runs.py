@@ -67,7 +67,7 @@ def _reduce(dec: Decoder, writer: StreamWriter, lead: int = 0) -> int:
     alone) the band energies are computed on a thread of their own while the next blocks decode,
     as the ffmpeg decoder of the mix file used to run beside them."""
     bands, mono, samples = BandStream(writer), Mono16k(RATE_IN), 0
-    side = None if in_worker() else TapThread("verify-bands")
+    side = None if in_worker() else TapThread("verify-bands", warn=False)
     feed = bands.feed
     if side is not None:
         side.start()
