@@ -326,3 +326,27 @@ def test_named_users_must_have_a_playlist_and_what_never_comes_is_given_up_after
     # with a playlist still open, nothing is given up
     open_ = {playlist_name(SID, CN, "1"): _pl("1", times, endlist=False)}
     assert not assess(rec3, open_, lost_before_ms=times[-1] + 10**9)[0]
+
+
+def test_entries_the_loader_skips_are_not_waited_for():
+    """What inspect and mix skip (and report) can never arrive: an entry cut off after its
+    EXTINF, a name that is no slice name, another track's or another sid's slice. process
+    waited for them for ever ("incomplete"); a URL entry is percent-decoded, so it is found."""
+    from mediatools.agora.playlist import entry_name
+    t0 = 1_773_480_413_589
+    times = [t0, t0 + 15_000]
+    pl = playlist_name(SID, CN, "1")
+    mine = [slice_name(SID, CN, "1", t) for t in times]
+    entries = [PlaylistEntry(n, 15.0) for n in mine] + [
+        PlaylistEntry(slice_name("other99", CN, "1", t0), 15.0),       # another sid's slice
+        PlaylistEntry(slice_name(SID, CN, "2", t0), 15.0),             # another user's
+        PlaylistEntry("notes.ts", 15.0),                               # no slice name
+        PlaylistEntry("", 15.0)]                                       # cut off after its EXTINF
+    texts = {pl: format_playlist(entries, endlist=True).encode()}
+    objs = [ObjectInfo(pl, len(texts[pl]), "e")] + [ObjectInfo(n, 1000, "e") for n in mine]
+    assert assess(group(objs)[0], texts) == (True, [])
+    # a listed slice of its own that is missing is still waited for
+    assert not assess(group(objs[:-1])[0], texts)[0]
+    spaced = slice_name(SID, "room 1", "1", t0)
+    assert entry_name("https://b.s3.example.com/p/" + spaced.replace(" ", "%20") + "?X-Amz=1") == spaced
+    assert entry_name("room%201_x.ts") == "room%201_x.ts"    # a bare name is never unquoted (cname may hold %)

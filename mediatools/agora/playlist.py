@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import posixpath
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import m3u8
 
@@ -55,10 +56,11 @@ class Playlist:
 def entry_name(uri: str) -> str:
     """The file name a playlist entry names. Agora writes bare names; a path before it (either
     slash) is dropped, and a query string only when the entry is a URL: a string user account
-    may hold a ``?`` (``who?`` is a uid), so a bare name is never cut there."""
+    may hold a ``?`` (``who?`` is a uid), so a bare name is never cut there, nor unquoted (a
+    cname may hold ``%``)."""
     uri = uri.replace("\\", "/")
-    if "://" in uri:
-        uri = uri.split("?", 1)[0].split("#", 1)[0]
+    if "://" in uri:   # a URL's path is percent-encoded: "room%201" names "room 1"
+        return unquote(posixpath.basename(uri.split("?", 1)[0].split("#", 1)[0]))
     return posixpath.basename(uri)
 
 

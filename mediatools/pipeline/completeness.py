@@ -224,8 +224,11 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
         span = None if pl.endlist else _listed_span(pl)   # (a playlist that ended was not cut by a failover)
         if span is not None:
             spans[(uid, bak)] = span
+        track = _track_of(name)
         for e in pl.entries:
             entry = entry_name(e.uri)
+            if not _waits_for(entry, track):
+                continue   # what inspect and mix skip (and report) can never arrive: not waited for
             if entry not in present:
                 missing.append(entry)
                 reasons.append(f"{entry}: listed by {name} but not in the store yet")
@@ -243,6 +246,25 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
             given.append(f"{len(missing)} listed slice(s) never arrived, given up as lost (mixed as silence): {shown}")
         return True, given
     return not reasons, reasons
+
+
+def _track_of(playlist: str) -> tuple[str, ...] | None:
+    try:
+        return parse_name(playlist).key
+    except NameError_:
+        return None
+
+
+def _waits_for(entry: str, track: tuple[str, ...] | None) -> bool:
+    """Whether a playlist entry is a slice of the playlist's own track, as the recording's
+    loader takes it (:func:`mediatools.recording.discovery.build_track`): an empty entry (a
+    playlist cut off after an EXTINF), a name that is no slice name, or another track's or
+    sid's slice is skipped there, so waiting for it would wait for ever."""
+    try:
+        n = parse_name(entry)
+    except NameError_:
+        return False
+    return n.kind == "slice" and (track is None or n.key == track)
 
 
 def _last_listed_ms(rec: RecordingFiles, missing: list[str]) -> float:
