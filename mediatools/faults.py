@@ -71,7 +71,7 @@ POLICY: tuple[FaultPolicy, ...] = (
                 "handled; merge makes a safe, unique file name and records the mapping", "same"),
     FaultPolicy("output folder unwritable or disk full", "-",
                 "exit 1, one line naming the path; no partial file under the final name", "same"),
-    FaultPolicy("Ctrl-C / SIGTERM during mix, merge or fetch", "-",
+    FaultPolicy("Ctrl-C / SIGTERM / SIGHUP (terminal closed) during mix, merge or fetch", "-",
                 "exit 130; temporary files removed; completed fetched files kept for resume", "same"),
     FaultPolicy("S3 key that would land outside the destination (.., absolute, backslash, empty segment)",
                 "refused_key", "refused and reported; nothing written outside DIR", "same"),

@@ -302,9 +302,10 @@ def test_full_disk_leaves_no_partial_output(base_recording, tmp_path):
 @pytest.mark.parametrize("sig,ext,env,delay", [("SIGINT", "flac", {}, 0.3), ("SIGTERM", "flac", {}, 0.3),
                                                ("SIGINT", "m4a", {"MEDIATOOLS_SPLIT_MIN_S": "5"}, 0.3),
                                                ("SIGTERM", "m4a", {}, 0.0),
-                                               ("SIGTERM", "m4a", {"MEDIATOOLS_SPLIT_MIN_S": "5"}, 0.0)],
+                                               ("SIGTERM", "m4a", {"MEDIATOOLS_SPLIT_MIN_S": "5"}, 0.0),
+                                               ("SIGHUP", "m4a", {"MEDIATOOLS_SPLIT_MIN_S": "5"}, 0.3)],
                          ids=["SIGINT", "SIGTERM", "SIGINT-two-encoders", "SIGTERM-at-once",
-                              "SIGTERM-at-once-two-encoders"])
+                              "SIGTERM-at-once-two-encoders", "SIGHUP-terminal-closed"])
 def test_interrupted_mix_exits_130_and_cleans_up(sig, ext, env, delay, make_recording, tmp_path):
     """Also the moment the temporary file appears, while the mix is still opening its first
     runs: an encoder left running then wrote its (empty) file under the temporary name again

@@ -203,6 +203,10 @@ def _json_failure(code: int, failure: BaseException | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _handle_term)
+    # a closed terminal (an SSH session that drops) is an interrupt too, cleaned up as one;
+    # not under nohup, which set it ignored
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, _handle_term)
     interrupts.install()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _handle_int)

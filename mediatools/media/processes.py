@@ -35,10 +35,13 @@ def in_worker() -> bool:
 
 
 def _quiet_worker() -> None:
-    """A worker leaves Ctrl-C to its parent, which stops it (the whole process group gets it)."""
+    """A worker leaves Ctrl-C (and a closed terminal's SIGHUP) to its parent, which stops it
+    (the whole process group gets them)."""
     global _IN_WORKER
     _IN_WORKER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def give_back() -> None:
