@@ -14,6 +14,7 @@ same work runs on one thread here.
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing
 import signal
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -22,6 +23,8 @@ from typing import Callable
 from ..mix.split import usable_cores
 
 __all__ = ["RunDecoders", "give_back", "in_worker"]
+
+log = logging.getLogger(__name__)
 
 #: modules every worker has loaded before its first job (the fork server imports them once)
 PRELOAD = ["numpy", "av", "mediatools.verify.runs", "mediatools.activity.runs"]
@@ -64,9 +67,17 @@ class RunDecoders:
     def __init__(self, *, processes: bool = True, workers: int | None = None, name: str = "decode") -> None:
         workers = workers or min(4, usable_cores())
         self.processes = processes and workers > 1 and not multiprocessing.current_process().daemon
-        self.pool: Executor = (
-            ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_quiet_worker)
-            if self.processes else ThreadPoolExecutor(max_workers=1, thread_name_prefix=name))
+        self.pool: Executor | None = None
+        if self.processes:
+            try:
+                self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
+                                                initializer=_quiet_worker)
+            except (OSError, ImportError, NotImplementedError) as exc:
+                # no working sem_open (a container without /dev/shm) or no way to start processes
+                log.info("decoding on one thread: cannot start worker processes (%s)", exc)
+                self.processes = False
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     def submit(self, fn: Callable[..., object], *args: object) -> Future:
         """``fn(*args)`` on a worker (a module-level function of picklable arguments)."""
