@@ -2,7 +2,8 @@
 (RTTM, WebVTT, Audacity labels, CSV, JSON) that share one set of numbers.
 
 ``activity(source, outdir, ActivityOptions(...))`` → :class:`ActivityReport`. Detection
-(:mod:`.detect`) streams each run through ffmpeg into webrtcvad, or takes what a mix judged
+(:mod:`.detect`) streams each run, decoded in-process on worker processes (:mod:`.runs`),
+into webrtcvad, or takes what a mix judged
 as it decoded (:class:`SpeechTap`, :mod:`.tap`); :mod:`.smooth`, :mod:`.figures` and
 :mod:`.exports` are pure functions on the turns.
 """
