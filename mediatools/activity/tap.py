@@ -1,6 +1,6 @@
 """Speech activity judged on the mix's own decoding, so ``process --activity`` decodes each run once.
 
-``activity`` on its own decodes every run with ffmpeg at 16 kHz, which is most of its
+``activity`` on its own decodes every run (:mod:`.runs`), which is most of its
 time; a mix has just decoded the very same runs. A :class:`SpeechTap` handed to
 ``mix(..., speech=tap)`` and then to ``activity(..., speech=tap)`` judges each run's samples
 as the mix reads them (downmixed, brought to 16 kHz by averaging in threes as verify does,
