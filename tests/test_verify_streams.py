@@ -133,3 +133,33 @@ def test_verify_leaves_no_spool_behind(tmp_path, tmp_name):
     proc = run_cli("verify", str(out), str(folder), "--json", env={**os.environ, "TMPDIR": str(tmp)})
     assert proc.returncode == 0, proc.stderr
     assert list(tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["script-file", "stdin"])
+def test_a_library_script_without_a_main_guard_works(tmp_path, how):
+    """verify and activity decode on worker processes; multiprocessing would run the caller's
+    script again in each (as __mp_main__): a plain script without `if __name__ == "__main__":`
+    then ran its verify inside the fork server and failed ("a decoding worker stopped"), and
+    one read from stdin could not be found. The script runs once and both calls work."""
+    import subprocess
+    import sys
+
+    from mediatools.synth import plan, synthesize
+    folder = tmp_path / "rec"
+    synthesize(plan(2, 20.0, seed=3, gaps=1), folder, measure_onsets=False)
+    mix = tmp_path / "mix.m4a"
+    run_cli("mix", str(folder), "-o", str(mix), "-q", check=True)
+    script = (f"import mediatools\n"
+              f"print('started', flush=True)\n"
+              f"r = mediatools.verify({str(mix)!r}, {str(folder)!r})\n"
+              f"a = mediatools.activity({str(folder)!r})\n"
+              f"print('verify', r.passed, 'users', len(a.users), flush=True)\n")
+    if how == "stdin":
+        proc = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                              cwd=tmp_path, timeout=300)
+    else:
+        (tmp_path / "plain.py").write_text(script)
+        proc = subprocess.run([sys.executable, "plain.py"], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["started", "verify True users 2"], proc.stdout

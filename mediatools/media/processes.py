@@ -13,12 +13,15 @@ same work runs on one thread here.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
 import signal
+import sys
+import types
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..mix.split import usable_cores
 
@@ -92,22 +95,59 @@ class RunDecoders:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+@contextlib.contextmanager
+def _no_main() -> Iterator[None]:
+    """While a worker (or the fork server) is started, hide the caller's ``__main__``: the
+    workers need only mediatools' modules, and multiprocessing would otherwise run the
+    caller's script again in each of them, as ``__mp_main__``. A library user's script
+    without an ``if __name__ == "__main__":`` guard then ran its own verify inside the fork
+    server ("a decoding worker stopped unexpectedly"); a script read from stdin failed with
+    FileNotFoundError."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+class _SpawnProcess(multiprocessing.context.SpawnProcess):
+    def start(self) -> None:
+        with _no_main():
+            super().start()
+
+
+class _SpawnContext(multiprocessing.context.SpawnContext):
+    Process = _SpawnProcess
+
+
+if hasattr(multiprocessing.context, "ForkServerContext"):
+    class _ForkServerProcess(multiprocessing.context.ForkServerProcess):
+        def start(self) -> None:
+            with _no_main():
+                super().start()
+
+    class _ForkServerContext(multiprocessing.context.ForkServerContext):
+        Process = _ForkServerProcess
+
+
 def _context() -> multiprocessing.context.BaseContext:
     """Workers forked from a server that has numpy, PyAV and the worker modules loaded. Not
     forked from here: verify and activity may run among threads, where a fork is unsafe."""
     if "forkserver" not in multiprocessing.get_all_start_methods():   # pragma: no cover - not POSIX
-        return multiprocessing.get_context("spawn")
+        return _SpawnContext()
     from multiprocessing import forkserver
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
     try:
-        forkserver.ensure_running()
+        with _no_main():
+            forkserver.ensure_running()
     except OSError:
         # Its socket lives under TMPDIR, and a socket's path holds at most 107 bytes: under a
         # long TMPDIR (a CI work tree, pytest's tmp_path) "AF_UNIX path too long". Spawned
         # workers are slower to start and import numpy and PyAV each; the results are the same.
-        return multiprocessing.get_context("spawn")
-    return ctx
+        return _SpawnContext()
+    return _ForkServerContext()
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
