@@ -350,3 +350,16 @@ def test_entries_the_loader_skips_are_not_waited_for():
     spaced = slice_name(SID, "room 1", "1", t0)
     assert entry_name("https://b.s3.example.com/p/" + spaced.replace(" ", "%20") + "?X-Amz=1") == spaced
     assert entry_name("room%201_x.ts") == "room%201_x.ts"    # a bare name is never unquoted (cname may hold %)
+
+
+def test_a_local_destination_that_cannot_be_written_is_one_line_not_internal(make_recording, tmp_path):
+    """--to a path that is a file (or cannot be created): the recording fails with "cannot
+    write" naming the path, not "internal error: FileExistsError"."""
+    folder, _ = make_recording("dest_not_a_dir", users=2, duration_s=20.0, seed=4, gaps=0)
+    blocker = tmp_path / "notadir"
+    blocker.write_text("")
+    rep = process(str(folder), ProcessOptions(all=True, workers=0, verify=False, dest=str(blocker), retries=0))
+    (r,) = rep.recordings
+    assert r.status == "failed", r
+    assert r.error["code"] == "store_write", r.error
+    assert "cannot write" in r.error["message"] and str(blocker) in r.error["message"], r.error

@@ -224,7 +224,12 @@ def _verify_agora(sid: str, location: str, storage: dict[str, Any], mixes: list[
         verdicts = []
         for key in keys:
             local = Path(tmp) / posixpath.basename(key)
-            client.download_file(loc.bucket, key, str(local))
+            try:
+                client.download_file(loc.bucket, key, str(local))
+            except Exception as exc:   # botocore's ClientError (404: Agora's mix is not there), a reset
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+                raise MediatoolsError(f"cannot read Agora's mix ({code})", file=f"s3://{loc.bucket}/{key}",
+                                      code="store_read") from None
             v = verify(local, rec, VerifyOptions(sid=sid))
             verdicts.append({**v.to_dict(), "mix": key})    # the key, not the scratch path
     return {"status": "verified", "verify": verdicts[0] if len(verdicts) == 1 else

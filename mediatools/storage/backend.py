@@ -111,16 +111,24 @@ class LocalStore:
 
     def put_file(self, path: Path, key: str, content_type: str) -> ObjectInfo:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as tmp:
-            shutil.copyfile(path, tmp)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(path, tmp)
+        except OSError as exc:   # the destination is a file, read-only, full, ...
+            raise MediatoolsError(f"cannot write ({exc.strerror or exc})", file=str(target),
+                                  code="store_write") from None
         return self._info(key, target)
 
     def put_bytes(self, data: bytes, key: str, content_type: str) -> ObjectInfo:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(data)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data)
+        except OSError as exc:
+            raise MediatoolsError(f"cannot write ({exc.strerror or exc})", file=str(target),
+                                  code="store_write") from None
         return self._info(key, target)
 
     def delete(self, key: str) -> None:
