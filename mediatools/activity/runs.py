@@ -13,21 +13,17 @@ from pathlib import Path
 from ..errors import MediatoolsError
 from ..media.decode import DecodeError, Decoder
 from ..media.processes import give_back
-from ..media.tap import RATE, Mono16k
+from ..media.tap import RATE, decode_16k
 from ..media.thirds import RATE_IN
 from .detect import SpeechFrames
 
 __all__ = ["run_speech"]
-
-_BLOCK = 8 * 8192        # 48 kHz samples read at a time (~1.4 s)
-
 
 def run_speech(slices: list[str], duration_ms: float, channels: int, detector: str, aggressiveness: int,
                frame_ms: int) -> list[tuple[float, float]]:
     """Raw speech spans (start, end: ms from the run's start) of one run, its slices decoded
     as one stream, ``duration_ms`` of it. Everything it takes and returns pickles."""
     frames = SpeechFrames(detector, aggressiveness, frame_ms)
-    mono = Mono16k(RATE_IN)
     left = int(round(duration_ms * RATE / 1000.0))   # as the tap trims (ffmpeg's atrim=end_sample)
 
     def feed(x) -> None:  # noqa: ANN001
@@ -39,14 +35,7 @@ def run_speech(slices: list[str], duration_ms: float, channels: int, detector: s
 
     try:
         with Decoder(slices, RATE_IN, channels, length=int(round(duration_ms * RATE_IN / 1000.0))) as dec:
-            while True:
-                x = dec.read(_BLOCK)
-                if not len(x):
-                    break
-                for b in mono(x):
-                    feed(b)
-            for b in mono.flush():
-                feed(b)
+            decode_16k(dec, feed)
     except DecodeError as exc:
         raise MediatoolsError(f"decoding failed: {exc.message}", file=exc.file or Path(slices[0]).name,
                               code="decode_failed") from None

@@ -112,10 +112,16 @@ def _no_main() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-class _SpawnProcess(multiprocessing.context.SpawnProcess):
+class _StartsWithoutMain:
+    """A multiprocessing Process that starts under :func:`_no_main`."""
+
     def start(self) -> None:
         with _no_main():
-            super().start()
+            super().start()   # type: ignore[misc]
+
+
+class _SpawnProcess(_StartsWithoutMain, multiprocessing.context.SpawnProcess):
+    pass
 
 
 class _SpawnContext(multiprocessing.context.SpawnContext):
@@ -123,10 +129,8 @@ class _SpawnContext(multiprocessing.context.SpawnContext):
 
 
 if hasattr(multiprocessing.context, "ForkServerContext"):
-    class _ForkServerProcess(multiprocessing.context.ForkServerProcess):
-        def start(self) -> None:
-            with _no_main():
-                super().start()
+    class _ForkServerProcess(_StartsWithoutMain, multiprocessing.context.ForkServerProcess):
+        pass
 
     class _ForkServerContext(multiprocessing.context.ForkServerContext):
         Process = _ForkServerProcess

@@ -19,11 +19,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
 from .thirds import RATE_IN, Thirds
+
+if TYPE_CHECKING:
+    from .decode import Decoder
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,26 @@ class Mono16k:
     @staticmethod
     def _arrays(frames: list) -> list[np.ndarray]:
         return [np.frombuffer(f.planes[0], np.float32, f.samples) for f in frames if f.samples]
+
+
+DECODE_BLOCK = 8 * 8192   # samples asked of a Decoder at a time (~1.4 s at 48 kHz)
+
+
+def decode_16k(dec: Decoder, feed: Callable[[np.ndarray], None]) -> int:
+    """Everything ``dec`` (at 48 kHz) decodes, as 16 kHz mono blocks into ``feed``
+    (:class:`Mono16k`, as a mix's taps get them); → the 48 kHz samples decoded. Verify's and
+    activity's workers decode a run (or a mix file) so."""
+    mono, samples = Mono16k(RATE_IN), 0
+    while True:
+        x = dec.read(DECODE_BLOCK)
+        if not len(x):
+            break
+        samples += len(x)
+        for b in mono(x):
+            feed(b)
+    for b in mono.flush():
+        feed(b)
+    return samples
 
 
 class Tap16k:

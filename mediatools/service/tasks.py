@@ -202,6 +202,7 @@ def beside(files: list[str], folder: str) -> tuple[list[str], list[str]]:
 def _verify_agora(sid: str, location: str, storage: dict[str, Any], mixes: list[str]) -> dict[str, Any]:
     """Agora's postpone mix (``mixes``: its audio files, at least one) against the recording:
     fetch both, run verify, keep the verdict."""
+    from ..storage.backend import S3Store
     from ..storage.client import make_client
     from ..storage.fetch import FetchOptions, fetch
     from ..storage.location import parse_s3_url
@@ -216,6 +217,7 @@ def _verify_agora(sid: str, location: str, storage: dict[str, Any], mixes: list[
                         f"{', '.join(outside)[:300]}"}
     settings = _settings(storage)
     client = make_client(settings, jobs=8)
+    store = S3Store(loc.bucket, settings, client=client)
     with tempfile.TemporaryDirectory(prefix="mediatools-verify-") as tmp:
         rec = Path(tmp) / "rec"
         rep = fetch(loc, rec, FetchOptions(selection=Selection(sid=sid), settings=settings), client=client)
@@ -224,12 +226,7 @@ def _verify_agora(sid: str, location: str, storage: dict[str, Any], mixes: list[
         verdicts = []
         for key in keys:
             local = Path(tmp) / posixpath.basename(key)
-            try:
-                client.download_file(loc.bucket, key, str(local))
-            except Exception as exc:   # botocore's ClientError (404: Agora's mix is not there), a reset
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-                raise MediatoolsError(f"cannot read Agora's mix ({code})", file=f"s3://{loc.bucket}/{key}",
-                                      code="store_read") from None
+            store.download(key, local)   # Agora's mix not there (404): one line naming the key
             v = verify(local, rec, VerifyOptions(sid=sid))
             verdicts.append({**v.to_dict(), "mix": key})    # the key, not the scratch path
     return {"status": "verified", "verify": verdicts[0] if len(verdicts) == 1 else

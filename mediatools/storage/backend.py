@@ -9,12 +9,13 @@ Azure Blob container or a local folder through this one interface. Keys are
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 from ..atomic import atomic_path
 from ..errors import MediatoolsError, UsageError
@@ -111,24 +112,14 @@ class LocalStore:
 
     def put_file(self, path: Path, key: str, content_type: str) -> ObjectInfo:
         target = self.path(key)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(target) as tmp:
-                shutil.copyfile(path, tmp)
-        except OSError as exc:   # the destination is a file, read-only, full, ...
-            raise MediatoolsError(f"cannot write ({exc.strerror or exc})", file=str(target),
-                                  code="store_write") from None
+        with _written(target) as tmp:
+            shutil.copyfile(path, tmp)
         return self._info(key, target)
 
     def put_bytes(self, data: bytes, key: str, content_type: str) -> ObjectInfo:
         target = self.path(key)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(target) as tmp:
-                tmp.write_bytes(data)
-        except OSError as exc:
-            raise MediatoolsError(f"cannot write ({exc.strerror or exc})", file=str(target),
-                                  code="store_write") from None
+        with _written(target) as tmp:
+            tmp.write_bytes(data)
         return self._info(key, target)
 
     def delete(self, key: str) -> None:
@@ -145,6 +136,19 @@ class LocalStore:
                 folder.rmdir()
             except OSError:
                 break
+
+
+@contextlib.contextmanager
+def _written(target: Path) -> Iterator[Path]:
+    """A temporary name beside ``target`` (its folders made), renamed to it at the end; a
+    destination that is a file, read-only or full is one line naming it, not an OSError."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            yield tmp
+    except OSError as exc:
+        raise MediatoolsError(f"cannot write ({exc.strerror or exc})", file=str(target),
+                              code="store_write") from None
 
 
 class S3Store:
@@ -194,6 +198,14 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key, "read") from None
+
+    def download(self, key: str, path: Path) -> None:
+        """The object into the local file ``path`` (boto3's managed transfer)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            self.client.download_file(self.bucket, key, str(path))
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, key, "read") from None
 

@@ -24,15 +24,12 @@ import numpy as np
 from ..errors import MediatoolsError
 from ..media.decode import DecodeError, Decoder
 from ..media.processes import give_back, in_worker
-from ..media.tap import Mono16k, TapThread
+from ..media.tap import TapThread, decode_16k
 from ..media.thirds import RATE_IN
 from .features import BandStream
 from .store import Stream, StreamWriter
 
 __all__ = ["file_stream", "run_stream"]
-
-_BLOCK = 8 * 8192        # 48 kHz samples read at a time (~1.4 s)
-
 
 def run_stream(slices: list[str], duration_ms: float, lead: int, channels: int, path: str, limit: int) -> Stream:
     """Decode one run (its slices as one stream, ``duration_ms`` of it) to band energies,
@@ -66,7 +63,7 @@ def _reduce(dec: Decoder, writer: StreamWriter, lead: int = 0) -> int:
     Outside a worker (one thread for verify: inside a Dask worker, where that is the mix file
     alone) the band energies are computed on a thread of their own while the next blocks decode,
     as the ffmpeg decoder of the mix file used to run beside them."""
-    bands, mono, samples = BandStream(writer), Mono16k(RATE_IN), 0
+    bands = BandStream(writer)
     side = None if in_worker() else TapThread("verify-bands", warn=False)
     feed = bands.feed
     if side is not None:
@@ -76,15 +73,7 @@ def _reduce(dec: Decoder, writer: StreamWriter, lead: int = 0) -> int:
     if lead:
         feed(np.zeros(lead, np.float32))
     try:
-        while True:
-            x = dec.read(_BLOCK)
-            if not len(x):
-                break
-            samples += len(x)
-            for b in mono(x):
-                feed(b)
-        for b in mono.flush():
-            feed(b)
+        samples = decode_16k(dec, feed)
     finally:
         if side is not None:
             side.finish()
