@@ -358,8 +358,11 @@ def test_a_local_destination_that_cannot_be_written_is_one_line_not_internal(mak
     folder, _ = make_recording("dest_not_a_dir", users=2, duration_s=20.0, seed=4, gaps=0)
     blocker = tmp_path / "notadir"
     blocker.write_text("")
-    rep = process(str(folder), ProcessOptions(all=True, workers=0, verify=False, dest=str(blocker), retries=0))
+    rep = process(str(folder), ProcessOptions(all=True, workers=0, verify=False, dest=str(blocker), retries=1))
     (r,) = rep.recordings
     assert r.status == "failed", r
     assert r.error["code"] == "store_write", r.error
     assert "cannot write" in r.error["message"] and str(blocker) in r.error["message"], r.error
+    assert r.attempts == 1 and rep.to_dict()["recordings"][0]["dest"] == str(blocker)   # not mixed again
+    gone = process(str(folder), ProcessOptions(sids=["0" * 32], workers=0)).to_dict()
+    assert gone["recordings"][0]["status"] == "failed" and gone["recordings"][0]["dest"] is None, gone

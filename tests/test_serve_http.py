@@ -80,6 +80,11 @@ def test_receive_store_dedupe_and_refuse(tmp_path, s3_server, bucket):
         m = srv.http.get("/metrics", headers=srv.auth()).text
         assert 'mediatools_ncs_notifications_total{event_type="none",outcome="bad_signature"} 3.0' in m
         assert 'mediatools_ncs_notifications_total{event_type="31",outcome="duplicate"} 2.0' in m
+        # the redundant copy and the 11 asked for the job that existed: stored, not counted as jobs
+        # (the 31s stored: that copy and the test notification)
+        assert 'mediatools_ncs_notifications_total{event_type="31",outcome="job"} 1.0' in m
+        assert 'mediatools_ncs_notifications_total{event_type="31",outcome="stored"} 2.0' in m
+        assert 'mediatools_ncs_notifications_total{event_type="11",outcome="stored"} 1.0' in m
         assert 'mediatools_jobs{state="done"} 1.0' in m
         assert "mediatools_job_duration_seconds_count" in m
     log = srv.log.read_text()
@@ -109,6 +114,11 @@ def test_api_and_page_need_the_token(tmp_path, s3_server, bucket):
                           headers=srv.auth())
         assert r.status_code == 202 and r.json()["queued"]
         srv.wait_state(SID, ("done",))
+        other = "0" * 31 + "7"
+        for path, why in ((f"/jobs/{other}", "no job for this sid"), (f"/outputs/{other}/0", "no such output"),
+                          (f"/outputs/{SID}/99", "no such output")):
+            r = srv.http.get(path, headers=srv.auth(), follow_redirects=False)
+            assert r.status_code == 404 and r.json() == {"ok": False, "error": why}, (path, r.text)
         assert [j["sid"] for j in srv.http.get("/jobs?state=done", headers=srv.auth()).json()["jobs"]] == [SID]
         assert srv.http.get("/jobs?state=queued", headers=srv.auth()).json()["jobs"] == []
         assert srv.http.get("/jobs?since=1h", headers=srv.auth()).json()["jobs"]

@@ -50,14 +50,14 @@ def test_sqlite_is_wal(tmp_path):
 
 def test_duplicates_and_one_job_per_recording(ledger):
     doc = notice(31, SID, CNAME, details=uploaded_details(SID, CNAME, ["1", "2"]))
-    assert _store(ledger, doc) == (True, f"process:{SID}")
-    assert _store(ledger, doc) == (False, None)                     # the same noticeId again
-    assert _store(ledger, {**doc, "notifyMs": 5}) == (False, None)  # a resend
-    assert _store(ledger, notice(31, SID, CNAME))[0]               # redundant copy: new noticeId ...
-    assert _store(ledger, notice(11, SID, CNAME, details={"exitStatus": 0}))[0]
+    assert _store(ledger, doc) == (True, f"process:{SID}", "created")
+    assert _store(ledger, doc) == (False, None, None)                     # the same noticeId again
+    assert _store(ledger, {**doc, "notifyMs": 5}) == (False, None, None)  # a resend
+    assert _store(ledger, notice(31, SID, CNAME)) == (True, f"process:{SID}", "unchanged")  # a copy: new id ...
+    assert _store(ledger, notice(11, SID, CNAME, details={"exitStatus": 0})).job == "unchanged"
     assert len(ledger.list_jobs()) == 1                             # ... but still one job
     assert ledger.notification_count() == 3
-    assert _store(ledger, notice(33, SID, CNAME)) == (True, None)
+    assert _store(ledger, notice(33, SID, CNAME)) == (True, None, None)
 
 
 def test_a_burst_in_one_transaction_is_judged_like_one_at_a_time(ledger):
@@ -67,14 +67,14 @@ def test_a_burst_in_one_transaction_is_judged_like_one_at_a_time(ledger):
         n = parse_notice(doc)
         return n, "{}", decide(doc, n), None
     old = notice(31, SID, CNAME, details=uploaded_details(SID, CNAME, ["1"]))
-    assert _store(ledger, old) == (True, f"process:{SID}")
+    assert _store(ledger, old) == (True, f"process:{SID}", "created")
     other = "0" * 31 + "1"
     a = notice(31, other, CNAME, details=uploaded_details(other, CNAME, ["1"]))
     b = notice(11, other, CNAME, details={"exitStatus": 0})
     v = notice(1001, other, CNAME, details={"result": "total_success", "fileList": []})
     got = ledger.record_notices([item(a), item(old), item(a), item(b), item(v), item(notice(33, other, CNAME))])
-    assert got == [(True, f"process:{other}"), (False, None), (False, None), (True, f"process:{other}"),
-                   (True, f"verify:{other}"), (True, None)]
+    assert got == [(True, f"process:{other}", "created"), (False, None, None), (False, None, None),
+                   (True, f"process:{other}", "unchanged"), (True, f"verify:{other}", "created"), (True, None, None)]
     assert sorted(j.job_id for j in ledger.list_jobs()) == sorted([f"process:{SID}", f"process:{other}",
                                                                   f"verify:{other}"])
     assert ledger.notification_count() == 5
@@ -157,7 +157,7 @@ def test_values_no_column_can_hold_are_stored_as_absent(ledger, field, value):
     else:
         doc[field] = value
     n = parse_notice(doc)
-    new, jid = ledger.record_notice(n, "{}", decide(doc, n), None)
+    new, jid, _job = ledger.record_notice(n, "{}", decide(doc, n), None)
     assert new and ledger.notification_count() == 1
     if field in ("payload.sid", "payload.cname"):
         assert jid is None and ledger.list_jobs() == []
@@ -240,3 +240,65 @@ def test_instances_starting_at_once_on_a_fresh_postgresql_ledger_all_open_it(pg)
                                   stderr=subprocess.PIPE, text=True) for _ in range(4)]
         outs = [p.communicate(timeout=60) for p in procs]
         assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
+
+
+def _named(led, et, uids, **details):
+    return _store(led, notice(et, SID, CNAME, details={**uploaded_details(SID, CNAME, uids), **details}))
+
+
+def test_a_later_notice_naming_a_backed_up_user_reaches_a_queued_job(ledger):
+    """Agora's 11 names one user; its 32 then names a user still in backup. The job kept the 11's
+    list only and mixed without that user (found by a review session): it takes both now."""
+    assert _named(ledger, 11, ["1"], exitStatus=0) == (True, f"process:{SID}", "created")
+    j = ledger.get(f"process:{SID}")
+    assert not j.wait and len(j.to_dict()["agora_files"]) == 1
+    assert _named(ledger, 32, ["1", "2"]).job == "updated"
+    j = ledger.get(f"process:{SID}")
+    assert j.state == "queued" and j.wait
+    assert [f.split("__uid_s_")[1] for f in j.to_dict()["agora_files"]] == ["1__uid_e_audio.m3u8",
+                                                                        "2__uid_e_audio.m3u8"]
+    assert _named(ledger, 31, ["2"]).job == "unchanged"       # nothing new
+    assert ledger.get(f"process:{SID}").to_dict()["agora_files"] == j.to_dict()["agora_files"]
+
+
+def test_both_notices_in_one_burst_make_one_job_with_both_lists(ledger):
+    def item(doc):
+        n = parse_notice(doc)
+        return n, "{}", decide(doc, n), None
+    a = notice(11, SID, CNAME, details={**uploaded_details(SID, CNAME, ["1"]), "exitStatus": 0})
+    b = notice(32, SID, CNAME, details=uploaded_details(SID, CNAME, ["2"]))
+    assert ledger.record_notices([item(a), item(b)]) == [(True, f"process:{SID}", "created"),
+                                                         (True, f"process:{SID}", "updated")]
+    (j,) = ledger.list_jobs()
+    assert j.wait and len(j.to_dict()["agora_files"]) == 2
+
+
+def test_a_running_job_told_of_more_files_does_not_publish_and_runs_again(ledger):
+    from mediatools.service.tasks import still_held
+    db = str(ledger.engine.url.render_as_string(hide_password=False)).replace("postgresql+psycopg://",
+                                                                              "postgresql://")
+    _named(ledger, 11, ["1"], exitStatus=0)
+    (run,) = ledger.claim("a", 60_000, 1)
+    fence = {"db": db, "job_id": run.job_id, "owner": "a", "attempts": run.attempts, "files": run.agora_files}
+    assert still_held(fence) is True
+    _named(ledger, 32, ["1", "2"])
+    assert still_held(fence) == "more_files"                  # the task's gate stops the publish
+    assert ledger.finish(run.job_id, "a", "done", result={"status": "processed"}, ran_with=run.agora_files,
+                         outgoing=lambda final: ("n-x", "{}"))
+    j = ledger.get(run.job_id)
+    assert j.state == "queued" and j.attempts == 0 and ledger.outgoing() == []   # no total_success sent
+    (again,) = ledger.claim("a", 60_000, 1)
+    assert len(again.to_dict()["agora_files"]) == 2 and again.wait
+    assert ledger.finish(again.job_id, "a", "done", result={"status": "processed"}, ran_with=again.agora_files)
+    assert ledger.get(run.job_id).state == "done"
+
+
+def test_a_finished_job_is_queued_again_only_for_files_it_did_not_know(ledger):
+    _named(ledger, 31, ["1"])
+    (run,) = ledger.claim("a", 60_000, 1)
+    assert ledger.finish(run.job_id, "a", "done", result={"status": "processed"}, ran_with=run.agora_files)
+    assert _named(ledger, 11, ["1"], exitStatus=0)[0]
+    assert ledger.get(run.job_id).state == "done"             # the same user again: nothing to redo
+    assert _named(ledger, 32, ["2"])[0]
+    j = ledger.get(run.job_id)
+    assert j.state == "queued" and j.wait and len(j.to_dict()["agora_files"]) == 2

@@ -144,6 +144,38 @@ def test_a_32_waits_for_a_user_it_names_whose_files_are_still_in_agoras_backup(t
     _check_mix(c, "serve-p32u", sid, truth, tmp_path)
 
 
+def test_a_32_after_the_11_brings_the_backed_up_user_into_the_mix(tmp_path, s3_server, make_recording):
+    """Agora's 11 names one user; its later 32 names the other, whose files are still in backup.
+    The job kept the 11's list, and the mix without that user stood as total_success (found by a
+    review session). The 32 now queues the finished job again, to wait for that user."""
+    sid = "c6b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    folder, truth = _rec(make_recording, sid)
+    c = s3_server.client()
+    c.create_bucket(Bucket="serve-p1132")
+    uids = [u["uid"] for u in truth["users"]]
+    backed_up = {p.name for p in folder.iterdir() if f"__uid_s_{uids[1]}__" in p.name}
+    _upload(c, "serve-p1132", folder, "rec/", skip=backed_up)
+    with ServeProc(tmp_path, _settings(tmp_path, s3_server.url, "serve-p1132")) as srv:
+        srv.post_ncs(notice(11, sid, CNAME, details={**uploaded_details(sid, CNAME, uids[:1], "rec/"),
+                                                      "exitStatus": 0}))
+        first = srv.wait_state(sid, ("done", "failed"), timeout=150)
+        assert first["state"] == "done" and first["result"]["status"] == "processed", first
+        srv.post_ncs(notice(32, sid, CNAME, details=uploaded_details(sid, CNAME, uids, "rec/")))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            j = srv.job(sid)["jobs"][0]
+            if j["result"] and j["result"].get("status") == "incomplete":
+                break
+            time.sleep(0.3)
+        assert j["state"] in ("queued", "running") and j["result"]["status"] == "incomplete", j
+        assert any(f"uid {uids[1]}: named by Agora's notification" in r for r in j["result"]["reasons"]), j
+        for n in sorted(backed_up):
+            c.put_object(Bucket="serve-p1132", Key="rec/" + n, Body=(folder / n).read_bytes())
+        job = srv.wait_state(sid, ("done",), timeout=150)
+        assert job["result"]["status"] == "processed", job
+    _check_mix(c, "serve-p1132", sid, truth, tmp_path)
+
+
 def test_files_delivered_after_the_manifest_are_mixed_in_by_the_sweeper(tmp_path, s3_server, make_recording):
     """Agora's backup delivers a slice (and the playlist that lists it) after the job is done: no
     notification says so, and serve kept the mix without it for ever (found by a review session).

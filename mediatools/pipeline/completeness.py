@@ -181,6 +181,12 @@ def endlist_keys(playlists: list[ObjectInfo]) -> list[str]:
     return sorted(p.key for k, p in chosen.items() if k not in old)
 
 
+def unarrived(rec: RecordingFiles, expected_uids: Iterable[str]) -> set[str]:
+    """The named users (a notification's fileList) with no playlist in the store yet: while one
+    is missing, outputs published without them are not the recording's, however current."""
+    return set(expected_uids) - {uid for uid, _ in choose_versions(rec.playlists)}
+
+
 def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
            lost_before_ms: int | None = None, expected_uids: Iterable[str] = ()) -> tuple[bool, list[str]]:
     """(complete, reasons) from the chosen playlists' text (``texts[key]`` None when unreadable).

@@ -19,7 +19,7 @@ class RecordingResult:
     status: str = "failed"                 # processed | skipped | incomplete | failed
     cname: str | None = None
     source: str = ""
-    dest: str = ""
+    dest: str | None = None                # where outputs go; None until the recording is found
     manifest: str | None = None            # key of the manifest (processed, skipped)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     verify: dict[str, Any] | None = None   # {"passed": bool, "failed": [check names]}

@@ -158,14 +158,15 @@ def create_app(svc: Any) -> Starlette:
         try:
             decision = decide(doc, notice)
             location = location_for(decision.folder, sources)
-            new, jid = await commits.submit((notice, text, decision, location))
+            new, jid, job = await commits.submit((notice, text, decision, location))
         except Exception as exc:   # noqa: BLE001 - answered, so NCS sends it again
             metrics.notification(notice.event_type, "error")
             log.error("NCS: notification %s not stored (NCS will resend it): %s: %s", notice.notice_id[:64],
                       type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
             return _json({"ok": False, "error": "not stored; send it again"}, 500)
-        metrics.notification(notice.event_type, ("job" if jid else "stored") if new else "duplicate")
-        if new and jid:
+        metrics.notification(notice.event_type, {"created": "job", "updated": "job_updated"}.get(job or "", "stored")
+                             if new else "duplicate")
+        if job in ("created", "updated"):
             svc.poke()
         return _json({"ok": True})
 

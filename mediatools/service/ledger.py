@@ -14,7 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -79,6 +79,16 @@ def job_id(kind: str, sid: str) -> str:
     return f"{kind}:{sid}"
 
 
+class Stored(NamedTuple):
+    """What storing a notification did: ``new`` (not a repeat), the ``job_id`` it asks for and
+    what became of that job: ``created``, ``updated`` (it names files the job did not know:
+    merged, or a finished job queued again) or ``unchanged``."""
+
+    new: bool
+    job_id: str | None
+    job: str | None
+
+
 @dataclass(frozen=True)
 class Job:
     job_id: str
@@ -107,6 +117,13 @@ class Job:
         d["result"] = json.loads(self.result) if self.result else None
         d["agora_files"] = json.loads(self.agora_files) if self.agora_files else []
         return d
+
+
+def _joined(files: str | None, more: Iterable[str]) -> str:
+    """A job's ``agora_files`` (JSON) with ``more`` appended, each name once, in order."""
+    have = json.loads(files) if files else []
+    have += [f for f in more if f not in have]
+    return json.dumps(have)
 
 
 def ledger_url(url: str) -> str:
@@ -212,14 +229,14 @@ class Ledger:
         return insert(table).on_conflict_do_nothing().returning(table.primary_key.columns.values()[0])
 
     # --- notifications ---------------------------------------------------------------------
-    def record_notice(self, notice: Notice, body: str, decision: Decision, location: str | None) -> tuple[bool, str | None]:
+    def record_notice(self, notice: Notice, body: str, decision: Decision, location: str | None) -> "Stored":
         """Store a notification and, when it asks for one, its job, in one transaction.
 
-        Returns (new, job_id). A repeated noticeId returns (False, None) and changes nothing.
+        A repeated noticeId returns ``Stored(False, None, None)`` and changes nothing.
         """
         return self.record_notices([(notice, body, decision, location)])[0]
 
-    def record_notices(self, items: list[tuple[Notice, str, Decision, str | None]]) -> list[tuple[bool, str | None]]:
+    def record_notices(self, items: list[tuple[Notice, str, Decision, str | None]]) -> list["Stored"]:
         """Several notifications in one transaction (group commit: one commit for a burst).
 
         One multi-row INSERT for the notices (RETURNING says which went in: the database,
@@ -243,16 +260,79 @@ class Ledger:
             # new: the first of its noticeId in this burst, and the database took it
             new = [first[n.notice_id] == i and n.notice_id in new_ids for i, (n, *_rest) in enumerate(items)]
             job_rows: dict[str, dict[str, Any]] = {}
+            adds: set[int] = set()       # later notices of a burst that add to its job
             for i, (notice, _body, decision, location) in enumerate(items):
                 jid = jids[i]
-                if jid and new[i] and jid not in job_rows:
-                    job_rows[jid] = self._job_row(decision.kind, decision.sid, decision.cname, location,
-                                                  wait=decision.wait, trigger=f"ncs:{notice.notice_id}", now=now,
-                                                  agora_result=decision.agora_result,
-                                                  agora_files=list(decision.agora_files))
+                if not (jid and new[i]):
+                    continue
+                if jid in job_rows:      # two notices of one recording in one burst: one job, both lists
+                    row = job_rows[jid]
+                    merged = _joined(row["agora_files"], decision.agora_files)
+                    if merged != row["agora_files"] or (decision.wait and not row["wait"]):
+                        adds.add(i)
+                    row["wait"] = row["wait"] or decision.wait
+                    row["agora_files"] = merged
+                    continue
+                job_rows[jid] = self._job_row(decision.kind, decision.sid, decision.cname, location,
+                                              wait=decision.wait, trigger=f"ncs:{notice.notice_id}", now=now,
+                                              agora_result=decision.agora_result,
+                                              agora_files=list(decision.agora_files))
+            took: set[str] = set()
+            changed: set[str] = set()
             if job_rows:
-                c.execute(self._ins_job, list(job_rows.values())).all()
-        return [(True, jids[i]) if new[i] else (False, None) for i in range(len(items))]
+                took = {r[0] for r in c.execute(self._ins_job, list(job_rows.values()))}
+                changed = {jid for jid, row in job_rows.items() if jid not in took and self._merge_notice(c, row, now)}
+        out, seen = [], set()
+        for i, jid in enumerate(jids):
+            if not new[i]:
+                out.append(Stored(False, None, None))
+                continue
+            if jid is None:
+                out.append(Stored(True, None, None))
+                continue
+            if jid in seen:
+                what = "updated" if i in adds else "unchanged"
+            else:
+                what = "created" if jid in took else "updated" if jid in changed else "unchanged"
+            seen.add(jid)
+            out.append(Stored(True, jid, what))
+        return out
+
+    def _merge_notice(self, c: sa.Connection, row: dict[str, Any], now: int) -> bool:
+        """A later notification of a recording that has a job already: what it adds goes into
+        that job. Agora's 11 may name one user's playlist and its 32 a user still in backup; the
+        job kept the first list only and published the mix without that user as total_success.
+
+        A queued job takes the longer list (and ``wait``); a running one too, and ``finish``
+        runs it again instead of ending it (its task waited for the old list only); a finished
+        one is queued again when the notification names a file it did not know. Each update is
+        guarded by the values read, so a job changing state meanwhile is read again."""
+        jid = row["job_id"]
+        for _ in range(5):
+            cur = c.execute(sa.select(jobs.c.state, jobs.c.wait, jobs.c.agora_files)
+                            .where(jobs.c.job_id == jid)).first()
+            if cur is None:
+                return False
+            state, wait, files = cur
+            merged = _joined(files, json.loads(row["agora_files"]))
+            more = merged != (files or "[]")
+            values: dict[str, Any] = {}
+            if more:
+                values["agora_files"] = merged
+            if row["wait"] and not wait:
+                values["wait"] = True
+            if not values or (state in ("done", "failed") and not more):
+                return False
+            if state in ("done", "failed"):
+                values.update(state="queued", attempts=0, next_ms=now, error=None, created_ms=now,
+                              trigger=row["trigger"], **({"location": row["location"]} if row["location"] else {}))
+                log.info("job %s queued again: a later notification names %s", jid, merged)
+            values["updated_ms"] = now
+            guard = [jobs.c.job_id == jid, jobs.c.state == state, jobs.c.wait == wait]
+            guard.append(jobs.c.agora_files == files if files is not None else jobs.c.agora_files.is_(None))
+            if c.execute(jobs.update().where(*guard).values(**values)).rowcount == 1:
+                return True
+        return False
 
     def notification_count(self) -> int:
         with self.engine.connect() as c:
@@ -342,18 +422,30 @@ class Ledger:
                       .values(location=location, **({"cname": cname} if cname else {})))
 
     def finish(self, jid: str, owner: str, state: str, *, result: dict | None = None,
-               error: str | None = None, outgoing: Callable[[Job], tuple[str, str]] | None = None) -> bool:
+               error: str | None = None, outgoing: Callable[[Job], tuple[str, str]] | None = None,
+               ran_with: str | None = None) -> bool:
         """End a job we hold the lease of (``done`` or ``failed``); False if the lease was lost.
         ``outgoing(final job) → (notice id, body)`` queues its notification in the same
-        transaction: a crash can never leave a finished job whose notification is lost."""
+        transaction: a crash can never leave a finished job whose notification is lost.
+
+        ``ran_with``: the ``agora_files`` the run was given. When a later notification named
+        more files meanwhile, the job is queued again (a fresh start, no notification) instead."""
         assert state in ("done", "failed")
         now = now_ms()
+        held = [jobs.c.job_id == jid, jobs.c.lease_owner == owner, jobs.c.state == "running"]
         with self._write() as c:
-            r = c.execute(jobs.update().where(jobs.c.job_id == jid, jobs.c.lease_owner == owner,
-                                              jobs.c.state == "running")
+            r = c.execute(jobs.update().where(*held, *([jobs.c.agora_files == ran_with] if ran_with else []))
                           .values(state=state, finished_ms=now, updated_ms=now, lease_owner=None,
                                   lease_until_ms=None, error=error,
                                   result=json.dumps(result) if result is not None else None))
+            if r.rowcount != 1 and ran_with:
+                r = c.execute(jobs.update().where(*held).values(
+                    state="queued", attempts=0, next_ms=now, updated_ms=now, created_ms=now, lease_owner=None,
+                    lease_until_ms=None, error="a later notification named more files: run again",
+                    result=json.dumps(result) if result is not None else None))
+                if r.rowcount == 1:
+                    log.info("job %s queued again: a notification named more files while it ran", jid)
+                    return True
             if r.rowcount != 1:
                 return False
             final = self._get(c, jid) if outgoing is not None else None

@@ -100,23 +100,33 @@ def lease_gate(fence: dict[str, Any]) -> Callable[[], None]:
         if held is False:
             raise MediatoolsError("the job's lease passed to another instance while this run mixed: "
                                   "nothing more published", file=str(fence.get("job_id")), code="lease_lost")
+        if held == "more_files":
+            raise MediatoolsError("a later notification named more of the recording's files while this run "
+                                  "mixed: nothing published, the job runs again", file=str(fence.get("job_id")),
+                                  code="superseded")
     return check
 
 
-def still_held(fence: dict[str, Any]) -> bool | None:
-    """True or False from the ledger's row, None when the ledger cannot be read from here."""
+def still_held(fence: dict[str, Any]) -> bool | str | None:
+    """True or False from the ledger's row, None when the ledger cannot be read from here, and
+    ``"more_files"`` when the run still holds the job but a later notification named files
+    (a user in Agora's backup) the run was not told to wait for (``fence["files"]``)."""
     import sqlalchemy as sa
     try:
         engine = _fence_engine(str(fence["db"]))
         if engine is None:
             return None
         with engine.connect() as c:
-            row = c.execute(sa.text("SELECT state, lease_owner, attempts FROM jobs WHERE job_id = :j"),
+            row = c.execute(sa.text("SELECT state, lease_owner, attempts, agora_files FROM jobs WHERE job_id = :j"),
                             {"j": fence["job_id"]}).first()
     except Exception as exc:   # sqlalchemy's errors and a driver's: fail open, say so
         log.warning("lease check for job %s failed (%s): publishing", fence.get("job_id"), type(exc).__name__)
         return None
-    return row is not None and (row[0], row[1], row[2]) == ("running", fence["owner"], fence["attempts"])
+    if row is None or (row[0], row[1], row[2]) != ("running", fence["owner"], fence["attempts"]):
+        return False
+    if "files" in fence and row[3] != fence["files"]:
+        return "more_files"
+    return True
 
 
 @functools.lru_cache(maxsize=4)

@@ -106,7 +106,7 @@ class Dispatcher:
                      "agora_files": job.to_dict()["agora_files"],
                      # checked by the task before it publishes (tasks.lease_gate)
                      "fence": {"db": self.cfg.db, "job_id": job.job_id, "owner": self.owner,
-                               "attempts": job.attempts}}
+                               "attempts": job.attempts, "files": job.agora_files}}
             fut = self.client.submit(self._task, job.kind, job.sid, job.location, list(self.cfg.sources),
                                      self._options, self._storage, extra, pure=False,
                                      key=f"{job.kind}-{job.sid}-{job.attempts}-{uuid.uuid4().hex[:6]}")
@@ -157,7 +157,8 @@ class Dispatcher:
         state = "done" if out.action == "done" else "failed"
         notify = bool(cfg.notify_url and job.kind == "process")
         if not self.ledger.finish(job.job_id, self.owner, state, result=result, error=out.error,
-                                  outgoing=(lambda final: build_body(final, result)) if notify else None):
+                                  outgoing=(lambda final: build_body(final, result)) if notify else None,
+                                  ran_with=job.agora_files):
             log.warning("job %s: lease lost before the result was recorded", job.job_id)
             return
         if notify and self.on_outgoing:
