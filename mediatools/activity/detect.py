@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 RATE = 16000
 GATE_DBFS = -60.0          # frames below this RMS are silence for every detector
 ENERGY_DBFS = -42.0        # the energy detector's speech threshold
-BLOCK_FRAMES = 100
 
 
 def _frame_judge(detector: str, aggressiveness: int, frame_ms: int
@@ -221,38 +220,35 @@ class _Edges:
 
 
 class SpeechFrames:
-    """Raw speech spans of a 16 kHz mono stream fed in pieces of any size: 16-bit bytes
-    (:meth:`feed`, ffmpeg's s16le) or float samples (:meth:`feed_float`, converted to 16 bits as
-    libswresample converts them), so the same audio gives the same spans whichever fed it.
+    """Raw speech spans of a 16 kHz mono stream of float samples fed in pieces of any size
+    (converted to 16 bits as libswresample converts them, so the spans are those ffmpeg's s16le
+    would give). ``duration_ms``: where the run ends; samples past it are dropped, as the mix's
+    decoder trims a run (``atrim=end_sample``), so the tap and ``activity`` judge the same audio.
 
     Frames are judged as whole frames arrive; memory is one piece whatever the length."""
 
-    def __init__(self, detector: str = "webrtc", aggressiveness: int = 3, frame_ms: int = 10) -> None:
+    def __init__(self, detector: str = "webrtc", aggressiveness: int = 3, frame_ms: int = 10,
+                 duration_ms: float | None = None) -> None:
         import numpy as np
         self.judge = _frame_judge(detector, aggressiveness, frame_ms)
         self.edges = _Edges(frame_ms)
         self.frame_ms = frame_ms
         self.spf = RATE * frame_ms // 1000
-        self.want = self.spf * 2 * BLOCK_FRAMES    # bytes a reader might ask for at a time
         self.carry = np.zeros(0, np.float32)       # samples of a frame not yet whole
-        self.odd = b""                             # a byte of a sample not yet whole
+        self.left = int(round(duration_ms * RATE / 1000.0)) if duration_ms is not None else None
 
     @property
     def judged_ms(self) -> float:
         return self.edges.frame * self.frame_ms
 
-    def feed(self, buf: bytes) -> None:
-        """16-bit little-endian samples (any number of bytes)."""
-        import numpy as np
-        data = self.odd + buf if self.odd else buf
-        even = len(data) // 2 * 2
-        self.odd = data[even:]
-        self._feed(np.frombuffer(data, "<i2", even // 2).astype(np.float32))
-
     def feed_float(self, x: np.ndarray) -> None:
         """float32 samples in [-1, 1], to 16 bits as libswresample does (lrintf(x · 32768), clipped)."""
         import numpy as np
-        self._feed(np.clip(np.rint(x * np.float32(32768.0)), -32768, 32767).astype(np.float32, copy=False))
+        if self.left is not None:
+            x = x[: max(0, self.left)]
+            self.left -= len(x)
+        if len(x):
+            self._feed(np.clip(np.rint(x * np.float32(32768.0)), -32768, 32767).astype(np.float32, copy=False))
 
     def finish(self) -> list[tuple[float, float]]:
         self._feed(None)

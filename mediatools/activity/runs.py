@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import MediatoolsError
 from ..media.decode import DecodeError, Decoder
 from ..media.processes import give_back
-from ..media.tap import RATE, decode_16k
+from ..media.tap import decode_16k
 from ..media.thirds import RATE_IN
 from .detect import SpeechFrames
 
@@ -23,19 +23,10 @@ def run_speech(slices: list[str], duration_ms: float, channels: int, detector: s
                frame_ms: int) -> list[tuple[float, float]]:
     """Raw speech spans (start, end: ms from the run's start) of one run, its slices decoded
     as one stream, ``duration_ms`` of it. Everything it takes and returns pickles."""
-    frames = SpeechFrames(detector, aggressiveness, frame_ms)
-    left = int(round(duration_ms * RATE / 1000.0))   # as the tap trims (ffmpeg's atrim=end_sample)
-
-    def feed(x) -> None:  # noqa: ANN001
-        nonlocal left
-        x = x[: max(0, left)]
-        if len(x):
-            left -= len(x)
-            frames.feed_float(x)
-
+    frames = SpeechFrames(detector, aggressiveness, frame_ms, duration_ms=duration_ms)
     try:
         with Decoder(slices, RATE_IN, channels, length=int(round(duration_ms * RATE_IN / 1000.0))) as dec:
-            decode_16k(dec, feed)
+            decode_16k(dec, frames.feed_float)
     except DecodeError as exc:
         raise MediatoolsError(f"decoding failed: {exc.message}", file=exc.file or Path(slices[0]).name,
                               code="decode_failed") from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..media.tap import RATE, Tap16k
+from ..media.tap import Tap16k
 from .detect import SpeechFrames
 from .options import ActivityOptions
 
@@ -60,14 +60,10 @@ class RunSpeech:
 
     def __init__(self, tap: SpeechTap, key: tuple[str, int], offset_ms: float, duration_ms: float):
         self.tap, self.key, self.offset_ms = tap, key, offset_ms
-        self.left = int(round(duration_ms * RATE / 1000.0))    # as the decoder's atrim=end_sample
-        self.frames = SpeechFrames(*tap.detector)
+        self.frames = SpeechFrames(*tap.detector, duration_ms=duration_ms)
 
     def put(self, x: np.ndarray) -> None:
-        x = x[: max(0, self.left)]
-        if len(x):
-            self.left -= len(x)
-            self.frames.feed_float(x)
+        self.frames.feed_float(x)
 
     def end(self) -> None:
         self.tap.runs[self.key] = (self.offset_ms, self.frames.finish())

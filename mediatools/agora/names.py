@@ -113,6 +113,15 @@ def parse_name(name: str) -> AgoraName:
     raise NameError_(_why_not(name), file=name, code="bad_name")
 
 
+def track_slice(name: str, track: tuple[str, str, str, str] | None) -> AgoraName | None:
+    """``name`` parsed when it is a slice of ``track`` (its ``key``; ``None``: any track), else
+    ``None`` (another track's or sid's slice, or a playlist). A playlist entry counts only
+    then: the loader skips the rest, and the completeness check must not wait for it.
+    Raises :class:`NameError_` for a name that is no Agora name (an empty entry included)."""
+    n = parse_name(name)
+    return n if n.kind == "slice" and (track is None or n.key == track) else None
+
+
 def format_name(n: AgoraName) -> str:
     """Inverse of :func:`parse_name`."""
     stem = f"{'' if n.bak is None else f'bak{n.bak}_'}{n.sid}_{n.cname}__uid_s_{n.uid}__uid_e_{n.track_type}"

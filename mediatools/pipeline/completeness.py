@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..agora.names import NameError_, iso_utc, parse_name
+from ..agora.names import NameError_, iso_utc, parse_name, track_slice
 from ..agora.playlist import PlaylistError, entry_name, parse_playlist
 from ..agora.reupload import chosen_version
 from ..storage.selection import ObjectInfo, refusal
@@ -254,23 +254,21 @@ def assess(rec: RecordingFiles, texts: dict[str, bytes | None], *,
     return not reasons, reasons
 
 
-def _track_of(playlist: str) -> tuple[str, ...] | None:
+def _track_of(playlist: str) -> tuple[str, str, str, str] | None:
     try:
         return parse_name(playlist).key
     except NameError_:
         return None
 
 
-def _waits_for(entry: str, track: tuple[str, ...] | None) -> bool:
-    """Whether a playlist entry is a slice of the playlist's own track, as the recording's
-    loader takes it (:func:`mediatools.recording.discovery.build_track`): an empty entry (a
-    playlist cut off after an EXTINF), a name that is no slice name, or another track's or
+def _waits_for(entry: str, track: tuple[str, str, str, str] | None) -> bool:
+    """Whether a playlist entry is one the loader takes (:func:`track_slice`): an empty entry
+    (a playlist cut off after an EXTINF), a name that is no slice name, or another track's or
     sid's slice is skipped there, so waiting for it would wait for ever."""
     try:
-        n = parse_name(entry)
+        return track_slice(entry, track) is not None
     except NameError_:
         return False
-    return n.kind == "slice" and (track is None or n.key == track)
 
 
 def _last_listed_ms(rec: RecordingFiles, missing: list[str]) -> float:

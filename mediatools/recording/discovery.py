@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..agora.names import AgoraName, NameError_, looks_like_agora, parse_name, parse_result_name
+from ..agora.names import AgoraName, NameError_, looks_like_agora, parse_name, parse_result_name, track_slice
 from ..agora.playlist import PlaylistError, entry_name, parse_playlist
 from ..agora.reupload import chosen_version, newest_reupload
 from ..errors import MediatoolsError, Problem, Strictness, UsageError
@@ -231,11 +231,11 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
         for e in pl.entries:
             name = entry_name(e.uri)
             try:
-                n = parse_name(name)
+                n = track_slice(name, key)
             except NameError_ as exc:
                 add(Problem(exc.code, pl.name, f"entry {e.uri!r}: {str(exc).split(': ', 1)[-1]}", "skipped"))
                 continue
-            if n.kind != "slice" or n.key != key:
+            if n is None:
                 add(Problem("foreign_entry", pl.name, f"entry {name} belongs to another track", "skipped"))
                 continue
             if name in listed:
