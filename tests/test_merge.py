@@ -449,3 +449,22 @@ def test_opus_copy_knows_how_far_a_runs_last_packet_can_overhang(frame_ms, tmp_p
                     "-b:a", "32k", "-frame_duration", str(frame_ms), "-f", "mpegts", str(ts)], check=True)
     run = Run(start_ms=0, duration_ms=2000.0, slices=[Slice(name=ts.name, utc_ms=0, duration_ms=2000.0, path=ts)])
     assert _packet_ms(run) == frame_ms
+
+
+def test_opus_silence_longer_than_one_template_piece_is_placed_exactly(rec, tmp_path, monkeypatch):
+    """Long gaps are spliced from a bounded silence template listed again and again (encoding
+    one template as long as a 3 h gap took libopus 90 s). Here a piece is 0.2 s, so every gap
+    of the recording is many pieces: the runs after them still sit where they belong."""
+    from mediatools import MergeOptions, merge
+    from mediatools.merge import opus_copy
+    monkeypatch.setattr(opus_copy, "CHUNK_PACKETS", 10)
+    folder, truth = rec
+    doc = merge(folder, tmp_path, MergeOptions(gaps="keep", align="session")).to_dict()
+    opus = [tu for tu in truth["users"] if tu["codec"] == "opus"]
+    assert opus
+    for tu in opus:
+        u = next(x for x in doc["users"] if x["uid"] == tu["uid"])
+        assert u["mode"] == "copy", u
+        errs = _onset_errors(tmp_path / u["file"], tu, 0.0)
+        assert max(abs(e) for e in errs) <= _quantum_ms(tu) / 2 + 2.0, (tu["uid"], errs)
+        assert abs(len(decode_pcm(tmp_path / u["file"], 48000)) / 48.0 - truth["span_ms"]) <= _frame_ms(tu) / 2 + 0.1

@@ -21,6 +21,7 @@ from ..recording.model import Run
 
 PACKET_MS = 20.0
 STEP_MS = 2.5     # the smallest Opus frame: the placement quantum
+CHUNK_PACKETS = 3000   # 60 s of 20 ms silence packets: the longest silence piece
 MUXERS = {"ogg": "ogg", "opus": "opus", "webm": "webm", "mka": "matroska"}
 
 
@@ -71,6 +72,7 @@ def copy_opus(runs: list[tuple[Run, float, float]], out: Path, fmt: str, channel
             pieces.append(("file", ogg))
             pos += length
         pos += _silence(pieces, f1 - f0 - pos)
+        pieces = _chunked(pieces)
         templates = {}
         layout = "mono" if channels == 1 else "stereo"
         for ms in (PACKET_MS, STEP_MS):
@@ -110,6 +112,21 @@ def _packet_ms(run: Run) -> float:
     except OSError:
         h = None
     return h.frame_ms if h is not None and h.frame_ms > 0 else PACKET_MS
+
+
+def _chunked(pieces: list[tuple[str | float, int | Path]]) -> list[tuple[str | float, int | Path]]:
+    """Long silences as a run of :data:`CHUNK_PACKETS`-packet pieces (the same file listed again)
+    plus the rest: the template to cut from is then a minute long at most, whatever the gap.
+    Encoding a template as long as a 3 h gap took libopus 90 s."""
+    out: list[tuple[str | float, int | Path]] = []
+    for kind, val in pieces:
+        if kind == PACKET_MS and isinstance(val, int) and val > CHUNK_PACKETS:
+            out += [(kind, CHUNK_PACKETS)] * (val // CHUNK_PACKETS)
+            val %= CHUNK_PACKETS
+            if not val:
+                continue
+        out.append((kind, val))
+    return out
 
 
 def _silence(pieces: list[tuple[str | float, int | Path]], gap_ms: float) -> float:
