@@ -149,6 +149,18 @@ def test_cli_bad_input_is_one_line_naming_the_file(tmp_path):
     proc = run_cli("activity", str(tmp_path / "nope"), "-o", str(tmp_path / "out"))
     assert proc.returncode == 1 and "nope" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+    # a playlist and nothing usable: no exports dated 1970 (found by a review session), mix's error
+    sid = "6f1b2c3d4e5f60718293a4b5c6d7e8f9"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / f"{sid}_demo_room-1__uid_s_1111__uid_e_audio.m3u8").write_text("garbage\n")
+    for cmd in (["activity", str(broken), "-o", str(tmp_path / "out")],
+                ["report", str(broken), "-o", str(tmp_path / "out.html")]):
+        proc = run_cli(*cmd)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip() == f"mediatools: error: {sid}: no user has usable audio: no speech to find " \
+                                      "(see inspect for why)", proc.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.html").exists()
 
 
 def test_cli_usage_errors_exit_2(faulted, tmp_path):

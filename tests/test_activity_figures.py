@@ -167,3 +167,34 @@ def test_figure_table_durations_round_before_they_carry():
     from mediatools.report.build import _s
     assert [_s(x) for x in (12345, 59960, 119960, 3599960, 3725500)] == \
         ["12.3 s", "1:00.0", "2:00.0", "1:00:00.0", "1:02:05.5"]
+
+
+def test_users_whose_names_a_format_would_merge_stay_apart():
+    """"a b" and "a_b" were one RTTM speaker; " lead" and "lead" one WebVTT voice, and " " had
+    none (parsers strip and collapse a voice name's whitespace; found by a review session).
+    Each user now has a name of their own in each format, listed in the JSON's ``names``."""
+    webvtt_py = pytest.importorskip("webvtt")
+    uids = ["a b", "a_b", " lead", "lead", "trail ", " ", "x  y", "a_b-2"]
+    presence = {u: [S(0, 60000)] for u in uids}
+    turns = {u: [S(i * 5000, i * 5000 + 2000)] for i, u in enumerate(uids)}
+    users = [{"uid": u, "presence": [[s.start, s.end] for s in presence[u]],
+              "turns": [[s.start, s.end] for s in turns[u]]} for u in uids]
+    rep = ActivityReport(sid="abc123", cname="room-->1", origin_ms=0, origin_utc="1970-01-01T00:00:00.000Z",
+                         span_ms=60000.0, detector={}, users=users, figures=figures(presence, turns, 60000.0))
+    names = rep.to_dict()["names"]
+    rows = read_rttm(rttm(rep))
+    by_speaker = {spk: round(start * 1000) for _, start, _, spk in rows}
+    assert len(by_speaker) == len(uids)
+    assert {names["rttm"][u]: turns[u][0].start for u in uids} == by_speaker
+    assert names["rttm"]["a_b"] == "a_b" and names["rttm"]["a_b-2"] == "a_b-2"   # those that fit keep theirs
+    assert names["rttm"]["a b"] not in ("a_b", "a_b-2")
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".vtt", delete=False) as fh:
+        fh.write(webvtt(rep))
+    caps = webvtt_py.read(fh.name)
+    assert len(caps) == len(uids)
+    voices = {c.voice: _vtt_ms(c.start) for c in caps}
+    assert len(voices) == len(uids) and "" not in voices and None not in voices
+    assert {names["vtt"][u]: turns[u][0].start for u in uids} == voices
+    assert names["vtt"]["lead"] == "lead" and names["vtt"][" lead"] != "lead"
+    assert "room--&gt;1" in webvtt(rep).split("\n")[2]

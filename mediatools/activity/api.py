@@ -58,6 +58,9 @@ def activity(source: str | Path | Recording, out: str | Path | None = None, opti
     tl = build_timeline(rec, o.uids or None, exclude=o.exclude_uids or None)
     if not tl.users:
         raise UsageError("no user left after --uid/--exclude-uid")
+    if not any(u.runs for u in tl.users):   # no origin either: the exports would say 1970
+        raise MediatoolsError("no user has usable audio: no speech to find (see inspect for why)", file=rec.sid,
+                              code="no_audio")
     outdir = _outdir(out, o.create_outdir)
     turns = detect_timeline(tl, o, progress=progress, speech=speech)
     presence = {u.uid: [Span(round(r.offset_ms), round(r.end_offset_ms)) for r in u.runs] for u in tl.users}

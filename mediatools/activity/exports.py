@@ -32,13 +32,44 @@ def rttm_name(text: str) -> str:
     return re.sub(r"\s", "_", text) or "_"
 
 
+def vtt_voice(text: str) -> str:
+    """``text`` as a WebVTT parser reads a voice name back: whitespace runs collapsed, ends stripped."""
+    return re.sub(r"\s+", " ", one_line(text)).strip()
+
+
+def unique_names(uids: list[str], fit: Any) -> dict[str, str]:
+    """uid → a name ``fit`` accepts unchanged, distinct per user. A uid that fits keeps its name;
+    the others get ``fit(uid)``, with ``-2``, ``-3`` … where that is taken: "a b" and "a_b"
+    were one RTTM speaker, " lead" and "lead" one WebVTT voice."""
+    out: dict[str, str] = {u: u for u in uids if fit(u) == u and u}
+    taken = set(out.values())
+    for uid in uids:
+        if uid in out:
+            continue
+        base = fit(uid) or "_"
+        name, i = base, 2
+        while name in taken:
+            name, i = f"{base}-{i}", i + 1
+        out[uid] = name
+        taken.add(name)
+    return out
+
+
+def export_names(rep: ActivityReport) -> dict[str, dict[str, str]]:
+    """What each user is called in the RTTM, the WebVTT and the label file names."""
+    uids = [u["uid"] for u in rep.users]
+    return {"rttm": unique_names(uids, rttm_name), "vtt": unique_names(uids, vtt_voice),
+            "labels": label_files(rep)}
+
+
 def _s(ms: float) -> str:
     return f"{ms / 1000.0:.3f}"
 
 
 def rttm(rep: ActivityReport) -> str:
     uri = rttm_name(f"{rep.sid}_{rep.cname}")
-    return "".join(f"SPEAKER {uri} 1 {_s(t.start_ms)} {_s(t.duration_ms)} <NA> <NA> {rttm_name(t.uid)} <NA> <NA>\n"
+    names = unique_names([u["uid"] for u in rep.users], rttm_name)
+    return "".join(f"SPEAKER {uri} 1 {_s(t.start_ms)} {_s(t.duration_ms)} <NA> <NA> {names[t.uid]} <NA> <NA>\n"
                    for t in rep.turns())
 
 
@@ -60,12 +91,21 @@ def one_line(text: str) -> str:
 
 
 def webvtt(rep: ActivityReport) -> str:
-    lines = ["WEBVTT", "", f"NOTE recording {_vtt_escape(rep.sid)} {_vtt_escape(rep.cname)}, "
+    """One cue per turn. A voice name cannot keep whitespace at its ends or doubled (parsers
+    strip and collapse it): such a user's voice is a distinct name (``activity.json``'s
+    ``names.vtt``), and the cue text is the uid itself."""
+    names = unique_names([u["uid"] for u in rep.users], vtt_voice)
+    lines = ["WEBVTT", "", f"NOTE recording {_vtt_note(rep.sid)} {_vtt_note(rep.cname)}, "
              f"0 = {rep.origin_utc}", ""]
     for i, t in enumerate(rep.turns(), 1):
-        v = _vtt_escape(t.uid)
-        lines += [f"turn-{i}", f"{vtt_time(t.start_ms)} --> {vtt_time(t.end_ms)}", f"<v {v}>{v}</v>", ""]
+        lines += [f"turn-{i}", f"{vtt_time(t.start_ms)} --> {vtt_time(t.end_ms)}",
+                  f"<v {_vtt_escape(names[t.uid])}>{_vtt_escape(t.uid)}</v>", ""]
     return "\n".join(lines)
+
+
+def _vtt_note(text: str) -> str:
+    """A NOTE may not hold "-->" (it would end the comment as a cue timing line)."""
+    return _vtt_escape(text).replace("-->", "--&gt;")
 
 
 def audacity(rep: ActivityReport, uid: str) -> str:

@@ -81,7 +81,8 @@ class ActivityReport:
         return sorted(out, key=lambda t: (t.start_ms, t.uid))
 
     def to_dict(self) -> dict[str, Any]:
+        from .exports import export_names
         return {"schema": self.schema, "sid": self.sid, "cname": self.cname, "origin_ms": self.origin_ms,
                 "origin_utc": self.origin_utc, "span_ms": self.span_ms, "detector": dict(self.detector),
-                "users": self.users, "figures": self.figures, "files": dict(self.files),
-                "problems": [p.to_dict() for p in self.problems]}
+                "users": self.users, "figures": self.figures, "names": export_names(self),
+                "files": dict(self.files), "problems": [p.to_dict() for p in self.problems]}

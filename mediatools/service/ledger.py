@@ -326,7 +326,8 @@ class Ledger:
             if state in ("done", "failed"):
                 values.update(state="queued", attempts=0, next_ms=now, error=None, created_ms=now,
                               trigger=row["trigger"], **({"location": row["location"]} if row["location"] else {}))
-                log.info("job %s queued again: a later notification names %s", jid, merged)
+                log.info("job %s queued again: a later notification names %d file(s) it did not know", jid,
+                         len(json.loads(merged)) - len(json.loads(files or "[]")))
             values["updated_ms"] = now
             guard = [jobs.c.job_id == jid, jobs.c.state == state, jobs.c.wait == wait]
             guard.append(jobs.c.agora_files == files if files is not None else jobs.c.agora_files.is_(None))

@@ -287,10 +287,14 @@ def _truth_turns(spec: SynthSpec, u: UserSpec, runs: list[dict], out: Path | Non
     plays as the run's first samples, and the contract puts the first decoded sample at the
     slice's file-name UTC; 1024 samples for AAC, 64 ms at 16 kHz)."""
     result = []
-    delay = 0.0
-    for r in runs:
-        if out is not None:
-            delay = _measure_delay(out, r, u, spec) or delay
+    measured = [_measure_delay(out, r, u, spec) if out is not None else None for r in runs]
+    # a run with no voice in its first seconds cannot be measured: the codec's delay is the
+    # user's own, so it takes another run's (a run left at 0 put its turns a frame early)
+    known = next((m for m in measured if m is not None), None)
+    if known is None:
+        known = 1024 * 1000.0 / u.sample_rate if u.codec == "aac" and out is not None else 0.0
+    for r, m in zip(runs, measured):
+        delay = m if m is not None else known
         r["codec_delay_ms"] = round(delay, 3)
         for a, d in u.turns or []:
             t0, t1 = spec.start_utc_ms + a * 1000.0 + delay, spec.start_utc_ms + (a + d) * 1000.0 + delay
