@@ -302,3 +302,56 @@ def test_a_finished_job_is_queued_again_only_for_files_it_did_not_know(ledger):
     assert _named(ledger, 32, ["2"])[0]
     j = ledger.get(run.job_id)
     assert j.state == "queued" and j.wait and len(j.to_dict()["agora_files"]) == 2
+
+
+def _at(led, et, uids, folder, **details):
+    """A notification naming ``uids``' playlists under ``folder`` (its location inside the source)."""
+    doc = notice(et, SID, CNAME, details={**uploaded_details(SID, CNAME, uids, folder), **details})
+    n = parse_notice(doc)
+    return led.record_notice(n, "{}", decide(doc, n), f"s3://b/{folder}" if folder else None)
+
+
+def test_a_copy_spelling_the_same_files_otherwise_changes_nothing(ledger):
+    """A copy naming the playlists without their folder (or under another) is no new file: it
+    re-ran a finished job and sent a second notification (found by a review session)."""
+    assert _at(ledger, 31, ["1", "2"], "rec/").job == "created"
+    (run,) = ledger.claim("a", 60_000, 1)
+    assert ledger.finish(run.job_id, "a", "done", result={"status": "processed"}, ran_with=run.agora_files)
+    assert _at(ledger, 31, ["1", "2"], "").job == "unchanged"
+    assert _at(ledger, 31, ["2"], "rec/old/").job == "unchanged"
+    j = ledger.get(run.job_id)
+    assert j.state == "done" and j.location == "s3://b/rec/"
+
+
+def test_folders_that_disagree_send_the_job_to_list_the_sources(ledger):
+    """A 31 naming an empty folder, then a 32 naming the real one: the job kept the first and
+    failed (found by a review session). Two folders that disagree: look under the sources."""
+    _at(ledger, 31, ["1"], "rec/old/")
+    assert ledger.get(f"process:{SID}").location == "s3://b/rec/old/"
+    assert _at(ledger, 32, ["1"], "rec/").job == "updated"
+    j = ledger.get(f"process:{SID}")
+    assert j.state == "queued" and j.location is None and j.wait
+    # a job with no folder yet (an 11 names no file) takes the one a later notification names
+    with ledger.engine.begin() as c:
+        c.execute(jobs.delete())
+    _store(ledger, notice(11, SID, CNAME, details={"exitStatus": 0}))
+    _at(ledger, 31, ["1"], "rec/")
+    assert ledger.get(f"process:{SID}").location == "s3://b/rec/"
+    # a failed job is tried again when a notification points elsewhere; a done one is not
+    (run,) = ledger.claim("a", 60_000, 1)
+    assert ledger.finish(run.job_id, "a", "failed", error="gave up", ran_with=run.agora_files)
+    _at(ledger, 31, ["1"], "rec/new/")
+    j = ledger.get(run.job_id)
+    assert j.state == "queued" and j.location is None and j.attempts == 0
+
+
+def test_a_later_1001_updates_agoras_verdict(ledger):
+    doc = notice(1001, SID, CNAME, details={"result": "failed", "fileList": []})
+    _store(ledger, doc)
+    (run,) = ledger.claim("a", 60_000, 1)
+    assert ledger.finish(run.job_id, "a", "done", result={"status": "skipped"}, ran_with=run.agora_files)
+    later = notice(1001, SID, CNAME, details={"result": "total_success",
+                                              "fileList": [{"fileName": f"{SID}_{CNAME}_0.mp3"}]})
+    assert _store(ledger, later).job == "updated"
+    j = ledger.get(run.job_id)
+    assert j.agora_result == "total_success" and j.state == "queued"

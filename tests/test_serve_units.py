@@ -133,6 +133,9 @@ def test_judge():
     assert jobs.judge({"status": "incomplete"}, None, **kw).action == "later"
     assert jobs.judge({"status": "incomplete"}, None, **{**kw, "age_s": 3590}).action == "failed"
     assert [jobs.backoff_s(n, 5, 60) for n in (1, 2, 3, 4, 5)] == [5, 10, 20, 40, 60]
+    # files named while it ran: again at once, no failure counted, whatever its age
+    o = jobs.judge({"status": "superseded", "error": "more"}, None, **{**kw, "attempts": 3, "age_s": 9999})
+    assert (o.action, o.delay_s) == ("later", 0.0)
 
 
 def test_sweeper_candidates():

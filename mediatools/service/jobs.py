@@ -45,6 +45,8 @@ def judge(result: dict[str, Any] | None, error: str | None, *, attempts: int, ag
     status = (result or {}).get("status") if error is None else "failed"
     if status in ("processed", "skipped", "verified"):
         return Outcome("done")
+    if status == "superseded":   # the job's files grew while it ran: at once, the attempt refunded
+        return Outcome("later", 0.0, (result or {}).get("error") or "a later notification named more files")
     if status in ("incomplete", "not_found", "unreachable"):
         # not ready, not listed yet, or the store away: the attempt is refunded and the job looks
         # again, until the deadline (an outage of a minute failed jobs for good after 5 attempts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import posixpath
 import threading
 import time
 from contextlib import contextmanager
@@ -120,10 +121,25 @@ class Job:
 
 
 def _joined(files: str | None, more: Iterable[str]) -> str:
-    """A job's ``agora_files`` (JSON) with ``more`` appended, each name once, in order."""
+    """A job's ``agora_files`` (JSON) with ``more`` appended, each file once, in order. A file is
+    its name: a copy of a notification that spells a key with or without its folder names
+    nothing new (it re-ran a finished job and sent a second notification)."""
     have = json.loads(files) if files else []
-    have += [f for f in more if f not in have]
+    names = {posixpath.basename(f) for f in have}
+    for f in more:
+        if posixpath.basename(f) not in names:
+            have.append(f)
+            names.add(posixpath.basename(f))
     return json.dumps(have)
+
+
+def _location_after(job_location: str | None, notice_location: str | None) -> str | None:
+    """Where a job looks once a later notification named a folder: the one folder both name, the
+    notification's when the job had none, and none (list the sources for the sid) when they
+    disagree: a folder one notification names that holds no playlist kept a job failing."""
+    if notice_location is None or notice_location == job_location:
+        return job_location
+    return notice_location if job_location is None else None
 
 
 def ledger_url(url: str) -> str:
@@ -272,6 +288,8 @@ class Ledger:
                         adds.add(i)
                     row["wait"] = row["wait"] or decision.wait
                     row["agora_files"] = merged
+                    row["location"] = _location_after(row["location"], location)
+                    row["agora_result"] = decision.agora_result or row["agora_result"]
                     continue
                 job_rows[jid] = self._job_row(decision.kind, decision.sid, decision.cname, location,
                                               wait=decision.wait, trigger=f"ncs:{notice.notice_id}", now=now,
@@ -309,28 +327,39 @@ class Ledger:
         guarded by the values read, so a job changing state meanwhile is read again."""
         jid = row["job_id"]
         for _ in range(5):
-            cur = c.execute(sa.select(jobs.c.state, jobs.c.wait, jobs.c.agora_files)
-                            .where(jobs.c.job_id == jid)).first()
+            cur = c.execute(sa.select(jobs.c.state, jobs.c.wait, jobs.c.agora_files, jobs.c.location,
+                                      jobs.c.agora_result).where(jobs.c.job_id == jid)).first()
             if cur is None:
                 return False
-            state, wait, files = cur
+            state, wait, files, location, result = cur
             merged = _joined(files, json.loads(row["agora_files"]))
             more = merged != (files or "[]")
+            where = _location_after(location, row["location"])
             values: dict[str, Any] = {}
             if more:
                 values["agora_files"] = merged
             if row["wait"] and not wait:
                 values["wait"] = True
-            if not values or (state in ("done", "failed") and not more):
+            if row["agora_result"] and row["agora_result"] != result:    # a later 1001's verdict
+                values["agora_result"] = row["agora_result"]
+            # a finished job runs again for files it did not know; a failed one also where the
+            # notification points elsewhere (it may have looked in the wrong folder)
+            again = state == "done" and more or state == "failed" and (more or where != location)
+            if state not in ("done", "failed") or again:
+                if where != location:
+                    values["location"] = where
+            if not values:
                 return False
-            if state in ("done", "failed"):
+            if again:
                 values.update(state="queued", attempts=0, next_ms=now, error=None, created_ms=now,
-                              trigger=row["trigger"], **({"location": row["location"]} if row["location"] else {}))
-                log.info("job %s queued again: a later notification names %d file(s) it did not know", jid,
-                         len(json.loads(merged)) - len(json.loads(files or "[]")))
+                              trigger=row["trigger"])
+                log.info("job %s queued again: a later notification names %d file(s) it did not know%s", jid,
+                         len(json.loads(merged)) - len(json.loads(files or "[]")),
+                         ", and another folder" if where != location else "")
             values["updated_ms"] = now
             guard = [jobs.c.job_id == jid, jobs.c.state == state, jobs.c.wait == wait]
             guard.append(jobs.c.agora_files == files if files is not None else jobs.c.agora_files.is_(None))
+            guard.append(jobs.c.location == location if location is not None else jobs.c.location.is_(None))
             if c.execute(jobs.update().where(*guard).values(**values)).rowcount == 1:
                 return True
         return False

@@ -188,6 +188,8 @@ def _process(sid: str, location: str, options: dict[str, Any], wait_s: float,
         out["status"] = "not_found"             # not listed yet: look again later, it is no failure
     elif out.get("status") == "failed" and out.get("error_code") in UNREACHABLE_CODES:
         out["status"] = "unreachable"           # the store is away: look again later
+    elif out.get("status") == "failed" and out.get("error_code") == "superseded":
+        out["status"] = "superseded"            # a later notification named more: run again, no failure
     return out
 
 
