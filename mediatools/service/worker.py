@@ -142,7 +142,7 @@ class Dispatcher:
 
     def _record(self, job: Job, result: dict[str, Any] | None, error: str | None, seconds: float) -> None:
         cfg = self.cfg
-        if result and result.get("location") and result["location"] != job.location:
+        if result and result.get("location"):   # also where a notification meanwhile cleared it
             self.ledger.set_location(job.job_id, self.owner, result["location"], result.get("cname"))
         out = judge(result, error, attempts=job.attempts, age_s=(now_ms() - job.created_ms) / 1000,
                     max_attempts=cfg.max_attempts, base_s=cfg.backoff_base_s, max_s=cfg.backoff_max_s,
