@@ -142,7 +142,10 @@ class Dispatcher:
 
     def _record(self, job: Job, result: dict[str, Any] | None, error: str | None, seconds: float) -> None:
         cfg = self.cfg
-        if result and result.get("location"):   # also where a notification meanwhile cleared it
+        # where the run found the recording; a finished run's also where a notification cleared
+        # the folder meanwhile (the /outputs links need it), but not a run that found nothing
+        if result and result.get("location") and (result["location"] != job.location or
+                                                  result.get("status") in ("processed", "skipped", "verified")):
             self.ledger.set_location(job.job_id, self.owner, result["location"], result.get("cname"))
         out = judge(result, error, attempts=job.attempts, age_s=(now_ms() - job.created_ms) / 1000,
                     max_attempts=cfg.max_attempts, base_s=cfg.backoff_base_s, max_s=cfg.backoff_max_s,
