@@ -40,7 +40,12 @@ def test_options_from_toml_and_flags_override(tmp_path):
     assert o.options_digest() == o.merged(workers=7, force=True, wait_s=0.0).options_digest()  # how, not what
     for text, msg in (('stemz = 1', "unknown option 'stemz'"), ('stems = "yes"', "option 'stems' has the wrong type"),
                       ('format = "ogg"', "format must be one of"), ('sid = "../x"', "not a recording id"),
-                      ('name_template = "x/{sid}.{ext}"', "not a plain file name"), ("format = [", "not valid TOML")):
+                      ('name_template = "x/{sid}.{ext}"', "not a plain file name"), ("format = [", "not valid TOML"),
+                      ('name_template = "fixed.{ext}"', "must hold {sid}"),
+                      ('name_template = "{cname.__class__}_{sid}.{ext}"', "as they are, not {cname.__class__}"),
+                      ('name_template = "{sid!r}.{ext}"', "as they are, not {sid!r}"),
+                      ('name_template = "{sid:>40}.{ext}"', "as they are, not {sid:>40}"),
+                      ("retries = 99", "retries must be 0 to 20")):
         f.write_text(text + "\n")
         with pytest.raises(UsageError, match=msg):
             ProcessOptions.from_toml(f)
@@ -222,6 +227,16 @@ def test_local_folder_to_local_folder_with_stems(make_recording, tmp_path):
     assert names == sorted([f"{base}.mediatools.json", f"{base}_0.m4a"] +
                            [f"{base}_stems/{u['uid']}.m4a" for u in truth["users"]])
     assert r.verify["passed"] and stray_temp_files(dest) == []
+    # stems are on the mix's clock: each lasts the session and each user's runs sit at their
+    # places (copied AAC: within half a frame), not from the user's first run (found by a review)
+    from mediatools.media.tones import decode_pcm, onset_ms
+    for u in truth["users"]:
+        x = decode_pcm(dest / f"{base}_stems/{u['uid']}.m4a", 48000)
+        assert abs(len(x) / 48.0 - truth["span_ms"]) <= 1024 / 48 / 2 + 0.1, (u["uid"], len(x) / 48.0)
+        for run in u["runs"]:
+            a = max(0, int((run["onset_offset_ms"] - 300) * 48))
+            got = onset_ms(x[a:a + 48000], 48000, u["freq"], level=0.25) + a / 48.0
+            assert abs(got - run["onset_offset_ms"]) <= 1024 / 48 / 2 + 2.0, (u["uid"], got, run)
     again = process_recording(str(folder), truth["sid"], o)   # idempotent: the second call is a skip
     assert again.status == "skipped" and again.outputs == r.outputs
 
@@ -366,3 +381,18 @@ def test_a_local_destination_that_cannot_be_written_is_one_line_not_internal(mak
     assert r.attempts == 1 and rep.to_dict()["recordings"][0]["dest"] == str(blocker)   # not mixed again
     gone = process(str(folder), ProcessOptions(sids=["0" * 32], workers=0)).to_dict()
     assert gone["recordings"][0]["status"] == "failed" and gone["recordings"][0]["dest"] is None, gone
+
+
+def test_a_selection_flag_replaces_the_configs(make_recording, tmp_path):
+    """--all on the command line kept a config's sid list, so only those were processed
+    (found by a review session); --sid replaces a config's all = true."""
+    from tests.conftest import run_cli
+    folder, truth = make_recording("select_flag", users=1, duration_s=5.0, seed=2, gaps=0)
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f'sid = ["{"0" * 32}"]\nverify = false\nworkers = 0\n')
+    r = run_cli("process", str(folder), "--config", str(cfg), "--all", "--to", str(tmp_path / "a"), "--json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and [x["sid"] for x in doc["recordings"]] == [truth["sid"]], r.stderr
+    cfg.write_text("all = true\nverify = false\nworkers = 0\n")
+    r = run_cli("process", str(folder), "--config", str(cfg), "--sid", "0" * 32, "--to", str(tmp_path / "b"), "--json")
+    assert [x["sid"] for x in json.loads(r.stdout)["recordings"]] == ["0" * 32], r.stdout

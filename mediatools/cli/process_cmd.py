@@ -153,7 +153,10 @@ def process_cmd(ctx: click.Context, source: str | None, dest: str | None, sids: 
         endpoint_url=s3.get("endpoint_url"), region=s3.get("region"), profile=s3.get("profile"),
         vendor=s3.get("vendor"), region_code=s3.get("region_code"),
         agora_storage_config=s3.get("agora_storage_config"), no_sign_request=s3.get("no_sign_request") or None,
-        dest=dest, sids=list(sids) or None, all=all_, since=since, until=until, format=fmt,
+        # which recordings: a flag replaces the config's choice whole (--all drops its sid list,
+        # --sid its all = true)
+        dest=dest, sids=list(sids) or ([] if all_ else None), all=True if all_ else (False if sids else None),
+        since=since, until=until, format=fmt,
         transcode_options=transcode_options, sample_rate=sample_rate, channels=channels, bitrate=bitrate,
         normalize=normalize, stems=stems, activity=activity, report=report, verify=verify, name_template=name_template, force=force, wait_s=wait_s,
         lost_after=lost_after, poll_s=poll_s, workers=workers, scheduler=scheduler, retries=retries)

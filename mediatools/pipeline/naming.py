@@ -20,15 +20,26 @@ def _bare(name: str, what: str) -> str:
 
 
 def check_template(template: str) -> str:
-    """A name template may use {sid}, {cname}, {ext}; it must give one plain file name."""
+    """A name template may use {sid}, {cname}, {ext} as they are (no attribute, index, conversion
+    or format spec: ``{cname.__class__}`` and ``{sid:>40}`` got through); it must give one plain
+    file name, and hold {sid}: without it two recordings publish under one name."""
+    import string
     try:
+        fields = [(f, conv, spec) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
         sample = template.format(sid="sid", cname="cname", ext="m4a")
-    except (KeyError, IndexError, ValueError) as exc:
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise UsageError(f"--name-template {template!r}: only {{sid}}, {{cname}} and {{ext}} may be used "
                          f"({type(exc).__name__}: {exc})") from None
+    odd = ["{" + f + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+           for f, conv, spec in fields if f not in ("sid", "cname", "ext") or conv or spec]
+    if odd:
+        raise UsageError(f"--name-template {template!r}: only {{sid}}, {{cname}} and {{ext}} may be used, "
+                         f"as they are, not {odd[0]}")
     _bare(sample, "--name-template gives")
     if "{ext}" not in template:
         raise UsageError(f"--name-template {template!r} must end in .{{ext}} (the format decides the suffix)")
+    if "{sid}" not in template:
+        raise UsageError(f"--name-template {template!r} must hold {{sid}}: each recording needs a name of its own")
     return template
 
 

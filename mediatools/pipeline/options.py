@@ -114,6 +114,8 @@ class ProcessOptions:
             raise UsageError("channels must be 1 or 2", file=origin)
         if self.retries < 0 or self.wait_s < 0 or (self.workers is not None and self.workers < 0):
             raise UsageError("retries, wait and workers must not be negative", file=origin)
+        if self.retries > 20:    # as --retries allows
+            raise UsageError(f"retries must be 0 to 20, not {self.retries}", file=origin)
         if self.poll_s < 0.1:
             raise UsageError("poll must be at least 0.1 s", file=origin)
         from .naming import check_template

@@ -60,9 +60,11 @@ def run_verify(mix_path: Path, rec: Recording, transcode: dict[str, Any] | None,
 
 
 def run_merge(rec: Recording, outdir: Path, fmt: str) -> dict[str, Any]:
-    """Per-user stems (copied where the codec allows) into ``outdir``."""
+    """Per-user stems (copied where the codec allows) into ``outdir``, each on the session clock
+    as the mix is (t = 0 the session origin, gaps kept): they line up with it and each other."""
     from ..merge import MergeOptions, merge
-    return merge(rec, outdir, MergeOptions(sid=rec.sid, format=fmt, create_outdir=True)).to_dict()
+    return merge(rec, outdir, MergeOptions(sid=rec.sid, format=fmt, align="session", gaps="keep",
+                                           create_outdir=True)).to_dict()
 
 
 def run_activity(rec: Recording, outdir: Path | None, report: Path | None, mix_src: str | None, *,
