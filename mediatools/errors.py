@@ -6,14 +6,24 @@ with the data so tolerant runs can report exactly what they skipped or repaired.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
+
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@\"'<>]*@")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the user and password of every URL in it hidden (an ``--endpoint-url
+    http://user:pass@host`` came back whole in botocore's "Could not connect" message)."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 class MediatoolsError(Exception):
     """An expected failure with a one-line, user-facing message naming the file."""
 
     def __init__(self, message: str, *, file: str | None = None, code: str = "error"):
+        message, file = redact_urls(message), redact_urls(file) if file else file
         self.file = file
         self.code = code
         self.message = message   # without the file: for reports that name the file themselves

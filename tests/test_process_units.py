@@ -396,3 +396,18 @@ def test_a_selection_flag_replaces_the_configs(make_recording, tmp_path):
     cfg.write_text("all = true\nverify = false\nworkers = 0\n")
     r = run_cli("process", str(folder), "--config", str(cfg), "--sid", "0" * 32, "--to", str(tmp_path / "b"), "--json")
     assert [x["sid"] for x in json.loads(r.stdout)["recordings"]] == ["0" * 32], r.stdout
+
+
+def test_a_password_in_an_endpoint_url_never_reaches_an_error(tmp_path):
+    """botocore's "Could not connect to the endpoint URL" named --endpoint-url whole, password
+    included (found by a review session)."""
+    import os
+
+    from tests.conftest import run_cli
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    r = run_cli("process", "s3://bkt/x/", "--all", "--endpoint-url", "http://admin:UrlPassLeak77@127.0.0.1:1",
+                "--workers", "0", "--json", env=env)
+    assert r.returncode == 1 and "127.0.0.1:1" in r.stdout + r.stderr
+    assert "UrlPassLeak77" not in r.stdout + r.stderr and "admin" not in r.stdout + r.stderr
+    e = MediatoolsError("cannot reach https://u:p@h/x and ftp://h/y", file="s3://b/k@1")
+    assert str(e) == "s3://b/k@1: cannot reach https://***@h/x and ftp://h/y"

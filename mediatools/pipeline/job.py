@@ -43,7 +43,8 @@ SCRATCH_PREFIX = "mediatools-process-"
 STAGE_TOPIC = "mediatools-process-stage"
 #: failures a retry cannot fix
 FINAL_CODES = {"foreign_object", "verify_failed", "not_found", "usage", "refused_key", "bad_json",
-               "not_a_recording", "no_profile", "bad_storage_config", "store_write", "lease_lost", "superseded"}
+               "not_a_recording", "no_profile", "bad_storage_config", "store_write", "lease_lost", "superseded",
+               "ambiguous_sid"}
 
 
 def source_settings(source: str, options: ProcessOptions) -> tuple[str, Settings]:
@@ -180,7 +181,7 @@ def _run(source: str, sid: str, o: ProcessOptions, result: RecordingResult, stag
         if len(recs) > 1:
             where = ", ".join(f"{r.folder or './'}{r.sid}_{r.cname}" for r in recs)
             raise MediatoolsError(f"sid {sid} names {len(recs)} recordings ({where}); give the folder of one",
-                                  file=source, code="usage")
+                                  file=source, code="ambiguous_sid")
         rec = recs[0]
         result.cname, result.first_utc_ms = rec.cname, rec.first_utc_ms
         dest_store, dest_prefix = (open_store(o.dest, settings, retries=o.request_attempts) if o.dest
