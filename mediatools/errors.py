@@ -10,13 +10,14 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@\"'<>]*@")
+_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/:\s@\"'<>]*):[^/\s@\"'<>]*@")
 
 
 def redact_urls(text: str) -> str:
-    """``text`` with the user and password of every URL in it hidden (an ``--endpoint-url
-    http://user:pass@host`` came back whole in botocore's "Could not connect" message)."""
-    return _USERINFO.sub(r"\1***@", text)
+    """``text`` with the password of every URL in it hidden, as SQLAlchemy shows one
+    (``user:***@``): an ``--endpoint-url http://user:pass@host`` came back whole in botocore's
+    "Could not connect" message."""
+    return _PASSWORD.sub(r"\1:***@", text)
 
 
 class MediatoolsError(Exception):

@@ -408,6 +408,7 @@ def test_a_password_in_an_endpoint_url_never_reaches_an_error(tmp_path):
     r = run_cli("process", "s3://bkt/x/", "--all", "--endpoint-url", "http://admin:UrlPassLeak77@127.0.0.1:1",
                 "--workers", "0", "--json", env=env)
     assert r.returncode == 1 and "127.0.0.1:1" in r.stdout + r.stderr
-    assert "UrlPassLeak77" not in r.stdout + r.stderr and "admin" not in r.stdout + r.stderr
-    e = MediatoolsError("cannot reach https://u:p@h/x and ftp://h/y", file="s3://b/k@1")
-    assert str(e) == "s3://b/k@1: cannot reach https://***@h/x and ftp://h/y"
+    assert "UrlPassLeak77" not in r.stdout + r.stderr and "admin:***@127.0.0.1:1" in r.stdout + r.stderr
+    e = MediatoolsError("cannot reach https://u:p@h/x, https://:p2@h and ftp://h/y", file="s3://b/k@1")
+    assert str(e) == "s3://b/k@1: cannot reach https://u:***@h/x, https://:***@h and ftp://h/y"
+    assert str(MediatoolsError("x", file="postgresql+psycopg://mt:***@h/x")) == "postgresql+psycopg://mt:***@h/x: x"
