@@ -50,6 +50,17 @@ def _check_mix(client, bucket, sid, truth, tmp_path):
     assert_placed(decode_pcm(local, RATE, 1), truth)
 
 
+def _wait_incomplete(srv, sid: str, timeout: float = 90) -> dict:
+    """The job once a run has looked at the recording and found it incomplete (queued for later)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        j = srv.job(sid)["jobs"][0]
+        if j["result"] and j["result"].get("status") == "incomplete":
+            break
+        time.sleep(0.3)
+    return j
+
+
 def test_signed_31_puts_the_mix_under_agoras_name(tmp_path, s3_server, make_recording):
     sid = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
     folder, truth = _rec(make_recording, sid)
@@ -100,12 +111,7 @@ def test_32_is_processed_once_the_late_slices_arrive(tmp_path, s3_server, make_r
     _upload(c, "serve-p32", folder, "rec/", skip={late})
     with ServeProc(tmp_path, _settings(tmp_path, s3_server.url, "serve-p32")) as srv:
         srv.post_ncs(notice(32, sid, CNAME, details=uploaded_details(sid, CNAME, [u["uid"] for u in truth["users"]], "rec/")))
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:     # looked at, found incomplete, queued for later
-            j = srv.job(sid)["jobs"][0]
-            if j["result"] and j["result"].get("status") == "incomplete":
-                break
-            time.sleep(0.3)
+        j = _wait_incomplete(srv, sid)
         assert j["state"] in ("queued", "running") and j["result"]["status"] == "incomplete", j
         assert f"rec/{sid}_{CNAME}_0.m4a" not in _keys(c, "serve-p32")
         c.put_object(Bucket="serve-p32", Key="rec/" + late, Body=(folder / late).read_bytes())
@@ -128,12 +134,7 @@ def test_a_32_waits_for_a_user_it_names_whose_files_are_still_in_agoras_backup(t
     _upload(c, "serve-p32u", folder, "rec/", skip=backed_up)
     with ServeProc(tmp_path, _settings(tmp_path, s3_server.url, "serve-p32u")) as srv:
         srv.post_ncs(notice(32, sid, CNAME, details=uploaded_details(sid, CNAME, uids, "rec/")))
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            j = srv.job(sid)["jobs"][0]
-            if j["result"] and j["result"].get("status") == "incomplete":
-                break
-            time.sleep(0.3)
+        j = _wait_incomplete(srv, sid)
         assert j["state"] in ("queued", "running") and j["result"]["status"] == "incomplete", j
         assert any(f"uid {uids[1]}: named by Agora's notification" in r for r in j["result"]["reasons"]), j
         assert f"rec/{sid}_{CNAME}_0.m4a" not in _keys(c, "serve-p32u")
@@ -161,12 +162,7 @@ def test_a_32_after_the_11_brings_the_backed_up_user_into_the_mix(tmp_path, s3_s
         first = srv.wait_state(sid, ("done", "failed"), timeout=150)
         assert first["state"] == "done" and first["result"]["status"] == "processed", first
         srv.post_ncs(notice(32, sid, CNAME, details=uploaded_details(sid, CNAME, uids, "rec/")))
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            j = srv.job(sid)["jobs"][0]
-            if j["result"] and j["result"].get("status") == "incomplete":
-                break
-            time.sleep(0.3)
+        j = _wait_incomplete(srv, sid)
         assert j["state"] in ("queued", "running") and j["result"]["status"] == "incomplete", j
         assert any(f"uid {uids[1]}: named by Agora's notification" in r for r in j["result"]["reasons"]), j
         for n in sorted(backed_up):
