@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,11 @@ def recordings(make_recording):
 
 def ffmpeg_mix(folder: Path, truth: dict, out: Path, *, drop_uid: str | None = None, shift: dict | None = None,
                drop_run: tuple[str, int] | None = None, lead_ms: float = 0.0, end_ms: float | None = None,
-               codec: str = "libmp3lame", bitrate: str = "96k", channels: int = 1, rate: int = 48000) -> Path:
-    """A mix made without mediatools: per run `-i concat:`, atrim, adelay, amix=normalize=0."""
+               codec: str = "libmp3lame", bitrate: str = "96k", channels: int = 1, rate: int = 48000,
+               holes: dict | None = None, noise: float | None = None) -> Path:
+    """A mix made without mediatools: per run `-i concat:`, atrim, adelay, amix=normalize=0.
+    ``holes``: uid → ms of silence put at each of that user's slice boundaries inside a run;
+    ``noise``: white noise of that amplitude under the whole mix."""
     args, chains, labels = [ffmpeg_path(), "-v", "error", "-y"], [], []
     k = 0
     for u in truth["users"]:
@@ -33,16 +37,35 @@ def ffmpeg_mix(folder: Path, truth: dict, out: Path, *, drop_uid: str | None = N
                 continue
             delay = r["offset_ms"] + lead_ms + (shift or {}).get(u["uid"], 0.0)
             args += ["-i", "concat:" + "|".join(str(folder / s) for s in r["slices"])]
-            chains.append(f"[{k}:a]asetpts=N/SR/TB,atrim=end={r['duration_ms'] / 1000:.6f},aresample={rate},"
+            hole = (holes or {}).get(u["uid"])
+            mute = "".join(f"volume=0:enable='between(t,{b / 1000:.4f},{(b + hole) / 1000:.4f})',"
+                           for b in slice_bounds_ms(truth, r)) if hole else ""
+            chains.append(f"[{k}:a]asetpts=N/SR/TB,{mute}atrim=end={r['duration_ms'] / 1000:.6f},aresample={rate},"
                           f"adelay=delays={max(delay, 0):.3f}:all=1[a{k}]")
             labels.append(f"[a{k}]")
             k += 1
     span = truth["span_ms"] + lead_ms if end_ms is None else end_ms
+    if noise:
+        args += ["-f", "lavfi", "-i", f"anoisesrc=a={noise}:c=white:r={rate}:d={span / 1000:.3f}:seed=1"]
+        chains.append(f"[{k}:a]anull[a{k}]")
+        labels.append(f"[a{k}]")
+        k += 1
     graph = ";".join(chains) + f";{''.join(labels)}amix=inputs={k}:normalize=0:duration=longest," \
                                f"apad=whole_dur={span / 1000:.6f},atrim=end={span / 1000:.6f}[out]"
     subprocess.run(args + ["-filter_complex", graph, "-map", "[out]", "-ac", str(channels), "-ar", str(rate),
                            "-c:a", codec, "-b:a", bitrate, "-t", f"{span / 1000:.6f}", str(out)],
                    check=True, timeout=120)
+    return out
+
+
+def slice_bounds_ms(truth: dict, run: dict) -> list[float]:
+    """Where each slice of a run after the first starts, in ms into the run (from the names' UTC)."""
+    start = truth["origin_ms"] + run["offset_ms"]
+    out = []
+    for name in run["slices"][1:]:
+        stamp = name.rsplit("_", 1)[1].split(".")[0]
+        utc = datetime.strptime(stamp[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc).timestamp() * 1000
+        out.append(utc + int(stamp[14:]) - start)
     return out
 
 
@@ -71,6 +94,7 @@ def test_independent_mix_passes(kind, fmt, codec, ch, recordings, tmp_path):
 @pytest.mark.parametrize("defect, want", [
     ("user_missing", {"users_present", "runs_present"}),
     ("user_shifted_300ms", {"runs_aligned"}),
+    ("user_shifted_60ms", {"runs_aligned"}),
     ("run_missing", {"runs_present"}),
     ("mix_shifted_2s", {"global_offset", "duration"}),
     ("truncated_30s", {"duration", "runs_present"}),
@@ -84,6 +108,8 @@ def test_each_defect_is_caught_and_named(kind, defect, want, recordings, make_re
         ffmpeg_mix(folder, truth, out, drop_uid=u1)
     elif defect == "user_shifted_300ms":
         ffmpeg_mix(folder, truth, out, shift={u1: 300.0})
+    elif defect == "user_shifted_60ms":
+        ffmpeg_mix(folder, truth, out, shift={u1: 60.0})
     elif defect == "run_missing":
         ffmpeg_mix(folder, truth, out, drop_run=(u1, 1))
     elif defect == "mix_shifted_2s":
@@ -98,15 +124,24 @@ def test_each_defect_is_caught_and_named(kind, defect, want, recordings, make_re
     assert code == 1
     assert want <= failed(doc), (defect, failed(doc))
     for name in want:
-        assert f"mediatools: verify: {name}: " in err
-    if defect == "user_shifted_300ms":
+        assert f"mediatools: verify: {out}: {name}: " in err
+    if defect.startswith("user_shifted"):
+        by = float(defect.removeprefix("user_shifted_").removesuffix("ms"))
         errs = [r["error_ms"] for r in doc["runs"] if r["uid"] == u1]
-        assert all(abs(e - 300) <= 15 for e in errs), errs
+        assert all(abs(e - by) <= 15 for e in errs), errs
+        # the mix is where it should be and the others too: a median of the users' offsets
+        # moved the mix 30 ms towards one shifted 60 ms, and blamed the rest
+        assert next(c for c in doc["checks"] if c["name"] == "global_offset")["measured"] == pytest.approx(0, abs=5)
+        assert {r["uid"] for r in doc["runs"] if r["placed"] is False} == {u1}
         # and nobody else is blamed: presence used to subtract the shifted user at its expected
         # place, charging its sound to whoever overlapped it ("missing", found by a review session)
         assert [(r["uid"], r["run"]) for r in doc["runs"] if r["present"] is False] == []
     if defect == "mix_shifted_2s":
         assert next(c for c in doc["checks"] if c["name"] == "global_offset")["measured"] == pytest.approx(2000, abs=15)
+    if defect == "user_missing":
+        # only the user left out: their absence used to drag down whoever they overlapped
+        assert {r["uid"] for r in doc["runs"] if r["present"] is False} == {u1}
+        assert next(c for c in doc["checks"] if c["name"] == "users_present")["message"] == f"missing user(s): {u1}"
     if defect == "run_missing":
         missing = [r for r in doc["runs"] if not r["present"]]
         assert [(r["uid"], r["run"]) for r in missing] == [(u1, 1)]
@@ -115,6 +150,38 @@ def test_each_defect_is_caught_and_named(kind, defect, want, recordings, make_re
         assert (q.returncode, q.stdout) == (1, "")
         assert q.stderr.strip().splitlines() == [line for line in err.strip().splitlines()
                                                  if line.startswith("mediatools: verify: ")]
+
+
+@pytest.mark.parametrize("hole_ms", [30.0, 80.0])
+def test_a_hole_at_each_slice_boundary_is_a_dropout(hole_ms, recordings, tmp_path):
+    """What Agora's own converter leaves (30–80 ms at every slice boundary, each slice encoded
+    alone) used to pass: every run was present and placed. Each boundary of the user's runs
+    is named, and nothing else is."""
+    folder, truth = recordings["tone"]
+    u1 = truth["users"][1]["uid"]
+    out = ffmpeg_mix(folder, truth, tmp_path / "holes.mp3", holes={u1: hole_ms})
+    code, doc, err = verify(out, folder)
+    assert code == 1 and failed(doc) == {"dropouts"}, err
+    want = sorted(round(truth["users"][1]["runs"][i]["offset_ms"] + b)
+                  for i, r in enumerate(truth["users"][1]["runs"]) for b in slice_bounds_ms(truth, r))
+    got = sorted(d["at_ms"] for r in doc["runs"] for d in r["dropouts"])
+    assert len(got) == len(want) > 0 and all(abs(g - w) <= 20 for g, w in zip(got, want)), (got, want)
+    assert {r["uid"] for r in doc["runs"] if r["dropouts"]} == {u1}
+    assert f"mediatools: verify: {out}: dropouts: the mix drops out at slice boundaries: uid {u1} run 0 " in err
+
+
+def test_hiss_where_nobody_is_recorded_fails_silence(make_recording, tmp_path):
+    """White noise at about −52 dBFS RMS under the whole mix: every run is there, and the
+    second where nobody is recorded is not silent. It used to pass (the bar was −50 dBFS)."""
+    folder, truth = make_recording("ver_common_gap", users=2, duration_s=60.0, seed=8, gaps=3)
+    clean = ffmpeg_mix(folder, truth, tmp_path / "clean.m4a", codec="aac", bitrate="128k")
+    code, doc, err = verify(clean, folder)
+    assert code == 0, err
+    assert next(c for c in doc["checks"] if c["name"] == "silence")["measured"] < -90
+    hiss = ffmpeg_mix(folder, truth, tmp_path / "hiss.m4a", codec="aac", bitrate="128k", noise=0.004)   # uniform: RMS −52.7 dBFS
+    code, doc, err = verify(hiss, folder)
+    assert code == 1 and failed(doc) == {"silence"}, err
+    assert -60 < next(c for c in doc["checks"] if c["name"] == "silence")["measured"] < -48
 
 
 def test_transcode_options_mismatch_named(recordings, tmp_path):
@@ -126,9 +193,9 @@ def test_transcode_options_mismatch_named(recordings, tmp_path):
                                                                "channels": "2"}}}))
     code, doc, err = verify(mix, folder, "--transcode-options", str(opts))
     assert code == 1 and failed(doc) == {"sample_rate", "channels", "bitrate"}
-    assert "mediatools: verify: sample_rate: sample_rate is 44100, expected 48000" in err
-    assert "mediatools: verify: channels: channels is 1, expected 2" in err
-    assert "mediatools: verify: bitrate: bitrate is 96 kb/s, expected 48 kb/s (beyond ±25%)" in err
+    assert f"mediatools: verify: {mix}: sample_rate: sample_rate is 44100, expected 48000" in err
+    assert f"mediatools: verify: {mix}: channels: channels is 1, expected 2" in err
+    assert f"mediatools: verify: {mix}: bitrate: bitrate is 96 kb/s, expected 48 kb/s (beyond ±25%)" in err
 
 
 def test_transcode_options_match_passes(recordings, tmp_path):

@@ -56,7 +56,7 @@ def test_global_lag_is_the_full_resolution_answer(shift, tmp_path):
     with FeatureStore(tmp_path) as store:
         m = _spool(store, mix, "mix")
         runs = [Placed(_spool(store, ref, "all"), 0, dominant_bands(m))]
-        r, env, rr = expected_sum(runs, len(mix), store)
+        r, env, rr, _ = expected_sum(runs, len(mix), store)
         lag, corr, cross = global_lag(m, envelope(m), r, env, 3000, len(mix))
     assert lag == want_lag == shift
     assert corr == pytest.approx(want_corr, abs=1e-4)
@@ -94,23 +94,25 @@ def test_each_run_is_placed_by_itself_and_a_missing_one_is_absent(tmp_path):
         for i, f in enumerate(feats):
             s = _spool(store, f, f"run{i}")
             runs.append(Placed(s, at[i], dominant_bands(s)))
-        ref, env, rr = expected_sum(runs, n, store)
+        ref, env, rr, _ = expected_sum(runs, n, store)
         assert ref.frames == n
         got = [place_run(m, ref, r, 0, 1.0, n, 100, 50) for r in runs]            # lag from the edges
         whole = [place_run(m, ref, r, 0, 1.0, n, 100, 50, edge=10 ** 9) for r in runs]   # scored whole
-    (o0, p0), (o1, p1), (_, p2) = got
+    (o0, p0, _), (o1, p1, v1), (_, p2, v2) = got
     assert abs(o0) < 0.5 and p0 > 0.5        # user 1's misplaced talk is left in its bands
     assert abs(o1 - 7) < 0.5 and p1 > 0.9
     assert p2 < 0.2
+    assert v1 == pytest.approx(1.0, abs=0.05) and v2 < 0.02   # the level the mix holds each at
     pad = 150
     expected = np.zeros((n, BANDS))
     for f, a in zip(feats, at):
         expected[a:a + len(f)] += f
     resid = np.zeros((n + 2 * pad, BANDS))
     resid[pad:pad + n] = mix - expected
-    for (off, pres), (w_off, w_pres), f, a in zip(got, whole, feats, at):
+    for (off, pres, _), (w_off, w_pres, _), f, a in zip(got, whole, feats, at):
         want_off, want_pres = _full_place(resid, f, dominant_bands_of(f), a, 100, 50)
-        assert w_off == pytest.approx(want_off, abs=1e-3) and w_pres == pytest.approx(want_pres, abs=1e-4)
+        # presence is also scored on 30 ms sums of frames, which can only find more of a run
+        assert w_off == pytest.approx(want_off, abs=1e-3) and w_pres >= want_pres - 1e-4
         assert round(off) == round(want_off)      # the edges agree where the whole run is clear
 
 

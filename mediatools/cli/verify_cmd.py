@@ -27,9 +27,10 @@ def verify_cmd(ctx: click.Context, mixfile: str, source: str, sid: str | None, t
     """Check a mix (Agora's postpone mix, or ours) against the recording it came from.
 
     Checks format, duration, the mix's global offset, that every run of every user
-    is present at its place, and silence where nobody spoke. Exit 0 when every
-    check passes, 1 when any fails (one line per failed check on stderr, also
-    with --quiet, which drops the bar and the table).
+    is present at its place, no dropout at slice boundaries, and silence where
+    nobody spoke. Exit 0 when every check passes, 1 when any fails (one line per
+    failed check on stderr, naming the mix file, also with --quiet, which drops
+    the bar and the table).
     """
     expected = load_transcode_options(transcode_options) if transcode_options else None
     folder = local_source(ctx, source, sid=sid)
@@ -45,6 +46,6 @@ def verify_cmd(ctx: click.Context, mixfile: str, source: str, sid: str | None, t
                    f"({sum(c.passed for c in rep.checks)}/{len(rep.checks)} checks)")
     for c in rep.checks:
         if not c.passed:
-            click.echo(f"mediatools: verify: {c.name}: {c.message}", err=True)
+            click.echo(f"mediatools: verify: {mixfile}: {c.name}: {c.message}", err=True)
     if not rep.passed:
         ctx.exit(1)

@@ -29,10 +29,20 @@ EDGE = 3000          # frames (30 s) at each end of a long run that its lag is s
 
 @dataclass
 class Placed:
-    """A run's features at frame ``at`` of the expected sum; ``bands``: its dominant ones."""
+    """A run's features at frame ``at`` (its place by the timing contract); ``bands``: its
+    dominant ones. ``held``: where the expected sum holds it: ``at`` at first; where the mix
+    was found to hold it (at the ``level`` found), or None when it was found missing, once
+    verify explains the mix again (so a missing, misplaced or relevelled run does not make
+    its neighbours look wrong)."""
     stream: Stream
     at: int
     bands: np.ndarray
+    held: int | None = -1
+    level: float = 1.0       # and at what level: the run's energy in the mix against its own
+
+    def __post_init__(self) -> None:
+        if self.held == -1:
+            self.held = self.at
 
     @property
     def frames(self) -> int:
@@ -105,23 +115,31 @@ def _envelope_into(out: Envelope, a: int, rows: np.ndarray) -> None:
     out.put(a // COARSE, parts[0] if len(parts) == 1 else np.concatenate(parts))
 
 
-def expected_sum(runs: list[Placed], n: int, store: FeatureStore) -> tuple[Stream, Envelope, float]:
-    """The sum of every run at its place over ``n`` frames, spooled; with its 100 ms envelope
-    (spooled too) and its total squared energy (the gain's denominator)."""
+def expected_sum(runs: list[Placed], n: int, store: FeatureStore, mix: Stream | None = None,
+                 lag: int = 0, with_envelope: bool = True) -> tuple[Stream, Envelope | None, float, float]:
+    """The sum of every run where it is ``held`` over ``n`` frames, spooled; with its 100 ms
+    envelope (spooled too, unless not wanted), its total squared energy (the gain's
+    denominator) and, given the ``mix`` at ``lag``, their cross energy (the gain's numerator)."""
     w = store.writer("expected")
-    env = Envelope((n + COARSE - 1) // COARSE, store.path("expected-envelope"))
-    rr = 0.0
+    env = Envelope((n + COARSE - 1) // COARSE, store.path("expected-envelope")) if with_envelope else None
+    rr = cross = 0.0
     for a in range(0, n, BLOCK):
         b = min(n, a + BLOCK)
         blk = np.zeros((b - a, BANDS), np.float32)
         for r in runs:
-            lo, hi = max(a, r.at), min(b, r.at + r.frames)
+            if r.held is None:
+                continue
+            lo, hi = max(a, r.held), min(b, r.held + r.frames)
             if hi > lo:
-                blk[lo - a:hi - a] += r.stream.rows(lo - r.at, hi - r.at)
+                rows = r.stream.rows(lo - r.held, hi - r.held)
+                blk[lo - a:hi - a] += rows if r.level == 1.0 else rows * np.float32(r.level)
         w(blk)
-        _envelope_into(env, a, blk)
+        if env is not None:
+            _envelope_into(env, a, blk)
         rr += float(np.vdot(blk, blk))
-    return w.close(), env, rr
+        if mix is not None:
+            cross += float(np.vdot(mix.rows(a + lag, b + lag), blk))
+    return w.close(), env, rr, cross
 
 
 def _coarse_peaks(a: Envelope, b: Envelope, max_lag: int, k: int) -> list[int]:
@@ -190,24 +208,28 @@ def global_lag(mix: Stream, mix_env: Envelope, ref: Stream, ref_env: Envelope, m
 
 
 def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, search: int,
-              context: int, edge: int = EDGE) -> tuple[float | None, float]:
-    """Best lag (frames, sub-frame) of ``run`` within ±``search`` and how much of it the mix holds.
+              context: int, edge: int = EDGE) -> tuple[float | None, float, float]:
+    """Best lag (frames, sub-frame) of ``run`` within ±``search``, how much of it the mix holds,
+    and at what level (its energy there against its own, the mix brought to the expected level).
 
-    The mix (brought to the reference's grid and level) minus every run's expected energy,
-    plus this run's own, leaves the mix minus the *other* users: their talk does not mask
-    this one, however many share its bands. Presence is the squared cosine between that and
-    the run's energy over its dominant bands (scale free: a cloud mix may level users its
-    own way), with ``context`` frames of expected silence either side, over the whole run.
+    The mix (brought to the reference's grid and level) minus every other run's expected
+    energy leaves the mix minus the *other* users: their talk does not mask this one, however
+    many share its bands. Presence is the squared cosine between that and the run's energy
+    over its dominant bands (scale free: a cloud mix may level users its own way), with
+    ``context`` frames of expected silence either side, over the whole run, on 30 ms sums of
+    frames (a run a few ms off the 10 ms grid, within tolerance, scored 0.48 frame by frame).
 
     The lag is scored on the run's first and last ``edge`` frames only (with their context):
     over a steady sound (a tone, a hum) the whole-run score moves by ~1/length per frame of
     lag, which the mix's coding noise outweighs once a run lasts half an hour (a correct
     3-hour mix had two such runs "misplaced" by 68 and 197 ms). Runs shorter than two edges
-    are scored whole, as before.
+    are scored whole. A run the mix file's end cuts is scored on the frames the file has at
+    every searched lag: a steady one scored best where its end met the file's (-321 ms for a
+    mix 500 ms late).
     """
     bands = run.bands
     if not run.frames or not len(bands):
-        return None, 0.0
+        return None, 0.0, 1.0
     at, frames = run.at, run.frames
     scale = 1.0 / gain if gain > 0 else 1.0
 
@@ -223,19 +245,30 @@ def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
         rows = window(w0 + a, w0 + b)
         energy[a + 1:b + 1] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
     cum = np.cumsum(energy)
-    span = frames + 2 * context
     k = np.arange(2 * search + 1)
-    whole = frames <= 2 * edge
-    seg2 = cum[k + span] - cum[k]
-    # the edges: the padded run's rows [0, context + edge) and [context + frames − edge, span)
-    seg2_edge = seg2 if whole else (cum[k + context + edge] - cum[k]) + (cum[k + span] - cum[k + context + frames - edge])
+
+    def seg2(p: int, q: int) -> np.ndarray:
+        """‖window over run frames [p, q)‖² at every lag, with the context where p or q is an end."""
+        p = p - context if p == 0 else p
+        q = q + context if q == frames else q
+        return cum[k + context + q] - cum[k + context + p]
+
+    # the frames scored for the lag: the run's, but for a run the mix file's end cuts, only
+    # those the file has at every lag (its end and the silence after it are not in the file
+    # to pin the lag); then their edges
+    s0, s1 = 0, frames
+    if at + lag + frames > mix.frames:
+        s1 = max(0, mix.frames - lag - at - search)
+        if s1 < min(frames, 2 * context):      # (nearly) all of it past the file's end: score it all
+            s1 = frames
+    scored = [(s0, s1)] if s1 - s0 <= 2 * edge else [(s0, s0 + edge), (s1 - edge, s1)]
     # Σ window[t + k − search] · run[t] over the run's frames, block by block, in float64 (sums
     # over an hour of frames)
-    dot, dot_edge = np.zeros(2 * search + 1), np.zeros(2 * search + 1)
-    rn2 = rn2_edge = 0.0
-    cuts = [0, frames] if whole else sorted({0, edge, frames - edge, frames})
+    dot, dot_s = np.zeros(2 * search + 1), np.zeros(2 * search + 1)
+    rn2 = rn2_s = 0.0
+    cuts = sorted({0, frames, *(x for pq in scored for x in pq)})
     for lo, hi in zip(cuts, cuts[1:]):
-        at_edge = whole or lo < edge or lo >= frames - edge
+        in_scored = any(p <= lo and hi <= q for p, q in scored)
         for j in range(lo, hi, BLOCK):
             e = min(hi, j + BLOCK)
             r = run.stream.rows(j, e, bands).astype(np.float64)
@@ -244,29 +277,54 @@ def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
             r2 = float(np.vdot(r, r))
             dot += d
             rn2 += r2
-            if at_edge:
-                dot_edge += d
-                rn2_edge += r2
-    scores = _cosines(dot, rn2, seg2)
-    by_edges = scores if whole else _cosines(dot_edge, rn2_edge, seg2_edge)
-    i = int(np.argmax(by_edges))
+            if in_scored:
+                dot_s += d
+                rn2_s += r2
+    by_scored = _cosines(dot_s, rn2_s, sum(seg2(p, q) for p, q in scored))
+    i = int(np.argmax(by_scored))
     frac = 0.0
-    if 0 < i < len(by_edges) - 1:
-        d = by_edges[i - 1] - 2 * by_edges[i] + by_edges[i + 1]
-        frac = 0.5 * (by_edges[i - 1] - by_edges[i + 1]) / d if d < 0 else 0.0
-    return i - search + float(frac), max(float(scores[i]), 0.0) ** 2
+    if 0 < i < len(by_scored) - 1:
+        d = by_scored[i - 1] - 2 * by_scored[i] + by_scored[i + 1]
+        frac = 0.5 * (by_scored[i - 1] - by_scored[i + 1]) / d if d < 0 else 0.0
+    frame_by_frame = float(_cosines(dot, rn2, seg2(0, frames))[i])
+    smooth = max(_smoothed_cosine(window, run, context, j - search)
+                 for j in (i - 1, i, i + 1) if 0 <= j < len(by_scored))
+    level = float(dot[i] / rn2) if rn2 > 0 else 1.0
+    return i - search + float(frac), max(frame_by_frame, smooth, 0.0) ** 2, level
+
+
+SMOOTH = 3   # frames summed for presence (30 ms)
+
+
+def _smoothed_cosine(window: Callable[[int, int], np.ndarray], run: Placed, context: int, shift: int) -> float:
+    """The cosine of the run's and the window's energies (the run ``shift`` frames late), each
+    summed over SMOOTH frames, over the run and ``context`` frames either side."""
+    at, frames = run.at, run.frames
+    dot = ww = rr = 0.0
+    for a in range(-context, frames + context, BLOCK):
+        b = min(a + BLOCK, frames + context)
+        w = window(at + a + shift, at + b + SMOOTH - 1 + shift).astype(np.float64)
+        r = run.stream.rows(a, b + SMOOTH - 1, run.bands).astype(np.float64)   # zero outside the run
+        ws = sum(w[m:m + b - a] for m in range(SMOOTH))
+        rs = sum(r[m:m + b - a] for m in range(SMOOTH))
+        dot += float(np.vdot(ws, rs))
+        ww += float(np.vdot(ws, ws))
+        rr += float(np.vdot(rs, rs))
+    return dot / np.sqrt(ww * rr) if ww > 0 and rr > 0 else 0.0
 
 
 def _residual(mix: Stream, ref: Stream, run: Placed, lag: int, scale: float, n: int, t0: int, t1: int) -> np.ndarray:
-    """Rows t0..t1 of (mix/gain − expected + this run), in the run's bands; zero off the grid."""
-    bands, at, frames = run.bands, run.at, run.frames
+    """Rows t0..t1 of (mix/gain − expected + this run where the expected sum holds it), in the
+    run's bands: the mix less everyone else; zero off the grid."""
+    bands, frames = run.bands, run.frames
     w = np.zeros((t1 - t0, len(bands)), np.float32)
     a, b = max(t0, 0), min(t1, n)
     if b > a:
         w[a - t0:b - t0] = mix.rows(a + lag, b + lag, bands) * np.float32(scale) - ref.rows(a, b, bands)
-    ra, rb = max(t0, at), min(t1, at + frames)
-    if rb > ra:
-        w[ra - t0:rb - t0] += run.stream.rows(ra - at, rb - at, bands)
+    if run.held is not None:
+        ra, rb = max(t0, run.held, 0), min(t1, run.held + frames, n)
+        if rb > ra:
+            w[ra - t0:rb - t0] += run.stream.rows(ra - run.held, rb - run.held, bands) * np.float32(run.level)
     return w
 
 
@@ -305,6 +363,52 @@ def stretches(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
         w = _residual(mix, ref, run, lag, scale, n, run.at + j + shift, run.at + e + shift).astype(np.float64)
         c = _cosines(np.array([np.vdot(w, r)]), float(np.vdot(r, r)), np.array([float(np.vdot(w, w))]))[0]
         out.append((j, e, max(float(c), 0.0) ** 2))
+    return out
+
+
+#: where a slice boundary's dropout is looked for: from 50 ms before the boundary to 300 ms
+#: after (Agora's converter leaves its 30–80 ms hole ~44 ms late, drifting +30 ms an hour),
+#: against the run's level in the mix over the 2 s around it
+DIP_BEFORE, DIP_AFTER, DIP_LOCAL = 5, 30, 100
+DIP_RATIO = 0.1        # a frame holding under a tenth (−10 dB) of the run's local level in the mix
+DIP_DOMINANT = 0.5     # judged only where the run is at least half the expected energy in its bands
+DIP_LOCAL_MIN = 20     # loud frames around a boundary needed to know the run's level there
+
+
+def dips(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, shift: int,
+         bounds: list[int], level_db: float) -> list[tuple[int, int, float]]:
+    """(boundary frame, dropped frames, depth) at each of the run's slice ``bounds`` (frames
+    into the run) where the mix, less everyone else, loses the run for a while: frames where
+    the run is loud (``level_db``) and dominant, yet the mix holds under DIP_RATIO of the run's
+    local level there. Depth: the lowest such ratio. A hole where the user says nothing
+    cannot be heard and is not looked for."""
+    power = _frame_power(level_db)
+    scale = 1.0 / gain if gain > 0 else 1.0
+    out = []
+    for b in bounds:
+        j0, j1 = max(0, b - DIP_LOCAL), min(run.frames, b + DIP_LOCAL)
+        if j1 - j0 < 2 * DIP_AFTER:
+            continue
+        r = run.stream.rows(j0, j1, run.bands).astype(np.float64)
+        e = r.sum(axis=1)
+        others = ref.rows(run.at + j0 + shift, run.at + j1 + shift, run.bands).sum(axis=1)
+        if run.held == run.at + shift:
+            others = np.maximum(others - e, 0.0)
+        w = _residual(mix, ref, run, lag, scale, n, run.at + j0 + shift, run.at + j1 + shift).astype(np.float64)
+        rr = np.einsum("ij,ij->i", r, r)
+        ratio = np.einsum("ij,ij->i", w, r) / np.where(rr > 0, rr, 1.0)
+        share = e / np.maximum(e + others, 1e-30)     # the run's share of the expected energy
+        judged = (e > power) & (share >= DIP_DOMINANT)
+        if judged.sum() < DIP_LOCAL_MIN:
+            continue
+        level = float(np.median(ratio[judged]))
+        if level <= 0:
+            continue
+        near = np.zeros(len(e), bool)
+        near[max(0, b - DIP_BEFORE - j0):max(0, b + DIP_AFTER - j0)] = True
+        low = judged & near & (ratio < DIP_RATIO * level)
+        if low.any():
+            out.append((b, int(low.sum()), float(ratio[low].min() / level)))
     return out
 
 
