@@ -142,6 +142,27 @@ def _location_after(job_location: str | None, notice_location: str | None) -> st
     return notice_location if job_location is None else None
 
 
+def notice_changes(files: str | None, wait: bool, location: str | None, result: str | None, *,
+                   more: Iterable[str], more_wait: bool, more_location: str | None,
+                   more_result: str | None) -> dict[str, Any]:
+    """The job fields a later notification of the same recording changes, and only those: the
+    files it names that the job did not know, its ``wait``, a later 1001's verdict, and the
+    folder (:func:`_location_after`). One rule for two notifications in one burst and for one
+    that finds the job in the database, where the caller adds only its state guards."""
+    values: dict[str, Any] = {}
+    merged = _joined(files, more)
+    if merged != (files or "[]"):
+        values["agora_files"] = merged
+    if more_wait and not wait:
+        values["wait"] = True
+    if more_result and more_result != result:
+        values["agora_result"] = more_result
+    where = _location_after(location, more_location)
+    if where != location:
+        values["location"] = where
+    return values
+
+
 def ledger_url(url: str) -> str:
     """The SQLAlchemy URL of a ``--db`` value: a path is a SQLite file; ``postgresql://`` uses psycopg 3."""
     if "://" not in url:
@@ -283,13 +304,12 @@ class Ledger:
                     continue
                 if jid in job_rows:      # two notices of one recording in one burst: one job, both lists
                     row = job_rows[jid]
-                    merged = _joined(row["agora_files"], decision.agora_files)
-                    if merged != row["agora_files"] or (decision.wait and not row["wait"]):
+                    values = notice_changes(row["agora_files"], row["wait"], row["location"], row["agora_result"],
+                                            more=decision.agora_files, more_wait=decision.wait,
+                                            more_location=location, more_result=decision.agora_result)
+                    if "agora_files" in values or "wait" in values:
                         adds.add(i)
-                    row["wait"] = row["wait"] or decision.wait
-                    row["agora_files"] = merged
-                    row["location"] = _location_after(row["location"], location)
-                    row["agora_result"] = decision.agora_result or row["agora_result"]
+                    row.update(values)
                     continue
                 job_rows[jid] = self._job_row(decision.kind, decision.sid, decision.cname, location,
                                               wait=decision.wait, trigger=f"ncs:{notice.notice_id}", now=now,
@@ -332,30 +352,23 @@ class Ledger:
             if cur is None:
                 return False
             state, wait, files, location, result = cur
-            merged = _joined(files, json.loads(row["agora_files"]))
-            more = merged != (files or "[]")
-            where = _location_after(location, row["location"])
-            values: dict[str, Any] = {}
-            if more:
-                values["agora_files"] = merged
-            if row["wait"] and not wait:
-                values["wait"] = True
-            if row["agora_result"] and row["agora_result"] != result:    # a later 1001's verdict
-                values["agora_result"] = row["agora_result"]
+            values = notice_changes(files, wait, location, result, more=json.loads(row["agora_files"]),
+                                    more_wait=row["wait"], more_location=row["location"],
+                                    more_result=row["agora_result"])
+            more, elsewhere = "agora_files" in values, "location" in values
             # a finished job runs again for files it did not know; a failed one also where the
             # notification points elsewhere (it may have looked in the wrong folder)
-            again = state == "done" and more or state == "failed" and (more or where != location)
-            if state not in ("done", "failed") or again:
-                if where != location:
-                    values["location"] = where
+            again = state == "done" and more or state == "failed" and (more or elsewhere)
+            if state in ("done", "failed") and not again:
+                values.pop("location", None)
             if not values:
                 return False
             if again:
                 values.update(state="queued", attempts=0, next_ms=now, error=None, created_ms=now,
                               trigger=row["trigger"])
                 log.info("job %s queued again: a later notification names %d file(s) it did not know%s", jid,
-                         len(json.loads(merged)) - len(json.loads(files or "[]")),
-                         ", and another folder" if where != location else "")
+                         len(json.loads(values.get("agora_files", files or "[]"))) - len(json.loads(files or "[]")),
+                         ", and another folder" if elsewhere else "")
             values["updated_ms"] = now
             guard = [jobs.c.job_id == jid, jobs.c.state == state, jobs.c.wait == wait]
             guard.append(jobs.c.agora_files == files if files is not None else jobs.c.agora_files.is_(None))
