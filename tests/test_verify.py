@@ -138,6 +138,16 @@ def test_each_defect_is_caught_and_named(kind, defect, want, recordings, make_re
         assert [(r["uid"], r["run"]) for r in doc["runs"] if r["present"] is False] == []
     if defect == "mix_shifted_2s":
         assert next(c for c in doc["checks"] if c["name"] == "global_offset")["measured"] == pytest.approx(2000, abs=15)
+    if defect == "truncated_30s":
+        # every user is there; the runs the cut removes are named as cut, not as missing users
+        assert "users_present" not in failed(doc)
+        said = next(c for c in doc["checks"] if c["name"] == "runs_present")["message"]
+        assert said.count("the mix ends before it") == said.count("; ") + 1, said
+    if defect == "truncated_30s":
+        # every user is there; the runs the cut removes are named as cut, not as missing users
+        assert "users_present" not in failed(doc)
+        said = next(c for c in doc["checks"] if c["name"] == "runs_present")["message"]
+        assert said.count("the mix ends before it") == said.count("; ") + 1, said
     if defect == "user_missing":
         # only the user left out: their absence used to drag down whoever they overlapped
         assert {r["uid"] for r in doc["runs"] if r["present"] is False} == {u1}

@@ -256,17 +256,22 @@ def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
     # the frames scored for the lag: the run's, but for a run the mix file's end cuts, only
     # those the file has at every lag (its end and the silence after it are not in the file
     # to pin the lag); then their edges
-    s0, s1 = 0, frames
+    # held: the run's frames the file has (its presence and level are judged on those: the
+    # rest of a run the file's end cuts is reported as past the end, not as a run missing)
+    s0, s1, held = 0, frames, frames
     if at + lag + frames > mix.frames:
         s1 = max(0, mix.frames - lag - at - search)
         if s1 < min(frames, 2 * context):      # (nearly) all of it past the file's end: score it all
             s1 = frames
+        held = max(0, mix.frames - lag - at)
+        if held < min(frames, 2 * context):
+            held = frames
     scored = [(s0, s1)] if s1 - s0 <= 2 * edge else [(s0, s0 + edge), (s1 - edge, s1)]
     # Σ window[t + k − search] · run[t] over the run's frames, block by block, in float64 (sums
     # over an hour of frames)
     dot, dot_s = np.zeros(2 * search + 1), np.zeros(2 * search + 1)
     rn2 = rn2_s = 0.0
-    cuts = sorted({0, frames, *(x for pq in scored for x in pq)})
+    cuts = sorted({0, frames, held, *(x for pq in scored for x in pq)})
     for lo, hi in zip(cuts, cuts[1:]):
         in_scored = any(p <= lo and hi <= q for p, q in scored)
         for j in range(lo, hi, BLOCK):
@@ -275,8 +280,9 @@ def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
             w = window(at + j - search, at + e + search).astype(np.float64)
             d = np.array([np.vdot(w[i:i + e - j], r) for i in range(2 * search + 1)])
             r2 = float(np.vdot(r, r))
-            dot += d
-            rn2 += r2
+            if hi <= held:
+                dot += d
+                rn2 += r2
             if in_scored:
                 dot_s += d
                 rn2_s += r2
@@ -286,8 +292,8 @@ def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
     if 0 < i < len(by_scored) - 1:
         d = by_scored[i - 1] - 2 * by_scored[i] + by_scored[i + 1]
         frac = 0.5 * (by_scored[i - 1] - by_scored[i + 1]) / d if d < 0 else 0.0
-    frame_by_frame = float(_cosines(dot, rn2, seg2(0, frames))[i])
-    smooth = max(_smoothed_cosine(window, run, context, j - search)
+    frame_by_frame = float(_cosines(dot, rn2, seg2(0, held))[i])
+    smooth = max(_smoothed_cosine(window, run, context, j - search, held)
                  for j in (i - 1, i, i + 1) if 0 <= j < len(by_scored))
     level = float(dot[i] / rn2) if rn2 > 0 else 1.0
     return i - search + float(frac), max(frame_by_frame, smooth, 0.0) ** 2, level
@@ -296,13 +302,16 @@ def place_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
 SMOOTH = 3   # frames summed for presence (30 ms)
 
 
-def _smoothed_cosine(window: Callable[[int, int], np.ndarray], run: Placed, context: int, shift: int) -> float:
+def _smoothed_cosine(window: Callable[[int, int], np.ndarray], run: Placed, context: int, shift: int,
+                     held: int | None = None) -> float:
     """The cosine of the run's and the window's energies (the run ``shift`` frames late), each
-    summed over SMOOTH frames, over the run and ``context`` frames either side."""
+    summed over SMOOTH frames, over the run's first ``held`` frames (all of them by default)
+    and ``context`` frames either side (before only, when not all)."""
     at, frames = run.at, run.frames
+    end = frames + context if held is None or held >= frames else held
     dot = ww = rr = 0.0
-    for a in range(-context, frames + context, BLOCK):
-        b = min(a + BLOCK, frames + context)
+    for a in range(-context, end, BLOCK):
+        b = min(a + BLOCK, end)
         w = window(at + a + shift, at + b + SMOOTH - 1 + shift).astype(np.float64)
         r = run.stream.rows(a, b + SMOOTH - 1, run.bands).astype(np.float64)   # zero outside the run
         ws = sum(w[m:m + b - a] for m in range(SMOOTH))

@@ -315,7 +315,10 @@ def _compare(rep: VerifyReport, mix_job: Future, tl: Timeline, store: FeatureSto
                            f"{sum(y - x for x, y, _ in lost) * HOP_MS / 1000:.1f} s of it missing, between "
                            f"{a * HOP_MS / 1000:.1f} and {b * HOP_MS / 1000:.1f} s into it ({why})")
         elif not present:
-            missing.append(f"uid {uid} run {pr.index} at {pr.offset_ms / 1000:.3f} s (presence {pres:.2f})")
+            after = p.at + fine + 2 * CONTEXT >= mix.frames - lag     # too little of it in the file to judge
+            missing.append(f"uid {uid} run {pr.index} at {pr.offset_ms / 1000:.3f} s "
+                           + ("(the mix ends before it starts, or within a second of it)" if after
+                              else f"(presence {pres:.2f})"))
         elif not placed:
             misplaced.append(f"uid {uid} run {pr.index} at {pr.offset_ms / 1000:.3f} s off by {err:+.0f} ms")
     heard = [r for r in rep.runs if not r["silent"]]
