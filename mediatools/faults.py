@@ -24,8 +24,10 @@ POLICY: tuple[FaultPolicy, ...] = (
                 "skipped like a missing slice"),
     FaultPolicy("slice holding less audio than its EXTINF (cut at a packet boundary, or packets "
                 "destroyed inside: the file looks whole)", "short_slice",
-                "taken at the audio it holds (its frames counted; decoded when damaged inside); the next "
-                "slice joins its run only where that audio ends, so later slices stay at their file-name times"),
+                "taken at the audio it holds (its frames counted; decoded when damaged inside, and merge "
+                "decodes that user rather than copy); the next slice joins its run only where that audio ends, "
+                "so later slices stay at their file-name times (the audio after damage inside a slice plays "
+                "that much early within it)"),
     FaultPolicy("slice holding more audio than its EXTINF", "long_slice",
                 "taken whole, likewise (where the next slice starts earlier, the overlap is cut)"),
     FaultPolicy("garbage bytes named .ts (no MPEG-TS sync byte)", "garbage",

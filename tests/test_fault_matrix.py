@@ -482,6 +482,28 @@ def test_merge_tolerant_keeps_survivors_in_place(name, fault_case, tmp_path):
     assert stray_temp_files(out) == [] and _snapshot(folder) == before
 
 
+@pytest.mark.parametrize("name", ["slice_damaged_inside", "slice_packets_lost"])
+def test_merge_decodes_a_user_with_a_slice_damaged_inside(name, fault_case, tmp_path):
+    """The default copy stopped at the damage ("ADTS sync lost", no file named, no merge.json;
+    found by a review session); an Opus copy kept the timestamp gap, which players close up, so
+    every later run played early. That user is decoded, and the third slice plays at its time."""
+    from mediatools.agora.names import parse_name
+    from mediatools.media.tones import active_spans, decode_pcm, envelope
+    folder, truth, uid = fault_case(name)
+    out = tmp_path / "merged"
+    proc = run_cli("merge", str(folder), "-o", str(out), "--align", "session", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "merge.json").read_text())
+    modes = {u["uid"]: (u["mode"], u["reason"]) for u in doc["users"]}
+    assert modes[uid] == ("transcode", "a slice is damaged inside (decoded, not copied)"), modes
+    assert modes[truth["users"][1]["uid"]][0] == "copy"
+    tone = next(u for u in truth["users"] if u["uid"] == uid)
+    pcm = decode_pcm(out / json.loads(proc.stdout)["files"][uid], 48000, 1)
+    spans = active_spans(envelope(pcm, 48000, tone["freq"]), 48000, threshold=0.125)
+    want = parse_name(listed_slices(folder, uid)[2]).utc_ms - truth["origin_ms"]
+    assert min(abs(a - want) for a, _ in spans) <= 1024 / 48 / 2 + 2.0, (want, spans)
+
+
 @pytest.mark.parametrize("name", ["missing_slice", "truncated_slice", "not_m3u8", "bak_overlap"])
 def test_merge_strict_fails_without_output(name, fault_case, tmp_path):
     folder, _, _ = fault_case(name)

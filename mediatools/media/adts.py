@@ -180,7 +180,10 @@ def slice_adts(path: Path) -> tuple[bytes, list[int]]:
         return adts, starts   # type: ignore[return-value]
     proc = run(base_cmd() + ["-i", concat_url([path]), "-map", "0:a:0", "-c", "copy", "-f", "adts", "-"],
                error="cannot copy audio ({last})", file=path.name, code="copy_failed", need_output=True)
-    return proc.stdout, adts_starts(proc.stdout)
+    try:
+        return proc.stdout, adts_starts(proc.stdout)
+    except MediatoolsError as exc:
+        raise MediatoolsError(f"cannot copy its AAC frames: {exc.message}", file=path.name, code=exc.code) from None
 
 
 def _whole_frames_end(adts: bytes, starts: list[int]) -> int:

@@ -132,6 +132,10 @@ def merge(source: str | Path | Recording, outdir: str | Path, options: MergeOpti
                       else f"{codec} cannot be copied into {fmt_name}")
         elif start_ms is not None or end_ms is not None:
             reason = "--start/--end cut inside frames"
+        elif any(s.damaged for r in ut.track.runs for s in r.slices):
+            # a copy stops at the damage (AAC: "ADTS sync lost") or keeps its timestamp gap,
+            # which players close up: every later run of the user played early (Opus)
+            reason = "a slice is damaged inside (decoded, not copied)"
         slots.append(_Job(ut, lt, outdir / f"{stem}.{fmt_name}", fmt_name, codec, media, f0, f1, reason))
     jobs = [j for j in slots if isinstance(j, _Job)]
     for j in jobs:

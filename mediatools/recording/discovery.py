@@ -188,6 +188,8 @@ def _held_ms(path: Path, measure: Measure | None, into: Slice | None = None) -> 
             return 0.0, CONTENT_TOLERANCE_MS
     if h.ms <= 0:
         return 0.0, CONTENT_TOLERANCE_MS
+    if into is not None:
+        into.damaged = not h.intact
     slack = max(CONTENT_TOLERANCE_MS, 1.5 * h.frame_ms)
     if h.intact or measure is None:
         return h.ms, slack

@@ -33,6 +33,7 @@ class Slice:
     status: str = SLICE_OK
     recounted: float = 0.0       # held other than its EXTINF (duration_ms is what it holds): the slack allowed
     aac_format: tuple[int, int, int] | None = None   # (profile, rate index, channels) of its first AAC frame
+    damaged: bool = False       # packets lost or garbled inside (it looks whole): decoded, never frame-copied
 
     @property
     def end_ms(self) -> float:
