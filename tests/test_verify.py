@@ -194,6 +194,20 @@ def test_hiss_where_nobody_is_recorded_fails_silence(make_recording, tmp_path):
     assert -60 < next(c for c in doc["checks"] if c["name"] == "silence")["measured"] < -48
 
 
+@pytest.mark.parametrize("kind", ["tone", "speech"])
+def test_users_a_few_db_apart_in_the_mix_pass(kind, recordings, tmp_path):
+    """A cloud mix may level users its own way: with two users 4 dB up and down, the residual of
+    each run held the others' excess at one global gain, and a correct mix failed naming the
+    users left alone (found by a review session). The runs are judged again at their levels."""
+    folder, truth = recordings[kind]
+    u = [x["uid"] for x in truth["users"]]
+    out = tmp_path / "levelled.m4a"
+    run_cli("mix", str(folder), "-o", str(out), "--gain", f"{u[0]}=4", "--gain", f"{u[2]}=-4", "-q", check=True)
+    code, doc, err = verify(out, folder)
+    assert code == 0, err
+    assert all(r["present"] and r["placed"] for r in doc["runs"] if not r["silent"])
+
+
 def test_transcode_options_mismatch_named(recordings, tmp_path):
     folder, truth = recordings["tone"]
     mix = ffmpeg_mix(folder, truth, tmp_path / "c.mp3", channels=1, rate=44100)

@@ -334,7 +334,10 @@ def _residual(mix: Stream, ref: Stream, run: Placed, lag: int, scale: float, n: 
         ra, rb = max(t0, run.held, 0), min(t1, run.held + frames, n)
         if rb > ra:
             w[ra - t0:rb - t0] += run.stream.rows(ra - run.held, rb - run.held, bands) * np.float32(run.level)
-    return w
+    # no energy is negative: where the mix lacks what others were expected to hold (one left
+    # out, shifted, or dropping out), that says nothing of this run, and subtracted it made
+    # the runs they overlap look missing too
+    return np.maximum(w, 0.0, out=w)
 
 
 #: stretches of a run judged on their own (5 s): a mix missing a slice's worth of a long run
@@ -380,6 +383,7 @@ def stretches(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
 #: against the run's level in the mix over the 2 s around it
 DIP_BEFORE, DIP_AFTER, DIP_LOCAL = 5, 30, 100
 DIP_RATIO = 0.1        # a frame holding under a tenth (−10 dB) of the run's local level in the mix
+DIP_NEIGHBOUR = 0.5    # beside a frame holding under half of it
 DIP_DOMINANT = 0.5     # judged only where the run is at least half the expected energy in its bands
 DIP_LOCAL_MIN = 20     # loud frames around a boundary needed to know the run's level there
 
@@ -416,6 +420,10 @@ def dips(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, s
         near = np.zeros(len(e), bool)
         near[max(0, b - DIP_BEFORE - j0):max(0, b + DIP_AFTER - j0)] = True
         low = judged & near & (ratio < DIP_RATIO * level)
+        # a hole of 30 ms or more also takes half a neighbouring frame's energy (the 32 ms window
+        # overlaps it): one lone deep frame is the codec's (MP3 at 64k through an AGC made one)
+        half = ratio < DIP_NEIGHBOUR * level
+        low &= np.concatenate([[False], half[:-1]]) | np.concatenate([half[1:], [False]])
         if low.any():
             out.append((b, int(low.sum()), float(ratio[low].min() / level)))
     return out
