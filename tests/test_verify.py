@@ -23,10 +23,12 @@ def recordings(make_recording):
 def ffmpeg_mix(folder: Path, truth: dict, out: Path, *, drop_uid: str | None = None, shift: dict | None = None,
                drop_run: tuple[str, int] | None = None, lead_ms: float = 0.0, end_ms: float | None = None,
                codec: str = "libmp3lame", bitrate: str = "96k", channels: int = 1, rate: int = 48000,
-               holes: dict | None = None, noise: float | None = None) -> Path:
+               holes: dict | None = None, noise: float | None = None,
+               mute: tuple[str, int, float, float] | None = None) -> Path:
     """A mix made without mediatools: per run `-i concat:`, atrim, adelay, amix=normalize=0.
     ``holes``: uid → ms of silence put at each of that user's slice boundaries inside a run;
-    ``noise``: white noise of that amplitude under the whole mix."""
+    ``noise``: white noise of that amplitude under the whole mix; ``mute``: (uid, run, ms into
+    it, ms) silenced."""
     args, chains, labels = [ffmpeg_path(), "-v", "error", "-y"], [], []
     k = 0
     for u in truth["users"]:
@@ -38,9 +40,14 @@ def ffmpeg_mix(folder: Path, truth: dict, out: Path, *, drop_uid: str | None = N
             delay = r["offset_ms"] + lead_ms + (shift or {}).get(u["uid"], 0.0)
             args += ["-i", "concat:" + "|".join(str(folder / s) for s in r["slices"])]
             hole = (holes or {}).get(u["uid"])
-            mute = "".join(f"volume=0:enable='between(t,{b / 1000:.4f},{(b + hole) / 1000:.4f})',"
+            mute_b = "".join(f"volume=0:enable='between(t,{b / 1000:.4f},{(b + hole) / 1000:.4f})',"
                            for b in slice_bounds_ms(truth, r)) if hole else ""
-            chains.append(f"[{k}:a]asetpts=N/SR/TB,{mute}atrim=end={r['duration_ms'] / 1000:.6f},aresample={rate},"
+            if mute and mute[:2] == (u["uid"], i):
+                lo, ms = mute[2] / 1000, mute[3] / 1000
+                chain_mute = f"volume=0:enable='between(t,{lo:.4f},{lo + ms:.4f})',"
+            else:
+                chain_mute = ""
+            chains.append(f"[{k}:a]asetpts=N/SR/TB,{mute_b}{chain_mute}atrim=end={r['duration_ms'] / 1000:.6f},aresample={rate},"
                           f"adelay=delays={max(delay, 0):.3f}:all=1[a{k}]")
             labels.append(f"[a{k}]")
             k += 1
@@ -206,6 +213,24 @@ def test_users_a_few_db_apart_in_the_mix_pass(kind, recordings, tmp_path):
     code, doc, err = verify(out, folder)
     assert code == 0, err
     assert all(r["present"] and r["placed"] for r in doc["runs"] if not r["silent"])
+
+
+def test_a_second_gone_mid_run_is_named(recordings, tmp_path):
+    """One second of a user's tone silenced in the middle of a long run, away from any slice
+    boundary: its 5 s stretch still scored over the stretch bar, and the mix passed (found by a
+    review session). runs_present names that run and where, and nobody else."""
+    folder, truth = recordings["tone"]
+    u = truth["users"][1]
+    i, run = max(enumerate(u["runs"]), key=lambda x: x[1]["duration_ms"])
+    bounds = slice_bounds_ms(truth, run)
+    at = next(b + 5000.0 for b in [0.0] + bounds if b + 7000.0 < run["duration_ms"])   # 5 s past a boundary
+    out = ffmpeg_mix(folder, truth, tmp_path / "gap.mp3", mute=(u["uid"], i, at, 1000.0))
+    code, doc, err = verify(out, folder)
+    assert code == 1 and failed(doc) == {"runs_present"}, err
+    (bad,) = [r for r in doc["runs"] if r["present"] is False]
+    assert (bad["uid"], bad["run"]) == (u["uid"], i)
+    (a, b), = [m for m in bad["missing_ms"] if m[0] <= at + 500 <= m[1]] or [(None, None)]
+    assert a is not None and abs(a - at) <= 60 and abs(b - (at + 1000)) <= 60, bad["missing_ms"]
 
 
 def test_transcode_options_mismatch_named(recordings, tmp_path):

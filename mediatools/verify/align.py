@@ -429,6 +429,67 @@ def dips(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, s
     return out
 
 
+LOSS_MIN = 20      # frames (200 ms) of a run's loud, dominant sound the mix lacks, to count as lost
+
+
+def losses(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, shift: int,
+           level_db: float) -> list[tuple[int, int, float]]:
+    """(first frame, end frame, depth) of each stretch, anywhere in ``run``, where the mix, less
+    everyone else, lacks it: at least LOSS_MIN frames where the run is loud and dominant (as
+    :func:`dips` judges them) but the mix holds under DIP_RATIO of the run's level over the
+    minute around them, with no such frame held in between. A second gone from a user's
+    loudest talk left its 5 s stretch above STRETCH_MIN, and passed."""
+    power = _frame_power(level_db)
+    scale = 1.0 / gain if gain > 0 else 1.0
+    out: list[tuple[int, int, float]] = []
+    cur: list[int] = []          # [first, last, count] of the lost stretch being followed
+    worst = 1.0
+    for j in range(0, run.frames, BLOCK):
+        e = min(run.frames, j + BLOCK)
+        r = run.stream.rows(j, e, run.bands).astype(np.float64)
+        en = r.sum(axis=1)
+        others = ref.rows(run.at + j + shift, run.at + e + shift, run.bands).sum(axis=1)
+        if run.held == run.at + shift:
+            others = np.maximum(others - en, 0.0)
+        w = _residual(mix, ref, run, lag, scale, n, run.at + j + shift, run.at + e + shift).astype(np.float64)
+        rr = np.einsum("ij,ij->i", r, r)
+        ratio = np.einsum("ij,ij->i", w, r) / np.where(rr > 0, rr, 1.0)
+        judged = (en > power) & (en >= DIP_DOMINANT * (en + others))
+        if judged.sum() < DIP_LOCAL_MIN:
+            continue
+        level = _local_levels(ratio, judged)
+        for t in np.flatnonzero(judged):
+            if level[t] <= 0:
+                continue
+            if ratio[t] < DIP_RATIO * level[t]:
+                if cur:
+                    cur[1], cur[2] = j + t, cur[2] + 1
+                else:
+                    cur, worst = [j + t, j + t, 1], 1.0
+                worst = min(worst, float(ratio[t] / level[t]))
+            elif cur:
+                if cur[2] >= LOSS_MIN:
+                    out.append((cur[0], cur[1] + 1, worst))
+                cur = []
+    if cur and cur[2] >= LOSS_MIN:
+        out.append((cur[0], cur[1] + 1, worst))
+    return out
+
+
+def _local_levels(ratio: np.ndarray, judged: np.ndarray, step: int = 100, reach: int = 200) -> np.ndarray:
+    """Per frame, the run's level in the mix around it: the median ratio of the judged frames
+    within ``reach`` frames of each ``step``-frame chunk (the whole block's where too few are
+    judged). Local, so a level that moves slowly (an AGC finding its gain at the start: ffmpeg's
+    dynaudnorm took 0.7 s) is not a loss; a second gone stays under it."""
+    whole = float(np.median(ratio[judged]))
+    out = np.empty(len(ratio))
+    for c in range(0, len(ratio), step):
+        a, b = max(0, c - reach), min(len(ratio), c + step + reach)
+        near = ratio[a:b][judged[a:b]]
+        out[c:c + step] = float(np.median(near)) if len(near) >= DIP_LOCAL_MIN else whole
+    return out
+
+
 def _cosines(dot: np.ndarray, rn2: float, seg2: np.ndarray) -> np.ndarray:
     den = np.sqrt(rn2) * np.sqrt(np.maximum(seg2, 0))
     return np.where(den > 0, dot / np.where(den > 0, den, 1.0), 0.0)

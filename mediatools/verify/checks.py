@@ -34,6 +34,7 @@ from .align import (
     envelope,
     expected_sum,
     global_lag,
+    losses,
     loud_frames,
     place_run,
     quiet_level_db,
@@ -134,8 +135,20 @@ def judge_run(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: i
     if loud >= SILENT_RUN_FRAMES and off is not None and pres >= PRESENCE_MIN:
         shift = int(round(off))
         lost = [x for x in stretches(mix, ref, run, lag, gain, n, shift, SILENT_RUN_DB) if x[2] < STRETCH_MIN]
+        lost = _merged(lost + losses(mix, ref, run, lag, gain, n, shift, DIP_DB))
         holes = dips(mix, ref, run, lag, gain, n, shift, list(bounds), DIP_DB)
     return off, pres, loud, lost, holes, level
+
+
+def _merged(spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """Lost stretches in order, overlapping ones as one (the lowest presence)."""
+    out: list[tuple[int, int, float]] = []
+    for a, b, p in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(b, out[-1][1]), min(p, out[-1][2]))
+        else:
+            out.append((a, b, p))
+    return out
 
 
 def slice_bounds(pr: PlacedRun, p: Placed) -> list[int]:
