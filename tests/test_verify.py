@@ -40,14 +40,11 @@ def ffmpeg_mix(folder: Path, truth: dict, out: Path, *, drop_uid: str | None = N
             delay = r["offset_ms"] + lead_ms + (shift or {}).get(u["uid"], 0.0)
             args += ["-i", "concat:" + "|".join(str(folder / s) for s in r["slices"])]
             hole = (holes or {}).get(u["uid"])
-            mute_b = "".join(f"volume=0:enable='between(t,{b / 1000:.4f},{(b + hole) / 1000:.4f})',"
-                           for b in slice_bounds_ms(truth, r)) if hole else ""
+            silenced = [(b, b + hole) for b in slice_bounds_ms(truth, r)] if hole else []
             if mute and mute[:2] == (u["uid"], i):
-                lo, ms = mute[2] / 1000, mute[3] / 1000
-                chain_mute = f"volume=0:enable='between(t,{lo:.4f},{lo + ms:.4f})',"
-            else:
-                chain_mute = ""
-            chains.append(f"[{k}:a]asetpts=N/SR/TB,{mute_b}{chain_mute}atrim=end={r['duration_ms'] / 1000:.6f},aresample={rate},"
+                silenced.append((mute[2], mute[2] + mute[3]))
+            quiet = "".join(f"volume=0:enable='between(t,{a / 1000:.4f},{b / 1000:.4f})'," for a, b in silenced)
+            chains.append(f"[{k}:a]asetpts=N/SR/TB,{quiet}atrim=end={r['duration_ms'] / 1000:.6f},aresample={rate},"
                           f"adelay=delays={max(delay, 0):.3f}:all=1[a{k}]")
             labels.append(f"[a{k}]")
             k += 1

@@ -388,6 +388,24 @@ DIP_DOMINANT = 0.5     # judged only where the run is at least half the expected
 DIP_LOCAL_MIN = 20     # loud frames around a boundary needed to know the run's level there
 
 
+def _frame_ratios(mix: Stream, ref: Stream, run: Placed, lag: int, scale: float, n: int, shift: int,
+                  j0: int, j1: int, power: float) -> tuple[np.ndarray, np.ndarray]:
+    """For the run's frames [j0, j1), ``shift`` frames late: the mix's level of the run (the
+    residual's projection on it, 1 where it holds the run as expected) and which frames can be
+    judged (the run louder than ``power`` and at least DIP_DOMINANT of the expected energy in
+    its bands)."""
+    r = run.stream.rows(j0, j1, run.bands).astype(np.float64)
+    e = r.sum(axis=1)
+    others = ref.rows(run.at + j0 + shift, run.at + j1 + shift, run.bands).sum(axis=1)
+    if run.held == run.at + shift:
+        others = np.maximum(others - e, 0.0)
+    w = _residual(mix, ref, run, lag, scale, n, run.at + j0 + shift, run.at + j1 + shift).astype(np.float64)
+    rr = np.einsum("ij,ij->i", r, r)
+    ratio = np.einsum("ij,ij->i", w, r) / np.where(rr > 0, rr, 1.0)
+    share = e / np.maximum(e + others, 1e-30)     # the run's share of the expected energy
+    return ratio, (e > power) & (share >= DIP_DOMINANT)
+
+
 def dips(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, shift: int,
          bounds: list[int], level_db: float) -> list[tuple[int, int, float]]:
     """(boundary frame, dropped frames, depth) at each of the run's slice ``bounds`` (frames
@@ -402,22 +420,13 @@ def dips(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int, s
         j0, j1 = max(0, b - DIP_LOCAL), min(run.frames, b + DIP_LOCAL)
         if j1 - j0 < 2 * DIP_AFTER:
             continue
-        r = run.stream.rows(j0, j1, run.bands).astype(np.float64)
-        e = r.sum(axis=1)
-        others = ref.rows(run.at + j0 + shift, run.at + j1 + shift, run.bands).sum(axis=1)
-        if run.held == run.at + shift:
-            others = np.maximum(others - e, 0.0)
-        w = _residual(mix, ref, run, lag, scale, n, run.at + j0 + shift, run.at + j1 + shift).astype(np.float64)
-        rr = np.einsum("ij,ij->i", r, r)
-        ratio = np.einsum("ij,ij->i", w, r) / np.where(rr > 0, rr, 1.0)
-        share = e / np.maximum(e + others, 1e-30)     # the run's share of the expected energy
-        judged = (e > power) & (share >= DIP_DOMINANT)
+        ratio, judged = _frame_ratios(mix, ref, run, lag, scale, n, shift, j0, j1, power)
         if judged.sum() < DIP_LOCAL_MIN:
             continue
         level = float(np.median(ratio[judged]))
         if level <= 0:
             continue
-        near = np.zeros(len(e), bool)
+        near = np.zeros(len(ratio), bool)
         near[max(0, b - DIP_BEFORE - j0):max(0, b + DIP_AFTER - j0)] = True
         low = judged & near & (ratio < DIP_RATIO * level)
         # a hole of 30 ms or more also takes half a neighbouring frame's energy (the 32 ms window
@@ -446,15 +455,7 @@ def losses(mix: Stream, ref: Stream, run: Placed, lag: int, gain: float, n: int,
     worst = 1.0
     for j in range(0, run.frames, BLOCK):
         e = min(run.frames, j + BLOCK)
-        r = run.stream.rows(j, e, run.bands).astype(np.float64)
-        en = r.sum(axis=1)
-        others = ref.rows(run.at + j + shift, run.at + e + shift, run.bands).sum(axis=1)
-        if run.held == run.at + shift:
-            others = np.maximum(others - en, 0.0)
-        w = _residual(mix, ref, run, lag, scale, n, run.at + j + shift, run.at + e + shift).astype(np.float64)
-        rr = np.einsum("ij,ij->i", r, r)
-        ratio = np.einsum("ij,ij->i", w, r) / np.where(rr > 0, rr, 1.0)
-        judged = (en > power) & (en >= DIP_DOMINANT * (en + others))
+        ratio, judged = _frame_ratios(mix, ref, run, lag, scale, n, shift, j, e, power)
         if judged.sum() < DIP_LOCAL_MIN:
             continue
         level = _local_levels(ratio, judged)
