@@ -67,6 +67,10 @@ def test_parse_when():
     assert parse_when("90m", now) == now - 5_400_000
     assert parse_when("2026-03-14T09:26:53.589Z") == 1_773_480413_589
     assert parse_when("20260314092653589") == 1_773_480413_589
+    # sub-ms bounds round up, the same for --since and --until: a slice at .589 is before .5891
+    assert parse_when("2026-03-14T09:26:53.589100Z") == 1_773_480413_590
+    assert parse_when("2026-03-14T09:26:53.588999+00:00") == 1_773_480413_589
+    assert parse_when("0.0005s", now) == now
     with pytest.raises(UsageError):
         parse_when("soon")
 

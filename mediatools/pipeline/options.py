@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -258,12 +258,14 @@ def parse_age(text: str, what: str = "age") -> float:
 
 def parse_when(text: str, now_ms: int | None = None) -> int:
     """``--since``/``--until``: relative (``24h``, ``90m``, ``7d``: that long ago) or UTC (ISO 8601,
-    or Agora's ``YYYYMMDDHHMMSSmmm``) → Unix ms."""
+    or Agora's ``YYYYMMDDHHMMSSmmm``) → Unix ms, rounded up: slice times are whole ms, and
+    ``first >= ceil(t)`` is ``first >= t`` for both bounds, so a sub-ms bound never admits a slice
+    before it (``--since``) or turns away one before it (``--until``)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     t = text.strip()
     rel = _relative_s(t)
     if rel is not None:
-        return now_ms - int(rel * 1000)
+        return now_ms - math.floor(rel * 1000)
     if re.fullmatch(r"\d{17}", t):
         from ..agora.names import parse_utc
         try:
@@ -277,4 +279,8 @@ def parse_when(text: str, now_ms: int | None = None) -> int:
                          f"not {text!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
+    us = (dt - datetime(1970, 1, 1, tzinfo=timezone.utc)) // _MICROSECOND
+    return -(-us // 1000)
+
+
+_MICROSECOND = timedelta(microseconds=1)
