@@ -14,7 +14,6 @@ import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -272,15 +271,10 @@ def parse_when(text: str, now_ms: int | None = None) -> int:
             return parse_utc(t)
         except ValueError:
             pass
+    from ..timeline.timespec import iso_utc_us
     try:
-        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+        us = iso_utc_us(t)
     except ValueError:
         raise UsageError(f"--since/--until takes a UTC time (2026-03-14T09:00:00Z) or an age (24h, 90m, 7d), "
                          f"not {text!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    us = (dt - datetime(1970, 1, 1, tzinfo=timezone.utc)) // _MICROSECOND
     return -(-us // 1000)
-
-
-_MICROSECOND = timedelta(microseconds=1)

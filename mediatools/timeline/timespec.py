@@ -2,13 +2,24 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from ..agora.names import parse_utc
 from ..errors import UsageError
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
 _SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)s?$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def iso_utc_us(text: str) -> int:
+    """An ISO 8601 time (``Z`` or an offset; none is UTC) → Unix microseconds, exactly (a float
+    timestamp can be a microsecond off). ValueError for anything else."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - _EPOCH) // _MICROSECOND
 
 
 def parse_time(value: str, origin_ms: int) -> float:
@@ -19,10 +30,7 @@ def parse_time(value: str, origin_ms: int) -> float:
         if re.fullmatch(r"\d{17}", v):
             return float(parse_utc(v) - origin_ms)
         if "T" in v or re.fullmatch(r"\d{4}-\d{2}-\d{2}.*", v):
-            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
-            return dt.timestamp() * 1000.0 - origin_ms
+            return iso_utc_us(v) / 1000.0 - origin_ms
         m = _CLOCK.match(v)
         if m:
             h, mi, s = int(m[1] or 0), int(m[2]), float(m[3])
