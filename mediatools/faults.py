@@ -22,12 +22,14 @@ POLICY: tuple[FaultPolicy, ...] = (
                 "skipped; the run splits there, so later audio stays in place and the hole is silence"),
     FaultPolicy("truncated slice (not a whole number of 188-byte TS packets)", "truncated",
                 "skipped like a missing slice"),
-    FaultPolicy("slice holding less audio than its EXTINF (cut at a packet boundary, or packets "
-                "destroyed inside: the file looks whole)", "short_slice",
-                "taken at the audio it holds (its frames counted; decoded when damaged inside, and merge "
-                "decodes that user rather than copy); the next slice joins its run only where that audio ends, "
-                "so later slices stay at their file-name times (the audio after damage inside a slice plays "
-                "that much early within it)"),
+    FaultPolicy("slice holding less audio than its EXTINF (cut at a packet boundary: the file looks whole)",
+                "short_slice",
+                "taken at the audio it holds (its frames counted); the next slice joins its run only where that "
+                "audio ends, so later slices stay at their file-name times"),
+    FaultPolicy("slice with packets lost or garbled inside (the file looks whole)", "damaged_slice",
+                "decoded, placed by its frames' timestamps: the audio lost is silence where it was, and what "
+                "follows keeps its time (the run stays whole); merge decodes that user rather than copy. "
+                "Damage that also leaves it shorter than its EXTINF is short_slice instead (taken at what it holds)"),
     FaultPolicy("slice holding more audio than its EXTINF", "long_slice",
                 "taken whole, likewise (where the next slice starts earlier, the overlap is cut)"),
     FaultPolicy("garbage bytes named .ts (no MPEG-TS sync byte)", "garbage",

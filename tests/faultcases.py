@@ -40,8 +40,8 @@ EXPECTED_CODE = {
     "extinf_negative": "bad_extinf", "extinf_zero": "bad_extinf", "extinf_absurd": "bad_extinf",
     "extinf_nan": "bad_extinf", "utc_impossible": "bad_utc", "utc_far": "utc_outlier",
     "playlist_no_slices": "no_audio",
-    "slice_cut_short": "short_slice", "slice_damaged_inside": "short_slice", "extinf_understated": "long_slice",
-    "slice_packets_lost": "short_slice",
+    "slice_cut_short": "short_slice", "slice_damaged_inside": "damaged_slice", "extinf_understated": "long_slice",
+    "slice_packets_lost": "damaged_slice",
     "slice_null_packets": "undecodable", "slice_noise_with_sync": "undecodable",
 }
 

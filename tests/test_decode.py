@@ -97,6 +97,37 @@ def test_bad_packets_are_skipped_and_decoding_goes_on(rec, tmp_path, capfd):
     assert np.allclose(got[-96000:], want[-96000:], atol=1e-5)    # after the bad slice: the same audio
 
 
+@pytest.mark.parametrize("codec", ["aac", "opus"])
+def test_audio_lost_inside_a_damaged_slice_is_silence_in_place(rec, tmp_path, codec):
+    """40 % of a slice's packets zeroed in its middle: named in ``holes``, the audio they held is
+    silence of its length where it was, so the run keeps its length and everything after the
+    damage is the clean run's samples at the clean run's places. Not named, it closes up."""
+    folder, truth = rec
+    u, paths = next((u, p) for u, p in _runs(folder, truth) if u["codec"] == codec and len(p) >= 3)
+    copies = [Path(shutil.copy(p, tmp_path / p.name)) for p in paths]
+    ch = u["channels"]
+    clean = _all(Decoder(copies, 48000, ch))
+    b = bytearray(copies[1].read_bytes())
+    n = len(b) // 188
+    lo, hi = n * 3 // 10 * 188, n * 7 // 10 * 188
+    b[lo:hi] = bytes(hi - lo)
+    copies[1].write_bytes(bytes(b))
+    closed = _all(Decoder(copies, 48000, ch))
+    with Decoder(copies, 48000, ch, holes=[copies[1]]) as dec:
+        got = _all(dec)
+        filled = dec.filled
+    assert len(closed) < len(clean) - 48000      # more than a second lost: without holes it closes up
+    assert filled > 0 and len(got) == len(clean), (filled, len(got), len(clean))
+    silent = np.flatnonzero(np.abs(got).max(axis=1) == 0)
+    start = len(Decoder(copies[:1], 48000, ch).read(10**8))   # where the damaged slice begins
+    assert len(silent) and start < silent[0] and silent[-1] < start + 4 * 48000, (start, silent[:1], silent[-1:])
+    # past the frames whose decoder state the damage spoiled (Opus: ~150 ms to converge), and but
+    # the stream's last frame: the clean run's samples, sample for sample
+    after = silent[-1] + 1 + 9600
+    assert np.allclose(got[after:-1024], clean[after:-1024], atol=1e-4), codec
+    assert np.array_equal(got[:start], clean[:start])
+
+
 def test_unopenable_streams_name_the_first_slice(rec, tmp_path):
     folder, truth = rec
     _, paths = _runs(folder, truth)[0]

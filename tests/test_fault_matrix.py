@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -105,12 +106,11 @@ def test_hand_made_survivors(fault_case):
                 assert abs(g["duration_ms"] - w["duration_ms"]) < 22.0, (name, g, w)
 
 
-@pytest.mark.parametrize("name", ["slice_cut_short", "slice_damaged_inside", "slice_packets_lost",
-                                  "extinf_understated"])
+@pytest.mark.parametrize("name", ["slice_cut_short", "extinf_understated"])
 def test_a_slice_holding_other_than_its_extinf_keeps_later_slices_in_place(name, fault_case, tmp_path):
-    """A slice that decodes shorter than its EXTINF (cut at a packet boundary, or with packets
-    destroyed inside: the file still looks whole) or longer than it: the slices after it play at
-    their own file-name times, to ±2 ms, instead of that much early (or late) as one stream."""
+    """A slice that decodes shorter than its EXTINF (cut at a packet boundary: the file still
+    looks whole) or longer than it: the slices after it play at their own file-name times, to
+    ±2 ms, instead of that much early (or late) as one stream."""
     from mediatools.agora.names import parse_name
     from mediatools.media.tones import active_spans, decode_pcm, envelope
     folder, truth, uid = fault_case(name)
@@ -141,6 +141,50 @@ def test_a_slice_holding_other_than_its_extinf_keeps_later_slices_in_place(name,
         run_end = next(r["offset_ms"] + r["duration_ms"] for r in tone["runs"]
                        if r["offset_ms"] <= want < r["offset_ms"] + r["duration_ms"])
         assert min(abs(b - run_end) for _, b in spans) <= 2.0, (run_end, spans)
+
+
+def _damage(doc: dict, uid: str, name: str) -> float:
+    """The ms of audio inspect says the damaged slice ``name`` lost."""
+    (p,) = [p for p in doc["recordings"][0]["problems"] if p["uid"] == uid]
+    assert (p["file"], p["code"], p["action"]) == (name, "damaged_slice", "repaired"), p
+    m = re.search(r"([0-9.]+) s of audio gone", p["message"])
+    assert m, p["message"]
+    return float(m[1]) * 1000.0
+
+
+def _assert_damage_in_place(pcm, truth: dict, uid: str, names: list[str], lost_ms: float) -> None:
+    """The tone of ``uid``'s first run: silent inside the damaged second slice for what it lost
+    (to a frame a hole), then on again through the third slice's start, ending where the truth
+    says the run ends (±2 ms): the audio after the damage kept its time, and nothing later moved."""
+    from mediatools.agora.names import parse_name
+    from mediatools.media.tones import active_spans, envelope
+    tone = next(u for u in truth["users"] if u["uid"] == uid)
+    spans = active_spans(envelope(pcm, 48000, tone["freq"]), 48000, threshold=0.125, min_gap_ms=5.0)
+    second, third = (parse_name(n).utc_ms - truth["origin_ms"] for n in names[1:3])
+    holes = [(b, a2) for (_, b), (a2, _) in zip(spans, spans[1:]) if second < b and a2 < third]
+    assert holes, spans
+    assert abs(sum(a - b for b, a in holes) - lost_ms) <= 1024 / 48 * len(holes), (holes, lost_ms)
+    assert any(a < third - 500 and b > third + 500 for a, b in spans), (third, spans)
+    run = tone["runs"][0]
+    assert min(abs(b - (run["offset_ms"] + run["duration_ms"])) for _, b in spans) <= 2.0, (run, spans)
+
+
+@pytest.mark.parametrize("name", ["slice_damaged_inside", "slice_packets_lost"])
+def test_audio_lost_inside_a_slice_is_silence_in_place(name, fault_case, tmp_path):
+    """Packets zeroed (40 % of them) or gone (three) inside a slice that still looks whole: the
+    audio they held is silence where it was (the frames' timestamps say where), so the rest of
+    that slice plays at its time instead of up to 6 s early; the run stays whole."""
+    from mediatools.media.tones import decode_pcm
+    folder, truth, uid = fault_case(name)
+    names = listed_slices(folder, uid)
+    doc = json.loads(run_cli("inspect", str(folder), "--json", check=True).stdout)
+    lost = _damage(doc, uid, names[1])
+    assert (6000 if name == "slice_damaged_inside" else 40) < lost < 15000, lost
+    tone = next(u for u in truth["users"] if u["uid"] == uid)
+    assert [r["start_ms"] for r in _runs(doc, uid)] == [r["start_ms"] for r in tone["runs"]]
+    out = tmp_path / "m.wav"
+    run_cli("mix", str(folder), "-o", str(out), "-q", check=True)
+    _assert_damage_in_place(decode_pcm(out, 48000, 1), truth, uid, names, lost)
 
 
 @pytest.mark.parametrize("name", ["slice_null_packets", "slice_noise_with_sync"])
@@ -486,10 +530,11 @@ def test_merge_tolerant_keeps_survivors_in_place(name, fault_case, tmp_path):
 def test_merge_decodes_a_user_with_a_slice_damaged_inside(name, fault_case, tmp_path):
     """The default copy stopped at the damage ("ADTS sync lost", no file named, no merge.json;
     found by a review session); an Opus copy kept the timestamp gap, which players close up, so
-    every later run played early. That user is decoded, and the third slice plays at its time."""
-    from mediatools.agora.names import parse_name
-    from mediatools.media.tones import active_spans, decode_pcm, envelope
+    every later run played early. That user is decoded, the lost audio silence in place."""
+    from mediatools.media.tones import decode_pcm
     folder, truth, uid = fault_case(name)
+    names = listed_slices(folder, uid)
+    lost = _damage(json.loads(run_cli("inspect", str(folder), "--json", check=True).stdout), uid, names[1])
     out = tmp_path / "merged"
     proc = run_cli("merge", str(folder), "-o", str(out), "--align", "session", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -497,11 +542,8 @@ def test_merge_decodes_a_user_with_a_slice_damaged_inside(name, fault_case, tmp_
     modes = {u["uid"]: (u["mode"], u["reason"]) for u in doc["users"]}
     assert modes[uid] == ("transcode", "a slice is damaged inside (decoded, not copied)"), modes
     assert modes[truth["users"][1]["uid"]][0] == "copy"
-    tone = next(u for u in truth["users"] if u["uid"] == uid)
     pcm = decode_pcm(out / json.loads(proc.stdout)["files"][uid], 48000, 1)
-    spans = active_spans(envelope(pcm, 48000, tone["freq"]), 48000, threshold=0.125)
-    want = parse_name(listed_slices(folder, uid)[2]).utc_ms - truth["origin_ms"]
-    assert min(abs(a - want) for a, _ in spans) <= 1024 / 48 / 2 + 2.0, (want, spans)
+    _assert_damage_in_place(pcm, truth, uid, names, lost)
 
 
 @pytest.mark.parametrize("name", ["missing_slice", "truncated_slice", "not_m3u8", "bak_overlap"])

@@ -127,9 +127,9 @@ def detect_timeline(tl: Timeline, o: ActivityOptions, *, progress: Progress | No
                  "in worker processes" if pool.processes else "on one thread")
         # the longest runs first: the last to finish is then a short one
         order = sorted(jobs, key=lambda j: -j[1].duration_ms)
-        futures = {pool.submit(run_speech, [str(s.path) for s in pr.run.slices if s.path is not None],
-                               pr.duration_ms, min(2, run_channels(pr.run)), o.detector, o.aggressiveness,
-                               o.frame_ms): (uid, pr) for uid, pr in order}
+        futures = {pool.submit(run_speech, pr.run.paths, pr.duration_ms, min(2, run_channels(pr.run)),
+                               o.detector, o.aggressiveness, o.frame_ms, pr.run.holes): (uid, pr)
+                   for uid, pr in order}
         done = 0.0
         for fut in as_completed(futures):
             uid, pr = futures[fut]

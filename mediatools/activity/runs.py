@@ -9,6 +9,7 @@ same run, and no ffmpeg pipes 16 kHz samples into one interpreter per run.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import MediatoolsError
 from ..media.decode import DecodeError, Decoder
@@ -20,12 +21,14 @@ from .detect import SpeechFrames
 __all__ = ["run_speech"]
 
 def run_speech(slices: list[str], duration_ms: float, channels: int, detector: str, aggressiveness: int,
-               frame_ms: int) -> list[tuple[float, float]]:
+               frame_ms: int, holes: Sequence[str] = ()) -> list[tuple[float, float]]:
     """Raw speech spans (start, end: ms from the run's start) of one run, its slices decoded
-    as one stream, ``duration_ms`` of it. Everything it takes and returns pickles."""
+    as one stream (``holes``: its damaged slices), ``duration_ms`` of it. Everything it takes
+    and returns pickles."""
     frames = SpeechFrames(detector, aggressiveness, frame_ms, duration_ms=duration_ms)
     try:
-        with Decoder(slices, RATE_IN, channels, length=int(round(duration_ms * RATE_IN / 1000.0))) as dec:
+        with Decoder(slices, RATE_IN, channels, length=int(round(duration_ms * RATE_IN / 1000.0)),
+                     holes=holes) as dec:
             decode_16k(dec, frames.feed_float)
     except DecodeError as exc:
         raise MediatoolsError(f"decoding failed: {exc.message}", file=exc.file or Path(slices[0]).name,

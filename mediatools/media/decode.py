@@ -16,7 +16,10 @@ on across slices; and no path needs escaping (``concat:`` splits on ``|``).
 the first audio stream, every decoded sample converted by one libswresample (rate, packed
 format, channel layout, flushed at the end), samples ``[skip, length)`` of that stream kept
 by count, not by timestamp. Like the CLI it logs a packet that fails to decode and goes on,
-and ends the stream at a read error; a stream that cannot be opened, has no audio or
+and ends the stream at a read error; unlike it, inside a slice named in ``holes`` (one that
+discovery found damaged: packets lost or garbled inside) audio the frames' timestamps say is
+missing is played as silence where it was, so what follows the damage keeps its time
+(timestamps are trusted only there: between slices the contract plays them back to back); a stream that cannot be opened, has no audio or
 decodes to nothing but errors raises :class:`DecodeError`. Samples are produced only as
 :meth:`Decoder.read` asks, so memory is flat in the run's length.
 """
@@ -26,7 +29,7 @@ import bisect
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from .. import interrupts
 from ..errors import MediatoolsError
@@ -110,17 +113,23 @@ class Decoder:
     with ``container=None`` one file of any format FFmpeg recognises (a mix, for verify).
     ``skip`` and ``length`` keep samples ``[skip, length)`` of
     the converted stream (``atrim=start_sample=skip:end_sample=length``); ``length`` None keeps
-    everything. Use as a context manager, or call :meth:`close`.
+    everything. ``holes``: the slices of ``source`` whose lost audio is silence in place (the
+    damaged ones). Use as a context manager, or call :meth:`close`.
     """
 
     def __init__(self, source: list[str | Path], rate: int, channels: int, *,
-                 skip: int = 0, length: int | None = None, container: str | None = "mpegts"):
+                 skip: int = 0, length: int | None = None, container: str | None = "mpegts",
+                 holes: Iterable[str | Path] = ()):
         import av  # lazily: importing mediatools does not load FFmpeg's libraries
 
         self.channels, self.rate = channels, rate
         self.skip, self.length = max(0, skip), length
         self.bad_packets = 0
         self.frames = 0                 # decoded frames (codec frames, not samples)
+        self.filled = 0                 # samples (at source_rate) of lost audio played as silence
+        self.source_rate = 0            # the decoded stream's rate (of its last frame)
+        self.dropped = 0                # frames of a damaged slice whose timestamps put them nowhere
+        self._spans: list[tuple[int, int]] = []   # damaged slices' timestamp spans (stream time base)
         self._pos = 0                   # converted samples produced so far (before the trim)
         self._pending: list[np.ndarray] = []
         self._have = 0
@@ -137,6 +146,9 @@ class Decoder:
                 raise DecodeError("Stream map '0:a:0' matches no streams (no audio)", file=self.name,
                                   code="decode_failed")
             self._stream = audio[0]
+            damaged = {str(p) for p in holes}
+            self._spans = [sp for p in self._chain.paths if p in damaged
+                           for sp in [_pts_span(p, container)] if sp is not None]
         except (OSError, av.error.FFmpegError) as exc:   # a missing slice; FFmpeg's own errors
             self.close()
             interrupts.check()   # a failed header read may be an interrupt PyAV swallowed
@@ -250,6 +262,51 @@ class Decoder:
                     .reshape(-1, self.channels)
 
     def _frames(self) -> Iterator:
+        """Decoded frames; inside a damaged slice's timestamp span, placed by their timestamps.
+        A frame that starts later than the one before ends is preceded by silence of the
+        difference, once the frame after it confirms its timestamp (a garbled packet's timestamp
+        is not believed on its own: unconfirmed, the frame is dropped); a frame that starts
+        earlier would play over audio already out, and is dropped."""
+        if not self._spans:
+            yield from self._decoded_frames()
+            return
+        tb = float(self._stream.time_base)
+        prev: tuple[int, float] | None = None     # (pts, end pts) of the last frame out
+        held = None                               # (silence in samples, frame) awaiting confirmation
+        for f in self._decoded_frames():
+            self.source_rate = f.sample_rate
+            if held is not None:
+                gap, g = held
+                held = None
+                if f.pts is not None and abs(f.pts - _end(g, tb)) * tb * f.sample_rate <= f.samples / 2:
+                    self.filled += gap
+                    yield _silence_like(g, gap, g.pts - gap / g.sample_rate / tb)
+                    yield g
+                    prev = (g.pts, _end(g, tb))
+                else:
+                    self.dropped += 1
+            if f.pts is None:
+                prev = None
+                yield f
+                continue
+            if prev is not None and self._inside(prev[0], f.pts):
+                late = (f.pts - prev[1]) * tb * f.sample_rate     # in samples
+                if late > f.samples / 2:
+                    held = (int(round(late)), f)
+                    continue
+                if late < -f.samples / 2:
+                    self.dropped += 1
+                    continue
+            prev = (f.pts, _end(f, tb))
+            yield f
+        if held is not None:       # the stream's last frame: nothing to confirm it, kept as it comes
+            yield held[1]
+
+    def _inside(self, a: int, b: int) -> bool:
+        """Timestamps ``a`` and ``b`` both lie in one damaged slice's span."""
+        return any(lo <= a <= hi and lo <= b <= hi for lo, hi in self._spans)
+
+    def _decoded_frames(self) -> Iterator:
         """Decoded frames. A packet the decoder rejects is counted and skipped, as the CLI does;
         a demuxer error ends the stream (the CLI logs it and treats it as the input's end)."""
         import av
@@ -317,6 +374,45 @@ class Decoder:
 
 
 _BATCH = 8192   # samples resampled per call
+
+#: sample formats' numpy types (FFmpeg's names, planar or packed)
+_DTYPES = {"u8": "u1", "s16": "i2", "s32": "i4", "s64": "i8", "flt": "f4", "dbl": "f8"}
+
+
+def _pts_span(path: str, container: str | None) -> tuple[int, int] | None:
+    """The first and last audio packet timestamps of one slice read alone (its packets only,
+    nothing decoded): where in the run's time base its frames lie. None when it has none.
+    First and last, not least and most: a garbled packet's timestamp can be anything."""
+    import av
+    try:
+        with av.open(path, format=container) as c:
+            if not c.streams.audio:
+                return None
+            ts = [p.pts for p in c.demux(c.streams.audio[0]) if p.size and p.pts is not None]
+    except (OSError, av.error.FFmpegError):
+        return None
+    return (ts[0], ts[-1]) if ts and ts[0] < ts[-1] else None
+
+
+def _end(frame, tb: float) -> float:  # noqa: ANN001
+    """Where ``frame`` ends, in its stream's time base ``tb`` (seconds per tick)."""
+    return frame.pts + frame.samples / frame.sample_rate / tb
+
+
+def _silence_like(frame, n: int, pts: float):  # noqa: ANN001, ANN202
+    """``n`` samples of silence in ``frame``'s format, layout and rate, at ``pts``."""
+    import av
+    import numpy as np
+    fmt = frame.format
+    ch = len(frame.layout.channels)
+    base = fmt.name.rstrip("p") if fmt.is_planar else fmt.name
+    data = np.zeros((ch, n) if fmt.is_planar else (1, n * ch), _DTYPES.get(base, "f4"))
+    if base == "u8":
+        data += 128
+    out = av.AudioFrame.from_ndarray(data, format=fmt.name, layout=frame.layout.name)
+    out.sample_rate = frame.sample_rate
+    out.pts, out.time_base = int(round(pts)), frame.time_base
+    return out
 
 
 def _plain_block(views: list[list[memoryview]], packed: bool) -> np.ndarray:

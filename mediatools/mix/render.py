@@ -48,6 +48,7 @@ class Segment:
     run: int = 0                 # the run's index (its key in a verify Reference)
     offset_ms: float = 0.0       # the run's session offset and duration, per the contract
     duration_ms: float = 0.0
+    holes: list[str] = field(default_factory=list)   # damaged slices: lost audio is silence in place
 
 
 def user_segments(ut: UserTimeline, rate: int, *, window_start_ms: float = 0.0,
@@ -63,8 +64,9 @@ def user_segments(ut: UserTimeline, rate: int, *, window_start_ms: float = 0.0,
         ch = min(pr.run.media.channels, 2) if pr.run.media else 1
         segs.append(Segment(start=int(round(start_ms * rate / 1000.0)),
                             length=int(round(end_ms * rate / 1000.0)) - int(round(start_ms * rate / 1000.0)),
-                            slices=[s.path for s in pr.run.slices if s.path is not None], src_channels=ch,
-                            run=pr.index, offset_ms=pr.offset_ms, duration_ms=pr.duration_ms))
+                            slices=[Path(p) for p in pr.run.paths], src_channels=ch,
+                            run=pr.index, offset_ms=pr.offset_ms, duration_ms=pr.duration_ms,
+                            holes=pr.run.holes))
     return segs
 
 
@@ -83,7 +85,7 @@ class _Source:
     def open(self) -> None:
         try:
             self.decoder = Decoder(self.seg.slices, self.rate, self.seg.src_channels,
-                                   skip=max(0, -self.seg.start), length=self.seg.length)
+                                   skip=max(0, -self.seg.start), length=self.seg.length, holes=self.seg.holes)
         except DecodeError as exc:
             self._undecodable(exc)
 

@@ -194,14 +194,38 @@ def _held_ms(path: Path, measure: Measure | None, into: Slice | None = None) -> 
     if h.intact or measure is None:
         return h.ms, slack
     try:
-        return measure(path) * 1000.0, slack
+        if measure is not _default_measure:
+            return measure(path) * 1000.0, slack
+        plays, lost = held_with_holes(path)
     except MediatoolsError:
         return h.ms, slack
+    if into is not None:
+        into.lost_ms = lost * 1000.0
+    return plays * 1000.0, slack
 
 
 def _default_measure(path: Path) -> float:
     from ..media.probe import decoded_duration
     return decoded_duration(path)
+
+
+def held_with_holes(path: Path, rate: int = 48000) -> tuple[float, float]:
+    """Seconds a damaged slice plays in a run, and of those, how many were lost: what decodes
+    plus the audio its frames' timestamps say was lost inside it, which the run's decoder
+    plays as silence in place."""
+    from ..media.decode import DecodeError, Decoder
+    n = 0
+    try:
+        with Decoder([path], rate, 1, holes=[path]) as dec:
+            while True:
+                got = len(dec.read(1 << 16))
+                if not got:
+                    break
+                n += got
+        lost = dec.filled / dec.source_rate if dec.source_rate else 0.0
+    except DecodeError as exc:
+        raise MediatoolsError(exc.message, file=path.name, code="unreadable") from None
+    return n / rate, lost
 
 
 def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: float = DEFAULT_TOLERANCE_MS,
@@ -292,6 +316,9 @@ def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: floa
             s.status = SLICE_GARBAGE
             add(Problem("undecodable", s.name, "holds no intact audio frame", "skipped"))
             continue
+        if s.damaged and holds is not None and (s.duration_ms is None or abs(holds - s.duration_ms) <= slack):
+            add(Problem("damaged_slice", s.name, f"packets lost or garbled inside: {s.lost_ms / 1000:.3f} s of audio "
+                        "gone, played as silence where it was; the rest of the slice keeps its time", "repaired"))
         if holds is not None and s.duration_ms is not None and abs(holds - s.duration_ms) > slack:
             # a decoder plays what the slice holds, not what the playlist says: counted as listed,
             # every later slice of the run would sound that much early (or late)

@@ -34,6 +34,7 @@ class Slice:
     recounted: float = 0.0       # held other than its EXTINF (duration_ms is what it holds): the slack allowed
     aac_format: tuple[int, int, int] | None = None   # (profile, rate index, channels) of its first AAC frame
     damaged: bool = False       # packets lost or garbled inside (it looks whole): decoded, never frame-copied
+    lost_ms: float = 0.0        # of a damaged slice: audio its timestamps say is gone (silence in place)
 
     @property
     def end_ms(self) -> float:
@@ -77,6 +78,16 @@ class Run:
     @property
     def sources(self) -> list[str]:
         return sorted({s.source for s in self.slices})
+
+    @property
+    def paths(self) -> list[str]:
+        """The local files of its slices, in play order: what a decoder reads as one stream."""
+        return [str(s.path) for s in self.slices if s.path is not None]
+
+    @property
+    def holes(self) -> list[str]:
+        """The files of its damaged slices, whose lost audio a decoder plays as silence in place."""
+        return [str(s.path) for s in self.slices if s.path is not None and s.damaged]
 
 
 @dataclass

@@ -220,8 +220,8 @@ def _compare(rep: VerifyReport, mix_job: Future, tl: Timeline, store: FeatureSto
     def submit(pr: PlacedRun) -> Future:
         _, lead = grid_place(pr.offset_ms)
         w = store.writer(f"run{pr.index}", limit=run_frames(pr.duration_ms))
-        return decoders.submit(run_stream, [str(s.path) for s in pr.run.slices if s.path is not None],
-                               pr.duration_ms, lead, min(2, run_channels(pr.run)), str(w.stream.path), w.limit)
+        return decoders.submit(run_stream, pr.run.paths, pr.duration_ms, lead, min(2, run_channels(pr.run)),
+                               str(w.stream.path), w.limit, pr.run.holes)
 
     rep.reference = "mix" if not todo else "recording" if not runs else "mix+recording"
     jobs = [(uid, pr, submit(pr)) for uid, pr in todo]

@@ -18,6 +18,7 @@ decodes, and two decoding threads took 1.6 times as long as one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -31,12 +32,14 @@ from .store import Stream, StreamWriter
 
 __all__ = ["file_stream", "run_stream"]
 
-def run_stream(slices: list[str], duration_ms: float, lead: int, channels: int, path: str, limit: int) -> Stream:
-    """Decode one run (its slices as one stream, ``duration_ms`` of it) to band energies,
+def run_stream(slices: list[str], duration_ms: float, lead: int, channels: int, path: str, limit: int,
+               holes: Sequence[str] = ()) -> Stream:
+    """Decode one run (its slices as one stream, ``holes`` its damaged ones, ``duration_ms`` of it) to band energies,
     delayed by ``lead`` 16 kHz samples onto the mix's 10 ms grid, keeping ``limit`` rows,
     spooled to ``path``. Runs in a worker process: everything it takes and returns pickles."""
     writer = StreamWriter(Stream(Path(path)), limit)
-    with Decoder(slices, RATE_IN, channels, length=int(round(duration_ms * RATE_IN / 1000.0))) as dec:
+    with Decoder(slices, RATE_IN, channels, length=int(round(duration_ms * RATE_IN / 1000.0)),
+                 holes=holes) as dec:
         _reduce(dec, writer, lead)
     give_back()
     return writer.close()
