@@ -115,7 +115,7 @@ def test_audio_lost_inside_a_damaged_slice_is_silence_in_place(rec, tmp_path, co
     closed = _all(Decoder(copies, 48000, ch))
     with Decoder(copies, 48000, ch, holes=[copies[1]]) as dec:
         got = _all(dec)
-        filled = dec.filled
+        filled = dec.lost_s
     assert len(closed) < len(clean) - 48000      # more than a second lost: without holes it closes up
     assert filled > 0 and len(got) == len(clean), (filled, len(got), len(clean))
     silent = np.flatnonzero(np.abs(got).max(axis=1) == 0)

@@ -19,8 +19,9 @@ by count, not by timestamp. Like the CLI it logs a packet that fails to decode a
 and ends the stream at a read error; unlike it, inside a slice named in ``holes`` (one that
 discovery found damaged: packets lost or garbled inside) audio the frames' timestamps say is
 missing is played as silence where it was, so what follows the damage keeps its time
-(timestamps are trusted only there: between slices the contract plays them back to back); a stream that cannot be opened, has no audio or
-decodes to nothing but errors raises :class:`DecodeError`. Samples are produced only as
+(timestamps are trusted only there: between slices the contract plays them back to back).
+A stream that cannot be opened, has no audio or decodes to nothing but errors raises
+:class:`DecodeError`. Samples are produced only as
 :meth:`Decoder.read` asks, so memory is flat in the run's length.
 """
 from __future__ import annotations
@@ -126,9 +127,7 @@ class Decoder:
         self.skip, self.length = max(0, skip), length
         self.bad_packets = 0
         self.frames = 0                 # decoded frames (codec frames, not samples)
-        self.filled = 0                 # samples (at source_rate) of lost audio played as silence
-        self.source_rate = 0            # the decoded stream's rate (of its last frame)
-        self.dropped = 0                # frames of a damaged slice whose timestamps put them nowhere
+        self.lost_s = 0.0               # seconds of lost audio played as silence (damaged slices)
         self._spans: list[tuple[int, int]] = []   # damaged slices' timestamp spans (stream time base)
         self._pos = 0                   # converted samples produced so far (before the trim)
         self._pending: list[np.ndarray] = []
@@ -274,17 +273,14 @@ class Decoder:
         prev: tuple[int, float] | None = None     # (pts, end pts) of the last frame out
         held = None                               # (silence in samples, frame) awaiting confirmation
         for f in self._decoded_frames():
-            self.source_rate = f.sample_rate
             if held is not None:
                 gap, g = held
                 held = None
                 if f.pts is not None and abs(f.pts - _end(g, tb)) * tb * f.sample_rate <= f.samples / 2:
-                    self.filled += gap
+                    self.lost_s += gap / g.sample_rate
                     yield _silence_like(g, gap, g.pts - gap / g.sample_rate / tb)
                     yield g
                     prev = (g.pts, _end(g, tb))
-                else:
-                    self.dropped += 1
             if f.pts is None:
                 prev = None
                 yield f
@@ -295,7 +291,6 @@ class Decoder:
                     held = (int(round(late)), f)
                     continue
                 if late < -f.samples / 2:
-                    self.dropped += 1
                     continue
             prev = (f.pts, _end(f, tb))
             yield f

@@ -166,7 +166,8 @@ def _marked_start(s: Slice) -> bool:
 def _held_ms(path: Path, measure: Measure | None, into: Slice | None = None) -> tuple[float, float] | None:
     """(ms of audio a TS slice holds, the slack to allow against its EXTINF): its frames counted
     (:mod:`mediatools.media.ts_audio`), or, when the slice is damaged inside (a decoder then loses
-    more than the missing frames), measured by decoding it. The slack is 50 ms or 1.5 frames,
+    more than the missing frames), measured by decoding it as a run does (:func:`held_with_holes`;
+    ``into.lost_ms`` gets what was lost). The slack is 50 ms or 1.5 frames,
     whichever is more (an encoder's EXTINF can be a frame off: 64 ms for AAC at 16 kHz). None
     for what cannot be counted or read (taken at its EXTINF). A slice whose audio is not
     countable is decoded; one a decoder gets no audio from holds 0 ms. ``into`` gets the AAC
@@ -194,8 +195,6 @@ def _held_ms(path: Path, measure: Measure | None, into: Slice | None = None) -> 
     if h.intact or measure is None:
         return h.ms, slack
     try:
-        if measure is not _default_measure:
-            return measure(path) * 1000.0, slack
         plays, lost = held_with_holes(path)
     except MediatoolsError:
         return h.ms, slack
@@ -222,10 +221,9 @@ def held_with_holes(path: Path, rate: int = 48000) -> tuple[float, float]:
                 if not got:
                     break
                 n += got
-        lost = dec.filled / dec.source_rate if dec.source_rate else 0.0
     except DecodeError as exc:
         raise MediatoolsError(exc.message, file=path.name, code="unreadable") from None
-    return n / rate, lost
+    return n / rate, dec.lost_s
 
 
 def build_track(key: tuple[str, str, str, str], t: _Track, *, tolerance_ms: float = DEFAULT_TOLERANCE_MS,
